@@ -1,1 +1,57 @@
+//! moor: a low-level OCI container runtime.
+//!
+//! The library is what the `moor` binary, a containerd shim and a pod agent call. A container is
+//! built in three acts, each in its own module:
+//!
+//! 1. **parent** ([`create`]): reads and validates the bundle, prepares everything that can be
+//!    prepared outside the container (state directory, exec fifo, seccomp program, console
+//!    socket), then clones the init process straight into its new namespaces.
+//! 2. **init** ([`init`]): runs inside the namespaces, driven step by step by the parent over the
+//!    typed protocol in [`sync`]; it builds the root filesystem, sets up the process and waits on
+//!    the exec fifo.
+//! 3. **exec**: `start` opens the fifo, init runs the startContainer hooks and execs the workload.
 
+pub mod capabilities;
+pub mod config;
+pub mod create;
+pub mod error;
+pub mod exe;
+pub mod fds;
+pub mod hooks;
+mod init;
+pub mod namespaces;
+pub mod operations;
+pub mod process;
+mod procfs;
+mod rootfs;
+pub mod signals;
+pub mod spec;
+pub mod state;
+mod sync;
+mod sys;
+pub mod terminal;
+pub mod time;
+mod user;
+
+pub use create::CreateOptions;
+pub use error::{Error, Result};
+pub use operations::Runtime;
+pub use state::{ContainerState, Status};
+
+/// The runtime-spec version moor implements.
+pub const OCI_VERSION: &str = "1.2.1";
+
+/// Where warnings go: stderr unless the binary installs its logger.
+static WARN_SINK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Installs the function that receives moor's warnings (the CLI writes them to --log).
+pub fn set_warning_sink(sink: fn(&str)) {
+    let _ = WARN_SINK.set(sink);
+}
+
+pub(crate) fn warn(msg: &str) {
+    match WARN_SINK.get() {
+        Some(sink) => sink(msg),
+        None => eprintln!("moor: warning: {msg}"),
+    }
+}

@@ -1,1 +1,322 @@
-fn main(){}
+//! The `moor` command line: a drop-in for runc's, as containerd's runc shim and podman call it.
+//! Every command is a thin call into the moor library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use moor::{CreateOptions, Runtime};
+
+#[derive(Parser)]
+#[command(
+    name = "moor",
+    about = "A low-level OCI container runtime",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/moor")]
+    root: PathBuf,
+    /// Write log messages to this file instead of stderr.
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log debug messages.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Manage cgroups through systemd (cgroupsPath as slice:prefix:name).
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode: auto, true or false.
+    #[arg(long, global = true, default_value = "auto")]
+    rootless: String,
+    /// Print the version.
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone)]
+struct CreateArgs {
+    /// Path to the bundle directory.
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// Unix socket that receives the pty master when process.terminal is set.
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// File to write the init process's pid to.
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Do not use pivot_root (for rootfs on ramfs).
+    #[arg(long)]
+    no_pivot: bool,
+    /// Do not create a new session keyring.
+    #[arg(long)]
+    no_new_keyring: bool,
+    /// Pass this many extra fds (3, 4, ...) to the container.
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+}
+
+impl CreateArgs {
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            console_fd: None,
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a container from a bundle.
+    Create {
+        id: String,
+        #[command(flatten)]
+        args: CreateArgs,
+    },
+    /// Start a created container.
+    Start { id: String },
+    /// Create, start, wait for and delete a container.
+    Run {
+        id: String,
+        #[command(flatten)]
+        args: CreateArgs,
+        /// Return after starting instead of waiting.
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// Send a signal to a container's init (default SIGTERM).
+    Kill {
+        id: String,
+        signal: Option<String>,
+        /// Signal every process of the container.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Delete a container.
+    Delete {
+        id: String,
+        /// Kill and delete a running container.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List containers.
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Print only the ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        rootless: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+struct Logger {
+    file: Option<std::fs::File>,
+    json: bool,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+fn log(level: &str, msg: &str) {
+    let Some(logger) = LOGGER.get() else {
+        eprintln!("moor: {level}: {msg}");
+        return;
+    };
+    let time = moor::time::now_rfc3339();
+    let line = if logger.json {
+        serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+    } else {
+        format!("time={time:?} level={level} msg={msg:?}")
+    };
+    match &logger.file {
+        Some(f) => {
+            let mut w: &std::fs::File = f;
+            let _ = writeln!(w, "{line}");
+        }
+        None => eprintln!("{line}"),
+    }
+}
+
+fn warn(msg: &str) {
+    log("warning", msg);
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let file = cli
+        .log
+        .as_ref()
+        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+    let has_file = file.is_some();
+    let _ = LOGGER.set(Logger {
+        file,
+        json: cli.log_format == LogFormat::Json,
+    });
+    moor::set_warning_sink(warn);
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            log("error", &msg);
+            if has_file {
+                eprintln!("moor: {msg}");
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    if cli.version {
+        println!("moor version {}", env!("CARGO_PKG_VERSION"));
+        println!("commit: {}", env!("MOOR_COMMIT"));
+        println!("spec: {}", moor::OCI_VERSION);
+        return Ok(0);
+    }
+    let Some(command) = cli.command else {
+        anyhow::bail!("no command given: see moor --help");
+    };
+    if cli.debug {
+        log("debug", &format!("root {}", cli.root.display()));
+    }
+    let rt = Runtime::new(&cli.root);
+    match command {
+        Command::Create { id, args } => {
+            enter_sealed()?;
+            rt.create(&id, &args.options())
+                .with_context(|| format!("create {id}"))?;
+        }
+        Command::Start { id } => rt.start(&id)?,
+        Command::Run { id, args, detach } => {
+            enter_sealed()?;
+            if detach {
+                rt.create(&id, &args.options())
+                    .with_context(|| format!("create {id}"))?;
+                if let Err(e) = rt.start(&id) {
+                    let _ = rt.delete(&id, true);
+                    return Err(e.into());
+                }
+            } else {
+                return Ok(rt.run(&id, &args.options())?);
+            }
+        }
+        Command::State { id } => {
+            let state = rt.state(&id)?;
+            print!("{}", serde_json::to_string_pretty(&state)?);
+        }
+        Command::Kill { id, signal, all } => {
+            let sig = moor::signals::parse(signal.as_deref().unwrap_or("SIGTERM"))?;
+            rt.kill(&id, sig, all)?;
+        }
+        Command::Delete { id, force } => rt.delete(&id, force)?,
+        Command::List { format, quiet } => list(&rt, format, quiet)?,
+        Command::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                anyhow::bail!("File {} exists. Remove it first", path.display());
+            }
+            let spec = moor::spec::default_spec(rootless);
+            std::fs::write(&path, serde_json::to_string_pretty(&spec)?)
+                .with_context(|| format!("write {}", path.display()))?;
+        }
+    }
+    Ok(0)
+}
+
+/// Commands that put a process into a container first re-execute moor from a sealed copy.
+fn enter_sealed() -> Result<()> {
+    moor::fds::cloexec_from(3);
+    moor::exe::ensure_sealed().context("protect the moor binary")?;
+    Ok(())
+}
+
+fn owner_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
+fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
+    let containers = rt.list()?;
+    if quiet {
+        for (s, _) in &containers {
+            println!("{}", s.id);
+        }
+        return Ok(());
+    }
+    let owner = |s: &moor::ContainerState| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(rt.root.join(&s.id))
+            .map(|m| owner_name(m.uid()))
+            .unwrap_or_default()
+    };
+    match format {
+        ListFormat::Json => {
+            let items: Vec<_> = containers
+                .iter()
+                .map(|(s, status)| {
+                    let mut v = s.oci_state(*status);
+                    v["owner"] = owner(s).into();
+                    v
+                })
+                .collect();
+            println!("{}", serde_json::to_string(&items)?);
+        }
+        ListFormat::Table => {
+            let mut out = String::from("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n");
+            for (s, status) in &containers {
+                let pid = if *status == moor::Status::Stopped { 0 } else { s.pid };
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\n",
+                    s.id,
+                    pid,
+                    status,
+                    s.bundle.display(),
+                    s.created,
+                    owner(s)
+                ));
+            }
+            print!("{out}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,456 @@
+//! The container's cgroup: creation (recording what we created), joining, freezing, listing,
+//! and destruction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{read_opt, read_procs, read_string, walk_dirs, write_file};
+use crate::mode::{
+    detect_mode, is_cgroup2, own_cgroups, relative_to_mount, v1_mounts, Mode, CGROUP_ROOT, HYBRID_UNIFIED,
+};
+use crate::paths::{join_rel, resolve_cgroupfs, systemd_cgroup_path, systemd_running, CgroupPath};
+
+/// What the runtime knows about the container when creating its cgroup.
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupConfig<'a> {
+    /// OCI `linux.cgroupsPath`; may be "".
+    pub cgroups_path: &'a str,
+    pub container_id: &'a str,
+    /// `--systemd-cgroup`: `cgroupsPath` is `slice:prefix:name`.
+    pub systemd: bool,
+    /// Rootless: controllers we may not write to are skipped instead of failing.
+    pub rootless: bool,
+}
+
+/// A container's cgroup on this host. Serializable so the runtime can keep it in its state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    pub(crate) mode: Mode,
+    /// v1 controller name → directory (controllers mounted together share a directory).
+    #[serde(default)]
+    pub(crate) v1: BTreeMap<String, PathBuf>,
+    /// The cgroup2 directory: the container's cgroup on a pure v2 host, or its directory in the
+    /// hybrid unified hierarchy.
+    #[serde(default)]
+    pub(crate) unified: Option<PathBuf>,
+    /// Directories this library created, parents first. Only these are ever removed.
+    #[serde(default)]
+    pub(crate) created: Vec<PathBuf>,
+    #[serde(default)]
+    pub(crate) rootless: bool,
+}
+
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+const EMPTY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn target(mount: &Path, own: &str, spec: &CgroupPath) -> PathBuf {
+    match spec {
+        CgroupPath::Absolute(p) => join_rel(mount, p),
+        CgroupPath::Relative(p) => join_rel(&join_rel(mount, Path::new(own)), p),
+    }
+}
+
+fn skippable_for_rootless(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+    )
+}
+
+/// Enables in `dir` every controller it has available but does not yet pass to its children.
+fn enable_subtree_controllers(dir: &Path) {
+    let avail = read_opt(&dir.join("cgroup.controllers")).ok().flatten();
+    let enabled = read_opt(&dir.join("cgroup.subtree_control"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let enabled: BTreeSet<&str> = enabled.split_whitespace().collect();
+    for c in avail.as_deref().unwrap_or("").split_whitespace() {
+        if !enabled.contains(c) {
+            // Best effort: a busy parent (processes inside) refuses; apply() then reports the
+            // missing interface file with the field that needed it.
+            let _ = write_file(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
+        }
+    }
+}
+
+impl Cgroup {
+    /// Creates (mkdir -p) the container's cgroup in every hierarchy and records what it created.
+    pub fn create(cfg: &CgroupConfig) -> Result<Cgroup> {
+        let mode = detect_mode()?;
+        if cfg.systemd {
+            // Validate the syntax first so a typo is reported as such.
+            systemd_cgroup_path(cfg.cgroups_path, cfg.container_id)?;
+            let msg = if systemd_running() {
+                "moor has no systemd (D-Bus) cgroup driver yet; use the cgroupfs driver \
+                 (omit --systemd-cgroup)"
+            } else {
+                "systemd is not running on this host (no /run/systemd/system); use the cgroupfs \
+                 driver (omit --systemd-cgroup)"
+            };
+            return Err(Error::SystemdUnavailable {
+                path: cfg.cgroups_path.to_string(),
+                msg: msg.to_string(),
+            });
+        }
+        let spec = resolve_cgroupfs(cfg.cgroups_path, cfg.container_id)?;
+        let own = own_cgroups()?;
+        let mut cg = Cgroup {
+            mode,
+            v1: BTreeMap::new(),
+            unified: None,
+            created: Vec::new(),
+            rootless: cfg.rootless,
+        };
+        match cg.create_dirs(&spec, &own) {
+            Ok(()) => Ok(cg),
+            Err(e) => {
+                let _ = cg.remove_created();
+                Err(e)
+            }
+        }
+    }
+
+    fn create_dirs(&mut self, spec: &CgroupPath, own: &BTreeMap<String, String>) -> Result<()> {
+        let own_v2 = own.get("").map(String::as_str).unwrap_or("/");
+        match self.mode {
+            Mode::Unified => {
+                let root = Path::new(CGROUP_ROOT);
+                let dir = target(root, own_v2, spec);
+                if self.mkdir_p(root, &dir, true)? {
+                    self.unified = Some(dir);
+                }
+            }
+            Mode::Legacy | Mode::Hybrid => {
+                for (ctrl, m) in v1_mounts()? {
+                    let own_rel = relative_to_mount(own.get(&ctrl).map(String::as_str).unwrap_or("/"), &m.root);
+                    let dir = target(&m.mount_point, &own_rel, spec);
+                    if self.mkdir_p(&m.mount_point, &dir, false)? {
+                        self.v1.insert(ctrl, dir);
+                    }
+                }
+                if self.v1.is_empty() {
+                    return Err(Error::Setup("no usable cgroup v1 controller is mounted".into()));
+                }
+                let uroot = Path::new(HYBRID_UNIFIED);
+                if self.mode == Mode::Hybrid && is_cgroup2(uroot) {
+                    let dir = target(uroot, own_v2, spec);
+                    if self.mkdir_p(uroot, &dir, false)? {
+                        self.unified = Some(dir);
+                    }
+                }
+                if let Some(dir) = self.v1.get("cpuset").cloned() {
+                    self.init_cpuset(&dir)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// mkdir -p `dir` below `root`, recording created directories. With `v2_enable`, also turns
+    /// on controllers in existing ancestors (pure v2; runc does the same); on the hybrid unified
+    /// tree only directories we created are touched. Returns false if rootless and denied.
+    fn mkdir_p(&mut self, root: &Path, dir: &Path, v2_enable: bool) -> Result<bool> {
+        let rel = dir.strip_prefix(root).map_err(|_| Error::InvalidPath {
+            path: dir.display().to_string(),
+            msg: format!("not below {}", root.display()),
+        })?;
+        let is_v2 = v2_enable || root == Path::new(HYBRID_UNIFIED);
+        let mut cur = root.to_path_buf();
+        for comp in rel.components() {
+            let parent = cur.clone();
+            cur.push(comp);
+            if is_v2 && (v2_enable || self.created.contains(&parent)) {
+                enable_subtree_controllers(&parent);
+            }
+            match std::fs::create_dir(&cur) {
+                Ok(()) => self.created.push(cur.clone()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if self.rootless && skippable_for_rootless(&e) => return Ok(false),
+                Err(e) => return Err(Error::io("mkdir", &cur, e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// A new v1 cpuset cgroup starts with empty cpus/mems; copy them down from the parent.
+    fn init_cpuset(&self, leaf: &Path) -> Result<()> {
+        for dir in self.created.iter().filter(|d| leaf.starts_with(d)) {
+            let Some(parent) = dir.parent() else { continue };
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let cur = read_string(&dir.join(f))?;
+                if cur.trim().is_empty() {
+                    let from_parent = read_string(&parent.join(f))?;
+                    write_file(&dir.join(f), from_parent.trim())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// v2 only: the directory to open for clone3(CLONE_INTO_CGROUP). None on v1 and hybrid hosts
+    /// (there the process must also join the v1 hierarchies: use [`Cgroup::add_task`]).
+    pub fn unified_dir(&self) -> Option<&Path> {
+        match self.mode {
+            Mode::Unified => self.unified.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The directory of a v1 controller, if mounted and ours.
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.v1.get(controller).map(PathBuf::as_path)
+    }
+
+    /// Directories this library created (parents first).
+    pub fn created_dirs(&self) -> &[PathBuf] {
+        &self.created
+    }
+
+    /// Every distinct cgroup directory of this container.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut set: BTreeSet<PathBuf> = self.v1.values().cloned().collect();
+        if let Some(u) = &self.unified {
+            set.insert(u.clone());
+        }
+        set.into_iter().collect()
+    }
+
+    /// Moves a process into the cgroup (every hierarchy).
+    pub fn add_task(&self, pid: i32) -> Result<()> {
+        if pid <= 0 {
+            return Err(Error::Setup(format!("add_task: invalid pid {pid}")));
+        }
+        for dir in self.dirs() {
+            let path = dir.join("cgroup.procs");
+            std::fs::write(&path, pid.to_string()).map_err(|e| Error::io("write pid to", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Applies the container's resources at creation. Device rules are always programmed (the
+    /// configured rules followed by runc's default allow-list), even when none are configured.
+    pub fn apply(&self, r: &LinuxResources) -> Result<()> {
+        self.set_resources(r, true)
+    }
+
+    /// Applies changed resources to a running container; only the fields present are written and
+    /// device rules only when some are given.
+    pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        self.set_resources(r, false)
+    }
+
+    fn set_resources(&self, r: &LinuxResources, initial: bool) -> Result<()> {
+        match self.mode {
+            Mode::Unified => crate::v2::apply(self, r, initial),
+            Mode::Legacy | Mode::Hybrid => crate::v1::apply(self, r, initial),
+        }
+    }
+
+    fn freezer_v1(&self) -> Result<&Path> {
+        self.v1_dir("freezer").ok_or_else(|| {
+            Error::unsupported(
+                "freezer",
+                "the cgroup v1 freezer controller is not mounted (or not accessible)",
+            )
+        })
+    }
+
+    fn v2_dir(&self) -> Result<&Path> {
+        self.unified
+            .as_deref()
+            .ok_or_else(|| Error::Setup("no cgroup v2 directory (rootless without delegation?)".into()))
+    }
+
+    /// Freezes every process of the container and waits until the kernel reports it frozen.
+    pub fn freeze(&self) -> Result<()> {
+        let deadline = Instant::now() + FREEZE_TIMEOUT;
+        if self.mode == Mode::Unified {
+            let dir = self.v2_dir()?;
+            write_file(&dir.join("cgroup.freeze"), "1")?;
+            loop {
+                let events = read_string(&dir.join("cgroup.events"))?;
+                if events.lines().any(|l| l.trim() == "frozen 1") {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    let _ = write_file(&dir.join("cgroup.freeze"), "0");
+                    return Err(Error::Timeout {
+                        what: format!("freezing {}", dir.display()),
+                        millis: FREEZE_TIMEOUT.as_millis() as u64,
+                    });
+                }
+                sleep(Duration::from_millis(1));
+            }
+        }
+        let dir = self.freezer_v1()?;
+        let state = dir.join("freezer.state");
+        let mut pause = Duration::from_micros(100);
+        loop {
+            // Re-writing FROZEN retries tasks that were busy (e.g. in vfork) when last tried.
+            write_file(&state, "FROZEN")?;
+            if read_string(&state)?.trim() == "FROZEN" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = write_file(&state, "THAWED");
+                return Err(Error::Timeout {
+                    what: format!("freezing {}", dir.display()),
+                    millis: FREEZE_TIMEOUT.as_millis() as u64,
+                });
+            }
+            sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// Thaws the container.
+    pub fn thaw(&self) -> Result<()> {
+        if self.mode == Mode::Unified {
+            return write_file(&self.v2_dir()?.join("cgroup.freeze"), "0");
+        }
+        let state = self.freezer_v1()?.join("freezer.state");
+        write_file(&state, "THAWED")?;
+        let deadline = Instant::now() + FREEZE_TIMEOUT;
+        while read_string(&state)?.trim() != "THAWED" {
+            if Instant::now() > deadline {
+                return Err(Error::Timeout {
+                    what: format!("thawing {}", state.display()),
+                    millis: FREEZE_TIMEOUT.as_millis() as u64,
+                });
+            }
+            sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// True when the container is frozen (or freezing was requested, on v2).
+    pub fn is_frozen(&self) -> Result<bool> {
+        if self.mode == Mode::Unified {
+            let v = read_opt(&self.v2_dir()?.join("cgroup.freeze"))?.unwrap_or_default();
+            return Ok(v.trim() == "1");
+        }
+        match self.v1_dir("freezer") {
+            Some(d) => Ok(read_string(&d.join("freezer.state"))?.trim() == "FROZEN"),
+            None => Ok(false),
+        }
+    }
+
+    /// The directory whose tree lists the container's processes.
+    fn procs_dir(&self) -> Option<&Path> {
+        if self.mode == Mode::Unified {
+            return self.unified.as_deref();
+        }
+        ["pids", "freezer", "devices", "memory", "cpu"]
+            .iter()
+            .find_map(|c| self.v1_dir(c))
+            .or_else(|| self.v1.values().next().map(PathBuf::as_path))
+    }
+
+    /// Every process in the container's cgroup, including nested cgroups.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let mut out = BTreeSet::new();
+        if let Some(d) = self.procs_dir() {
+            for dir in walk_dirs(d) {
+                out.extend(read_procs(&dir)?);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn all_pids(&self) -> Result<BTreeSet<i32>> {
+        let mut out = BTreeSet::new();
+        for d in self.dirs() {
+            for dir in walk_dirs(&d) {
+                out.extend(read_procs(&dir)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn kill_all(&self) -> Result<()> {
+        if let Some(u) = &self.unified {
+            let kill = u.join("cgroup.kill");
+            if kill.exists() {
+                write_file(&kill, "1")?;
+                if self.mode == Mode::Unified {
+                    return Ok(());
+                }
+            }
+        }
+        let frozen = self.mode != Mode::Unified && self.v1_dir("freezer").is_some() && {
+            // A frozen cgroup cannot fork while we signal it.
+            self.freeze().is_ok()
+        };
+        for pid in self.all_pids()? {
+            // SAFETY: kill(2) with a pid read from our own cgroup; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if frozen || self.mode == Mode::Unified {
+            let _ = self.thaw();
+        }
+        Ok(())
+    }
+
+    /// Kills what is left (only if we created the container's cgroup), waits until it is empty,
+    /// and removes the directories we created, deepest first (with any nested cgroups inside).
+    pub fn destroy(&self) -> Result<()> {
+        let ours = self.dirs().iter().any(|d| self.created.contains(d));
+        if ours {
+            self.kill_all()?;
+            let deadline = Instant::now() + EMPTY_TIMEOUT;
+            let mut last_kill = Instant::now();
+            while !self.all_pids()?.is_empty() {
+                if Instant::now() > deadline {
+                    return Err(Error::Timeout {
+                        what: "waiting for the container's cgroup to become empty".into(),
+                        millis: EMPTY_TIMEOUT.as_millis() as u64,
+                    });
+                }
+                if last_kill.elapsed() > Duration::from_millis(500) {
+                    // New processes may have been forked between listing and killing.
+                    self.kill_all()?;
+                    last_kill = Instant::now();
+                }
+                sleep(Duration::from_millis(5));
+            }
+        }
+        self.remove_created()
+    }
+
+    fn remove_created(&self) -> Result<()> {
+        let mut dirs = self.created.clone();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            for sub in walk_dirs(&d).into_iter().rev() {
+                rmdir_retry(&sub)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rmdir_retry(dir: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(Error::io("rmdir", dir, e)),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Turning OCI `linux.cgroupsPath` into a cgroup path inside each hierarchy (pure logic).
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Where the container's cgroup goes, before a hierarchy is chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CgroupPath {
+    /// Relative to each hierarchy's root, e.g. `/moor-test/x`.
+    Absolute(PathBuf),
+    /// Relative to the calling process's own cgroup in each hierarchy (runc's behaviour for ""
+    /// and for relative paths).
+    Relative(PathBuf),
+}
+
+fn check_id(id: &str) -> Result<()> {
+    if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
+        return Err(Error::InvalidPath {
+            path: String::new(),
+            msg: format!("container id {id:?} cannot name a cgroup"),
+        });
+    }
+    Ok(())
+}
+
+/// Cleans a path lexically, refusing `..` (it could leave the hierarchy or the caller's cgroup).
+fn clean(raw: &str) -> Result<PathBuf> {
+    if raw.contains('\0') {
+        return Err(Error::InvalidPath {
+            path: raw.to_string(),
+            msg: "contains a NUL byte".into(),
+        });
+    }
+    let mut out = PathBuf::new();
+    for c in Path::new(raw).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                return Err(Error::InvalidPath {
+                    path: raw.to_string(),
+                    msg: "\"..\" is not allowed".into(),
+                })
+            }
+            Component::Prefix(_) => {
+                return Err(Error::InvalidPath {
+                    path: raw.to_string(),
+                    msg: "unexpected path prefix".into(),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves a cgroupfs-driver `cgroupsPath`: "" → `<own cgroup>/<id>`, "/a/b" → `/a/b` under each
+/// hierarchy root, "a/b" → `<own cgroup>/a/b`.
+pub fn resolve_cgroupfs(cgroups_path: &str, container_id: &str) -> Result<CgroupPath> {
+    if cgroups_path.is_empty() {
+        check_id(container_id)?;
+        return Ok(CgroupPath::Relative(PathBuf::from(container_id)));
+    }
+    let cleaned = clean(cgroups_path)?;
+    if cgroups_path.starts_with('/') {
+        if cleaned.as_os_str().is_empty() {
+            return Err(Error::InvalidPath {
+                path: cgroups_path.to_string(),
+                msg: "the hierarchy root itself cannot be a container's cgroup".into(),
+            });
+        }
+        Ok(CgroupPath::Absolute(PathBuf::from("/").join(cleaned)))
+    } else {
+        if cleaned.as_os_str().is_empty() {
+            return Err(Error::InvalidPath {
+                path: cgroups_path.to_string(),
+                msg: "empty relative path".into(),
+            });
+        }
+        Ok(CgroupPath::Relative(cleaned))
+    }
+}
+
+/// Expands a systemd slice name: `a-b-c.slice` → `/a.slice/a-b.slice/a-b-c.slice`.
+pub fn expand_slice(slice: &str) -> Result<PathBuf> {
+    let bad = |msg: &str| Error::InvalidPath {
+        path: slice.to_string(),
+        msg: msg.to_string(),
+    };
+    let Some(stem) = slice.strip_suffix(".slice") else {
+        return Err(bad("a slice name must end in \".slice\""));
+    };
+    if slice.contains('/') {
+        return Err(bad("a slice name cannot contain '/'"));
+    }
+    if stem == "-" {
+        return Ok(PathBuf::from("/"));
+    }
+    let mut out = PathBuf::from("/");
+    let mut prefix = String::new();
+    for part in stem.split('-') {
+        if part.is_empty() {
+            return Err(bad("empty component in slice name"));
+        }
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        out.push(format!("{prefix}.slice"));
+    }
+    Ok(out)
+}
+
+/// Parses a systemd-driver `cgroupsPath` (`slice:prefix:name`, "" → `system.slice:moor:<id>`) into
+/// the cgroupfs path systemd would use: `/<expanded slice>/<prefix>-<name>.scope`.
+pub fn systemd_cgroup_path(cgroups_path: &str, container_id: &str) -> Result<PathBuf> {
+    let (slice, prefix, name) = if cgroups_path.is_empty() {
+        check_id(container_id)?;
+        ("system.slice", "moor", container_id)
+    } else {
+        let parts: Vec<&str> = cgroups_path.split(':').collect();
+        if parts.len() != 3 {
+            return Err(Error::InvalidPath {
+                path: cgroups_path.to_string(),
+                msg: "expected \"slice:prefix:name\" with the systemd cgroup driver".into(),
+            });
+        }
+        let slice = if parts[0].is_empty() { "system.slice" } else { parts[0] };
+        (slice, parts[1], parts[2])
+    };
+    if name.is_empty() || name.contains('/') || prefix.contains('/') {
+        return Err(Error::InvalidPath {
+            path: cgroups_path.to_string(),
+            msg: "bad unit name".into(),
+        });
+    }
+    let unit = if name.ends_with(".slice") {
+        name.to_string()
+    } else if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    Ok(expand_slice(slice)?.join(unit))
+}
+
+/// True when systemd is the running init (the same test as sd_booted()).
+pub fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// Joins a hierarchy directory with a path that may start with '/'.
+pub(crate) fn join_rel(base: &Path, rel: &Path) -> PathBuf {
+    let mut out = base.to_path_buf();
+    for c in rel.components() {
+        if let Component::Normal(n) = c {
+            out.push(n);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_path_is_own_cgroup_plus_id() {
+        assert_eq!(
+            resolve_cgroupfs("", "ctr1").unwrap(),
+            CgroupPath::Relative("ctr1".into())
+        );
+        assert!(resolve_cgroupfs("", "a/b").is_err());
+        assert!(resolve_cgroupfs("", "..").is_err());
+    }
+
+    #[test]
+    fn absolute_and_relative() {
+        assert_eq!(
+            resolve_cgroupfs("/moor-test/x/", "id").unwrap(),
+            CgroupPath::Absolute("/moor-test/x".into())
+        );
+        assert_eq!(
+            resolve_cgroupfs("//a/./b", "id").unwrap(),
+            CgroupPath::Absolute("/a/b".into())
+        );
+        assert_eq!(
+            resolve_cgroupfs("a/b", "id").unwrap(),
+            CgroupPath::Relative("a/b".into())
+        );
+        assert!(resolve_cgroupfs("/a/../../etc", "id").is_err());
+        assert!(resolve_cgroupfs("/", "id").is_err());
+        assert!(resolve_cgroupfs("./", "id").is_err());
+    }
+
+    #[test]
+    fn slices() {
+        assert_eq!(
+            expand_slice("a-b-c.slice").unwrap(),
+            PathBuf::from("/a.slice/a-b.slice/a-b-c.slice")
+        );
+        assert_eq!(expand_slice("-.slice").unwrap(), PathBuf::from("/"));
+        assert!(expand_slice("a--b.slice").is_err());
+        assert!(expand_slice("nope").is_err());
+        assert_eq!(
+            systemd_cgroup_path("machine.slice:moor:abc", "x").unwrap(),
+            PathBuf::from("/machine.slice/moor-abc.scope")
+        );
+        assert_eq!(
+            systemd_cgroup_path("", "abc").unwrap(),
+            PathBuf::from("/system.slice/moor-abc.scope")
+        );
+        assert!(systemd_cgroup_path("/abs/path", "x").is_err());
+    }
+
+    #[test]
+    fn join() {
+        assert_eq!(
+            join_rel(Path::new("/sys/fs/cgroup/cpu"), Path::new("/a/b")),
+            PathBuf::from("/sys/fs/cgroup/cpu/a/b")
+        );
+    }
+}

@@ -1,0 +1,26 @@
+#!/bin/bash
+# Builds moor-cgroups' test binaries on the host and runs them as root inside a throwaway VM with
+# a pure cgroup v2 hierarchy (../shared/tools/vm-run). Exits non-zero if any test fails.
+#   usage: cgroups/tests/run-v2-in-vm.sh [extra test-binary args, e.g. a test name filter]
+set -euo pipefail
+top=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+vmrun="$top/../shared/tools/vm-run"
+[ -x "$vmrun" ] || { echo "run-v2-in-vm: $vmrun not found" >&2; exit 2; }
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/targets/cgroups}
+
+cd "$top"
+cargo test -p moor-cgroups --no-run >&2
+bins=$(cargo test -p moor-cgroups --no-run --message-format=json 2>/dev/null |
+  grep '"reason":"compiler-artifact"' | grep '"test":true' |
+  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
+[ -n "$bins" ] || { echo "run-v2-in-vm: no test binaries found" >&2; exit 2; }
+
+# The guest sees the host's / read-only (plus a tmpfs overlay), so the binaries run in place.
+script='set -u; rc=0
+echo "guest kernel: $(uname -r); cgroup fs: $(stat -f -c %T /sys/fs/cgroup)"
+for b in '"$(echo $bins)"'; do
+  echo "=== $b"
+  "$b" --test-threads=2 "$@" || rc=1
+done
+exit $rc'
+"$vmrun" --timeout 900 --share "$CARGO_TARGET_DIR" -- bash -c "$script" run-v2 "$@"

@@ -1,0 +1,276 @@
+//! `create`: the parent's half of building a container. It validates the bundle, prepares
+//! everything that can be prepared outside (state directory, exec fifo, console socket,
+//! seccomp program), clones init straight into its new namespaces and drives it through the
+//! protocol in [`crate::sync`]. Any failure kills init and removes what was made.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::capabilities::{self, Sets};
+use crate::config;
+use crate::error::{Error, Result};
+use crate::init::{self, Init};
+use crate::namespaces;
+use crate::state::{ContainerState, StateDir, Status};
+use crate::sync::{self, Msg};
+use crate::sys::{self, Forked};
+use crate::{hooks, user};
+
+#[derive(Default, Clone)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    /// An already connected console socket (used by `run` to relay a terminal itself).
+    pub console_fd: Option<std::sync::Arc<OwnedFd>>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Creates the container and returns its recorded state (status "created").
+pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
+    crate::state::validate_id(id)?;
+    let bundle = config::load(&opts.bundle)?;
+    let spec = &bundle.spec;
+    let linux = spec.linux().clone().unwrap_or_default();
+    let plan = namespaces::plan(linux.namespaces().as_deref().unwrap_or_default())?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "missing"))?;
+    let last_cap = capabilities::last_cap();
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(Sets::from_spec)
+        .transpose()?
+        .map(|s| s.limit_to(last_cap));
+    let seccomp = match linux.seccomp() {
+        Some(s) => {
+            let compiled = moor_seccomp::compile(s)?;
+            for w in compiled.warnings() {
+                crate::warn(&format!("linux.seccomp: {w}"));
+            }
+            Some(compiled)
+        }
+        None => None,
+    };
+    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.console_fd.is_none() {
+        return Err(Error::config("process.terminal", "a terminal needs --console-socket"));
+    }
+    let console_socket = match (&opts.console_socket, &opts.console_fd) {
+        (_, Some(fd)) => Some(fd.try_clone().map_err(|e| Error::sys("dup console socket", e))?),
+        (Some(path), None) => Some(OwnedFd::from(
+            UnixStream::connect(path).map_err(|e| Error::path("connect to console socket", path, e))?,
+        )),
+        (None, None) => None,
+    };
+
+    let dir = StateDir::create(root, id)?;
+    let mut state = ContainerState {
+        oci_version: crate::OCI_VERSION.to_string(),
+        id: id.to_string(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::time::now_rfc3339(),
+        owner: String::new(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        recorded_status: Status::Creating,
+        poststop_hooks: spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().clone())
+            .unwrap_or_default(),
+        cgroup: None,
+    };
+    let mut child = None;
+    let result = (|| {
+        dir.save(&state)?;
+        let fifo = make_fifo(&dir.fifo_path())?;
+        let (parent_end, init_end) = sync::pair().map_err(|e| Error::sys("socketpair", e))?;
+        // Non-dumpable until the workload's execve: nothing in the container may ptrace or
+        // open /proc/PID/* of a process that still holds moor's memory (CVE-2016-9962).
+        sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
+        let init_ctx = Init {
+            id,
+            spec,
+            rootfs: &bundle.rootfs,
+            plan: &plan,
+            sync: init_end,
+            fifo,
+            console_socket,
+            no_pivot: opts.no_pivot,
+            no_new_keyring: opts.no_new_keyring,
+            preserve_fds: opts.preserve_fds,
+            caps,
+            last_cap,
+            seccomp: seccomp.as_ref(),
+            state_lock: dir.lock_fd().as_raw_fd(),
+        };
+        let pid = spawn_init(&plan, init_ctx)?;
+        child = Some(pid);
+        state.pid = pid;
+        state.pid_start_time = crate::state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+        drive_init(&parent_end, pid, &plan, spec, &state)?;
+        state.recorded_status = Status::Created;
+        dir.save(&state)?;
+        if let Some(pid_file) = &opts.pid_file {
+            write_pid_file(pid_file, pid)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        if let Some(pid) = child {
+            // SAFETY: init is our child (directly or through CLONE_PARENT); reap it.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        let _ = dir.remove();
+        return Err(e);
+    }
+    Ok(state)
+}
+
+fn make_fifo(path: &Path) -> Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Error::config("--root", "NUL in path"))?;
+    // SAFETY: NUL-terminated path. 0622: anyone may start (open for reading), only we write.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o622) } != 0 {
+        return Err(Error::last_os(format!("mkfifo {}", path.display())));
+    }
+    // SAFETY: NUL-terminated path; O_PATH opens nothing, so it cannot block.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::last_os(format!("open {}", path.display())));
+    }
+    // SAFETY: the kernel just returned this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Clones init into its namespaces. When namespaces are joined by path, a short-lived
+/// middle process joins them first (a joined pid namespace only applies to children) and
+/// clones init with CLONE_PARENT, so init is still our child.
+fn spawn_init(plan: &namespaces::Plan, init_ctx: Init) -> Result<i32> {
+    if plan.join.is_empty() {
+        return match sys::clone3(plan.clone_flags, None).map_err(|e| Error::sys("clone3 into the new namespaces", e))? {
+            Forked::Child => init::run(init_ctx),
+            Forked::Parent(pid) => Ok(pid),
+        };
+    }
+    let (mut rx, tx) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+    match sys::clone3(0, None).map_err(|e| Error::sys("clone", e))? {
+        Forked::Child => {
+            let reply = (|| -> Result<i32> {
+                namespaces::join_all(plan)?;
+                match sys::clone3(plan.clone_flags | libc::CLONE_PARENT as u64, None)
+                    .map_err(|e| Error::sys("clone3 into the new namespaces", e))?
+                {
+                    Forked::Child => init::run(init_ctx),
+                    Forked::Parent(pid) => Ok(pid),
+                }
+            })();
+            let msg = match reply {
+                Ok(pid) => pid.to_string(),
+                Err(e) => format!("error: {e}"),
+            };
+            let _ = sys::write_all(tx.as_fd(), msg.as_bytes());
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Forked::Parent(middle) => {
+            drop(tx);
+            let mut reply = String::new();
+            let _ = rx.read_to_string(&mut reply);
+            // SAFETY: reap the middle process, our child.
+            unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
+            reply
+                .parse()
+                .map_err(|_| Error::Init(reply.trim_start_matches("error: ").to_string()))
+        }
+    }
+}
+
+/// The parent's side of the sync protocol (see the diagram in [`crate::sync`]).
+fn drive_init(
+    sync: &sync::Channel,
+    pid: i32,
+    plan: &namespaces::Plan,
+    spec: &oci_spec::runtime::Spec,
+    state: &ContainerState,
+) -> Result<()> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    if plan.new_ns(LinuxNamespaceType::User) {
+        let uid = linux.uid_mappings().clone().unwrap_or_default();
+        let gid = linux.gid_mappings().clone().unwrap_or_default();
+        // SAFETY: geteuid cannot fail.
+        let unprivileged = unsafe { libc::geteuid() } != 0;
+        user::write_id_maps(pid, &uid, &gid, unprivileged)?;
+    }
+    send(sync, Msg::Continue)?;
+    let hooks_cfg = spec.hooks().clone().unwrap_or_default();
+    loop {
+        match sync.recv() {
+            Ok(Msg::TimeNsReady) => {
+                write_time_offsets(pid, &linux)?;
+                send(sync, Msg::Continue)?;
+            }
+            Ok(Msg::RunRuntimeHooks) => {
+                let json = state.hook_state(Status::Creating);
+                #[allow(deprecated)]
+                let prestart = hooks_cfg.prestart().clone().unwrap_or_default();
+                hooks::run("prestart", &prestart, &json)?;
+                hooks::run(
+                    "createRuntime",
+                    hooks_cfg.create_runtime().as_deref().unwrap_or_default(),
+                    &json,
+                )?;
+                send(sync, Msg::State(String::from_utf8_lossy(&json).into_owned()))?;
+            }
+            Ok(Msg::Created) => return Ok(()),
+            Ok(Msg::Error(text)) => return Err(Error::Init(text)),
+            Ok(other) => return Err(Error::Init(format!("unexpected sync message {other:?}"))),
+            Err(e) => return Err(Error::Init(format!("init exited during setup ({e})"))),
+        }
+    }
+}
+
+fn send(sync: &sync::Channel, msg: Msg) -> Result<()> {
+    sync.send(&msg)
+        .map_err(|e| Error::Init(format!("init exited during setup ({e})")))
+}
+
+fn write_time_offsets(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let Some(offsets) = linux.time_offsets() else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    let path = format!("/proc/{pid}/timens_offsets");
+    std::fs::write(&path, text).map_err(|e| Error::config("linux.timeOffsets", format!("{path}: {e}")))
+}
+
+/// The pid file holds bare digits and no newline (containerd parses it with Atoi); written
+/// to a temporary name and renamed so a reader never sees it half-written.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    ));
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::path("write pid file", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::path("write pid file", path, e))
+}

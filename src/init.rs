@@ -1,0 +1,347 @@
+//! The container's init, from the clone into its namespaces to the execve of the workload.
+//! Each step below runs in the order the kernel and the runtime-spec require; the comments on
+//! [`steps`] are the checklist. Any failure is reported to the parent as `Msg::Error` and init
+//! exits; the parent then removes everything.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::capabilities::{self, Sets};
+use crate::error::{Error, Result};
+use crate::namespaces::Plan;
+use crate::procfs::Procfs;
+use crate::sync::{Channel, Msg};
+use crate::{hooks, process, rootfs, terminal, user};
+
+/// Everything init needs, prepared by the parent before the clone.
+pub struct Init<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub plan: &'a Plan,
+    pub sync: Channel,
+    /// O_PATH fd of the exec fifo, reopened for writing through the trusted procfs.
+    pub fifo: OwnedFd,
+    pub console_socket: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub caps: Option<Sets>,
+    pub last_cap: u32,
+    pub seccomp: Option<&'a moor_seccomp::Compiled>,
+    /// The parent's copy of the state directory lock: closed first thing, or init would hold
+    /// the container locked for its whole life.
+    pub state_lock: RawFd,
+}
+
+/// Runs init; never returns.
+pub fn run(init: Init) -> ! {
+    let err = match steps(&init) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // After Created nobody listens on the sync socket: the workload's stderr gets the error.
+    if init.sync.send(&Msg::Error(err.to_string())).is_err() {
+        eprintln!("moor: container init: {err}");
+    }
+    // SAFETY: _exit skips atexit handlers and destructors that belong to the parent's copy.
+    unsafe { libc::_exit(1) }
+}
+
+fn wait_continue(sync: &Channel) -> Result<()> {
+    match sync.recv().map_err(|e| Error::sys("sync with the parent", e))? {
+        Msg::Continue => Ok(()),
+        other => Err(Error::Init(format!("unexpected sync message {other:?}"))),
+    }
+}
+
+fn steps(init: &Init) -> Result<Infallible> {
+    let spec = init.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "missing"))?;
+    let linux = spec.linux().clone().unwrap_or_default();
+
+    // SAFETY: closing our inherited copy of the parent's lock fd; nothing else uses it here.
+    unsafe { libc::close(init.state_lock) };
+
+    // 1. A clean signal state for the workload, and die with the parent while it drives us.
+    reset_signals();
+    crate::sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
+        .map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+
+    // 2. The parent writes our uid/gid maps; then we become root of the new user namespace.
+    wait_continue(&init.sync)?;
+    if init.plan.new_ns(LinuxNamespaceType::User) {
+        user::become_ns_root()?;
+    }
+
+    // 3. A time namespace is unshared (it takes effect at execve) once the parent has written
+    //    its offsets.
+    if init.plan.new_ns(LinuxNamespaceType::Time) {
+        nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+            .map_err(|e| Error::sys("unshare the time namespace", e))?;
+        init.sync.send(&Msg::TimeNsReady).map_err(|e| Error::sys("sync", e))?;
+        wait_continue(&init.sync)?;
+    }
+
+    // 4. A session keyring of our own, so containers never share the caller's keys.
+    if !init.no_new_keyring {
+        join_session_keyring(init.id)?;
+    }
+
+    // 5. The root filesystem, up to the point where the createRuntime hooks run.
+    if !init.plan.new_ns(LinuxNamespaceType::Mount) && !init.plan.joins(LinuxNamespaceType::Mount) {
+        return Err(Error::config(
+            "linux.namespaces",
+            "moor needs a mount namespace to build the rootfs",
+        ));
+    }
+    let prepared = rootfs::prepare(
+        spec,
+        init.rootfs,
+        init.plan.new_ns(LinuxNamespaceType::User) || init.plan.joins(LinuxNamespaceType::User),
+    )?;
+    let procfs = Procfs::open()?;
+
+    // 6. The console, from our own devpts, before masks can hide anything.
+    let pty = if process.terminal().unwrap_or(false) {
+        let pty = terminal::open_pty(prepared.root.as_fd())?;
+        if let Some(size) = process.console_size() {
+            terminal::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)?;
+        }
+        let socket = init
+            .console_socket
+            .as_ref()
+            .ok_or_else(|| Error::config("process.terminal", "a terminal needs --console-socket"))?;
+        terminal::send_fd(socket.as_fd(), pty.master.as_fd(), "/dev/ptmx")?;
+        rootfs::bind_console(prepared.root.as_fd(), pty.slave.as_fd())?;
+        Some(pty.slave)
+    } else {
+        None
+    };
+
+    // 7. The parent runs prestart and createRuntime hooks; we get the state for ours.
+    init.sync
+        .send(&Msg::RunRuntimeHooks)
+        .map_err(|e| Error::sys("sync", e))?;
+    let state = match init.sync.recv().map_err(|e| Error::sys("sync with the parent", e))? {
+        Msg::State(json) => json,
+        other => return Err(Error::Init(format!("unexpected sync message {other:?}"))),
+    };
+    let hooks_cfg = spec.hooks().clone().unwrap_or_default();
+    hooks::run(
+        "createContainer",
+        hooks_cfg.create_container().as_deref().unwrap_or_default(),
+        state.as_bytes(),
+    )?;
+
+    // 8. Masked and read-only paths, then pivot_root into the rootfs.
+    rootfs::mask_paths(
+        prepared.root.as_fd(),
+        linux.masked_paths().as_deref().unwrap_or_default(),
+    )?;
+    rootfs::readonly_paths(
+        prepared.root.as_fd(),
+        linux.readonly_paths().as_deref().unwrap_or_default(),
+    )?;
+    let cwd = process.cwd().clone();
+    rootfs::paths::ensure_in_root(prepared.root.as_fd(), &cwd, rootfs::paths::Kind::Dir)?;
+    let readonly = spec.root().as_ref().is_some_and(|r| r.readonly().unwrap_or(false));
+    rootfs::enter(prepared.root, init.no_pivot, readonly)?;
+
+    // 9. Names, kernel parameters and process attributes, while we still hold privileges.
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| Error::config("hostname", e.to_string()))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: d points to d.len() bytes.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Error::last_os("domainname"));
+        }
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        process::set_sysctls(&procfs, sysctl)?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        process::set_oom_score_adj(&procfs, adj)?;
+    }
+    process::set_io_priority(process)?;
+    if let Some(s) = process.scheduler() {
+        process::set_scheduler(s)?;
+    }
+    if let Some(p) = linux.personality() {
+        process::set_personality(p)?;
+    }
+    process::set_lsm_labels(&procfs, process)?;
+    process::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+
+    // 10. Credentials: bounding set, user and groups, no_new_privs, then the capability sets.
+    if let Some(caps) = &init.caps {
+        capabilities::drop_bounding(caps.bounding, init.last_cap)?;
+    }
+    user::switch(process.user())?;
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    if no_new_privs {
+        crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| Error::sys("process.noNewPrivileges", e))?;
+    }
+    // Seccomp without no_new_privs needs CAP_SYS_ADMIN: load it before capabilities drop.
+    let mut notify_fd = None;
+    if let (Some(filter), false) = (init.seccomp, no_new_privs) {
+        notify_fd = filter.install()?;
+    }
+    if let Some(caps) = &init.caps {
+        capabilities::apply(caps, init.last_cap)?;
+    }
+
+    // 11. The working directory (as the container user) and the program, resolved inside.
+    nix::unistd::chdir(&cwd).map_err(|e| Error::config("process.cwd", format!("{}: {e}", cwd.display())))?;
+    verify_cwd()?;
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let args = process.args().as_deref().unwrap_or_default();
+    let program = find_program(&args[0], &env)?;
+    if let (Some(filter), true) = (init.seccomp, no_new_privs) {
+        notify_fd = filter.install()?;
+    }
+    if let Some(fd) = notify_fd.take() {
+        send_seccomp_listener(init, fd.as_fd(), &state)?;
+    }
+    if let Some(slave) = &pty {
+        terminal::become_controlling(slave)?;
+    }
+
+    // 12. Created: the parent may exit now, so stop tying our life to it first.
+    crate::sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    init.sync.send(&Msg::Created).map_err(|e| Error::sys("sync", e))?;
+
+    // 13. The start barrier: opening the fifo for writing blocks until `start` opens it.
+    let fifo = procfs.reopen_fd(init.fifo.as_fd(), libc::O_WRONLY)?;
+    crate::sys::write_all(fifo.as_fd(), b"0").map_err(|e| Error::sys("write the exec fifo", e))?;
+    drop(fifo);
+    hooks::run(
+        "startContainer",
+        hooks_cfg.start_container().as_deref().unwrap_or_default(),
+        state.as_bytes(),
+    )?;
+
+    // 14. Only stdio and the preserved fds survive execve.
+    let preserved = init.preserve_fds + crate::fds::listen_fds();
+    crate::fds::cloexec_from(3 + preserved as i32);
+    crate::fds::keep(preserved);
+    exec(&program, args, &env)
+}
+
+fn reset_signals() {
+    // SAFETY: an empty set unblocks everything; resetting dispositions to default is what a
+    // fresh program expects.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+fn join_session_keyring(id: &str) -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = CString::new(format!("_ses.{id}")).unwrap_or_default();
+    // SAFETY: keyctl with a NUL-terminated name.
+    if unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) } < 0 {
+        let e = std::io::Error::last_os_error();
+        // Keyrings are optional kernel features (and denied by some seccomp policies).
+        if e.raw_os_error() != Some(libc::ENOSYS) && e.raw_os_error() != Some(libc::EACCES) {
+            return Err(Error::sys("join a new session keyring", e));
+        }
+    }
+    Ok(())
+}
+
+/// After chdir the working directory must resolve inside the container (CVE-2024-21626:
+/// a cwd reached through a leaked host fd would be "unreachable").
+fn verify_cwd() -> Result<()> {
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        Ok(p) => Err(Error::config(
+            "process.cwd",
+            format!("{} is outside the container", p.display()),
+        )),
+        Err(e) => Err(Error::config(
+            "process.cwd",
+            format!("the working directory is outside the container: {e}"),
+        )),
+    }
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// args[0] as execve needs it: a path as given, or the first executable match in $PATH.
+fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    let executable = |p: &Path| {
+        let Ok(c) = CString::new(p.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
+        // SAFETY: NUL-terminated path; faccessat with the effective ids.
+        let ok = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) } == 0;
+        ok && std::fs::metadata(p).is_ok_and(|m| m.is_file())
+    };
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        if executable(&p) {
+            return Ok(p);
+        }
+        return Err(Error::config(
+            "process.args",
+            format!("exec: {arg0:?}: {}", std::io::Error::last_os_error()),
+        ));
+    }
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = Path::new(dir).join(arg0);
+        if executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::config(
+        "process.args",
+        format!("exec: {arg0:?}: executable file not found in $PATH"),
+    ))
+}
+
+fn send_seccomp_listener(init: &Init, fd: std::os::fd::BorrowedFd, state: &str) -> Result<()> {
+    let Some(path) = init
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_path().clone())
+    else {
+        return Ok(());
+    };
+    moor_seccomp::send_notify_fd(&path, fd, state.as_bytes()).map_err(Error::from)
+}
+
+fn exec(program: &Path, args: &[String], env: &[String]) -> Result<Infallible> {
+    let cstr = |s: &str| CString::new(s).map_err(|_| Error::config("process", format!("{s:?} contains NUL")));
+    let prog =
+        CString::new(program.as_os_str().as_encoded_bytes()).map_err(|_| Error::config("process.args", "NUL"))?;
+    let argv: Vec<CString> = args.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
+    let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect::<Result<_>>()?;
+    let e = match nix::unistd::execve(&prog, &argv, &envp) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    Err(Error::config(
+        "process.args",
+        format!("exec {}: {e}", program.display()),
+    ))
+}

@@ -1,0 +1,260 @@
+//! The lifecycle operations on an existing container: start, state, kill, delete, list, and
+//! `run` (create + start + wait + delete) in the foreground.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use crate::create::{self, CreateOptions};
+use crate::error::{Error, Result};
+use crate::state::{ContainerState, StateDir, Status};
+use crate::{hooks, sys, terminal};
+
+/// A moor runtime rooted at a state directory (`--root`, default /run/moor).
+pub struct Runtime {
+    pub root: PathBuf,
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>) -> Runtime {
+        Runtime { root: root.into() }
+    }
+
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
+        create::create(&self.root, id, opts)
+    }
+
+    /// Loads a container's recorded state and its live status, without taking its lock
+    /// (state.json is replaced atomically).
+    pub fn load(&self, id: &str) -> Result<(ContainerState, Status)> {
+        crate::state::validate_id(id)?;
+        let dir = self.root.join(id);
+        let data = match std::fs::read(dir.join(crate::state::STATE_FILE)) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::DoesNotExist(id.to_string())),
+            Err(e) => return Err(Error::path("cannot read state", dir, e)),
+        };
+        let state: ContainerState =
+            serde_json::from_slice(&data).map_err(|e| Error::sys(format!("corrupt state of {id}"), e))?;
+        let status = state.status(&dir, false);
+        Ok((state, status))
+    }
+
+    /// `state`: the OCI state JSON plus runc's extra fields.
+    pub fn state(&self, id: &str) -> Result<serde_json::Value> {
+        let (state, status) = self.load(id)?;
+        Ok(state.oci_state(status))
+    }
+
+    /// `start`: releases init from the exec fifo, then runs the poststart hooks.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let dir = StateDir::open(&self.root, id)?;
+        let state = dir.load()?;
+        let status = state.status(&dir.path, false);
+        if status != Status::Created {
+            return Err(Error::InvalidState(format!(
+                "cannot start a container that is {status}: {id} is not in created state"
+            )));
+        }
+        let pidfd = open_pidfd(&state)?.ok_or_else(|| Error::NotRunning(id.to_string()))?;
+        let fifo_path = dir.fifo_path();
+        let fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&fifo_path)
+            .map_err(|e| Error::path("open exec fifo", &fifo_path, e))?;
+        // Wait until init has written its byte, or has died.
+        let mut fds = [
+            libc::pollfd {
+                fd: fifo.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        loop {
+            // SAFETY: two valid pollfds.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if r < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(Error::last_os("wait for init"));
+            }
+            if fds[0].revents & libc::POLLIN != 0 {
+                break;
+            }
+            if fds[1].revents != 0 || fds[0].revents & libc::POLLHUP != 0 {
+                return Err(Error::InvalidState(format!("container {id}: init exited before start")));
+            }
+        }
+        let mut byte = [0u8; 1];
+        use std::io::Read;
+        (&fifo)
+            .read(&mut byte)
+            .map_err(|e| Error::path("read exec fifo", &fifo_path, e))?;
+        std::fs::remove_file(&fifo_path).map_err(|e| Error::path("remove exec fifo", &fifo_path, e))?;
+        let mut running = state.clone();
+        running.recorded_status = Status::Running;
+        dir.save(&running)?;
+        let poststart = self.poststart_hooks(&state);
+        hooks::run_warn("poststart", &poststart, &state.hook_state(Status::Running));
+        Ok(())
+    }
+
+    fn poststart_hooks(&self, state: &ContainerState) -> Vec<oci_spec::runtime::Hook> {
+        crate::config::load(&state.bundle)
+            .ok()
+            .and_then(|b| b.spec.hooks().as_ref().and_then(|h| h.poststart().clone()))
+            .unwrap_or_default()
+    }
+
+    /// `kill`: signals init (or, with `all`, every process of the container).
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        let (state, status) = self.load(id)?;
+        if status == Status::Stopped {
+            return Err(Error::NotRunning(id.to_string()));
+        }
+        let pidfd = open_pidfd(&state)?.ok_or_else(|| Error::NotRunning(id.to_string()))?;
+        if all {
+            for pid in container_pids(&state) {
+                if pid != state.pid {
+                    // SAFETY: pids of the container's pid namespace, read just now.
+                    unsafe { libc::kill(pid, signal) };
+                }
+            }
+        }
+        sys::pidfd_send_signal(pidfd.as_fd(), signal).map_err(|e| match e.raw_os_error() {
+            Some(libc::ESRCH) => Error::InvalidState("no such process".into()),
+            _ => Error::sys(format!("signal container {id}"), e),
+        })
+    }
+
+    /// `delete`: removes a stopped (or created) container; `force` kills a running one first.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let dir = StateDir::open(&self.root, id)?;
+        let state = match dir.load() {
+            Ok(s) => s,
+            // A state directory without state is debris of a crashed create: remove it.
+            Err(_) => return dir.remove(),
+        };
+        let status = state.status(&dir.path, false);
+        match status {
+            Status::Stopped | Status::Created => {}
+            _ if force => {}
+            _ => {
+                return Err(Error::InvalidState(format!(
+                    "cannot delete container {id} that is not stopped: {status}"
+                )));
+            }
+        }
+        if let Some(pidfd) = open_pidfd(&state)? {
+            for pid in container_pids(&state) {
+                // SAFETY: pids of the container's pid namespace.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            sys::pidfd_wait_exit(pidfd.as_fd(), 10_000).map_err(|e| Error::sys("wait for init to exit", e))?;
+        }
+        let hook_state = state.hook_state(Status::Stopped);
+        dir.remove()?;
+        hooks::run_warn("poststop", &state.poststop_hooks, &hook_state);
+        Ok(())
+    }
+
+    /// `list`: every container under the root, with its live status.
+    pub fn list(&self) -> Result<Vec<(ContainerState, Status)>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::path("cannot read", &self.root, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str() else { continue };
+            if let Ok(s) = self.load(id) {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| a.0.created.cmp(&b.0.created));
+        Ok(out)
+    }
+
+    /// `run` in the foreground: create, start, forward signals (and relay the terminal when
+    /// moor holds it), wait, delete. Returns the exit code (128+N for death by signal N).
+    pub fn run(&self, id: &str, opts: &CreateOptions) -> Result<i32> {
+        // Blocked before the clone, so a container that exits at once cannot be missed.
+        let signals = crate::signals::Forwarder::block()?;
+        let terminal = crate::config::load(&opts.bundle)?
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        let mut opts = opts.clone();
+        let mut console_rx = None;
+        if terminal && opts.console_socket.is_none() {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+            opts.console_fd = Some(std::sync::Arc::new(OwnedFd::from(theirs)));
+            console_rx = Some(OwnedFd::from(ours));
+        }
+        let state = self.create(id, &opts)?;
+        opts.console_fd = None;
+        let master = match console_rx {
+            Some(rx) => match terminal::recv_fd(rx.as_fd()) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    let _ = self.delete(id, true);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        if let Err(e) = self.start(id) {
+            let _ = self.delete(id, true);
+            return Err(e);
+        }
+        let code = signals.forward_until_exit(state.pid, master.as_ref().map(|m| m.as_fd()));
+        self.delete(id, true)?;
+        code
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// A pidfd for init, only if the pid still belongs to it (same start time): a recycled pid
+/// is never signalled.
+fn open_pidfd(state: &ContainerState) -> Result<Option<OwnedFd>> {
+    if state.pid <= 0 {
+        return Ok(None);
+    }
+    let fd = match sys::pidfd_open(state.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+        Err(e) => return Err(Error::sys("pidfd_open", e)),
+    };
+    // Checked after opening the pidfd: from here on the pid cannot be recycled under us.
+    Ok(state.init_alive().then_some(fd))
+}
+
+/// Every process in init's pid namespace, when the container has a pid namespace of its own.
+fn container_pids(state: &ContainerState) -> Vec<i32> {
+    let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", state.pid)) else {
+        return Vec::new();
+    };
+    if std::fs::read_link("/proc/self/ns/pid").ok().as_ref() == Some(&ns) {
+        return vec![state.pid];
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&ns))
+        .collect()
+}

@@ -1,0 +1,263 @@
+//! Container state on disk: `<root>/<id>/state.json`, written atomically (temp file + rename)
+//! while holding the container's lock, plus the `exec.fifo` start barrier beside it.
+//!
+//! The status is derived, never trusted from the file alone: the init pid must still exist with
+//! the start time recorded at create (a reused pid means "stopped"), the fifo's presence means
+//! "created" (start removes it), and a frozen cgroup means "paused".
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What moor records about a container. The public OCI state is derived from it by
+/// [`ContainerState::oci_state`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    pub oci_version: String,
+    pub id: String,
+    /// The init process, in the runtime's pid namespace; 0 while creating.
+    pub pid: i32,
+    /// Start time of `pid` (clock ticks since boot, /proc/PID/stat field 22): guards against pid reuse.
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+    /// The last status moor wrote; see [`ContainerState::status`] for the live one.
+    pub recorded_status: Status,
+    /// Hooks that must run after delete, kept here because the bundle may be gone by then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststop_hooks: Vec<oci_spec::runtime::Hook>,
+    /// The cgroup moor created for the container, if any (opaque to this module).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<serde_json::Value>,
+}
+
+/// The per-container directory, held open and locked while an operation runs.
+pub struct StateDir {
+    pub path: PathBuf,
+    lock: OwnedFd,
+}
+
+pub fn validate_id(id: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidId {
+            id: id.to_string(),
+            reason,
+        })
+    };
+    if id.is_empty() {
+        return bad("empty");
+    }
+    if id.len() > 1024 {
+        return bad("longer than 1024 bytes");
+    }
+    if id == "." || id == ".." {
+        return bad("is a relative path element");
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b)) {
+        return bad("only letters, digits and _ + - . are allowed");
+    }
+    Ok(())
+}
+
+impl StateDir {
+    /// Creates `<root>/<id>` exclusively (so a second create of the same id fails) and locks it.
+    pub fn create(root: &Path, id: &str) -> Result<StateDir> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(root)
+            .map_err(|e| Error::path("cannot create state root", root, e))?;
+        let path = root.join(id);
+        match fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(id.to_string()))
+            }
+            Err(e) => return Err(Error::path("cannot create state directory", &path, e)),
+        }
+        match Self::lock(path.clone()) {
+            Ok(dir) => Ok(dir),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens and locks an existing container's directory.
+    pub fn open(root: &Path, id: &str) -> Result<StateDir> {
+        validate_id(id)?;
+        let path = root.join(id);
+        match Self::lock(path) {
+            Err(Error::Path { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::DoesNotExist(id.to_string()))
+            }
+            r => r,
+        }
+    }
+
+    fn lock(path: PathBuf) -> Result<StateDir> {
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| Error::path("cannot open state directory", &path, e))?;
+        let lock = OwnedFd::from(dir);
+        loop {
+            // SAFETY: flock on an fd we own.
+            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(Error::path("cannot lock state directory", &path, e));
+            }
+        }
+        Ok(StateDir { path, lock })
+    }
+
+    pub fn fifo_path(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    pub fn load(&self) -> Result<ContainerState> {
+        let file = self.path.join(STATE_FILE);
+        let data = fs::read(&file).map_err(|e| Error::path("cannot read state", &file, e))?;
+        serde_json::from_slice(&data).map_err(|e| Error::sys(format!("corrupt state {}", file.display()), e))
+    }
+
+    /// Replaces state.json atomically: a reader sees the old or the new state, never a torn one.
+    pub fn save(&self, state: &ContainerState) -> Result<()> {
+        let tmp = self.path.join(".state.json.tmp");
+        let file = self.path.join(STATE_FILE);
+        let data = serde_json::to_vec(state).map_err(|e| Error::sys("cannot encode state", e))?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(|e| Error::path("cannot write state", &tmp, e))?;
+        f.write_all(&data)
+            .map_err(|e| Error::path("cannot write state", &tmp, e))?;
+        fs::rename(&tmp, &file).map_err(|e| Error::path("cannot replace state", &file, e))
+    }
+
+    /// Removes the directory; the lock goes with it.
+    pub fn remove(self) -> Result<()> {
+        fs::remove_dir_all(&self.path).map_err(|e| Error::path("cannot remove state directory", &self.path, e))
+    }
+
+    pub fn lock_fd(&self) -> &OwnedFd {
+        &self.lock
+    }
+}
+
+/// What /proc/PID/stat says about a process: its state letter and start time.
+pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let data = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &data[data.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    // Field 22 (starttime) is the 20th after the state field.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+impl ContainerState {
+    /// True when the recorded init process still exists and is not a zombie.
+    pub fn init_alive(&self) -> bool {
+        self.pid > 0
+            && matches!(proc_stat(self.pid), Some((s, start)) if start == self.pid_start_time && s != 'Z' && s != 'X')
+    }
+
+    /// The live status, derived from the process, the fifo and (when paused) the cgroup.
+    pub fn status(&self, dir: &Path, frozen: bool) -> Status {
+        if self.recorded_status == Status::Creating {
+            return Status::Creating;
+        }
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if frozen {
+            return Status::Paused;
+        }
+        if dir.join(EXEC_FIFO).exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+
+    /// The state as `runc state` prints it: the OCI state plus runc's rootfs, created and owner.
+    pub fn oci_state(&self, status: Status) -> serde_json::Value {
+        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let mut v = serde_json::json!({
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "pid": pid,
+            "status": status.to_string(),
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+        });
+        if !self.annotations.is_empty() {
+            v["annotations"] = serde_json::json!(self.annotations);
+        }
+        v
+    }
+
+    /// The runtime-spec state given to hooks on stdin.
+    pub fn hook_state(&self, status: Status) -> Vec<u8> {
+        let v = serde_json::json!({
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "status": status.to_string(),
+            "pid": self.pid,
+            "bundle": self.bundle,
+            "annotations": self.annotations,
+        });
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+}
