@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long, global = true)]
     systemd_cgroup: bool,
     /// Rootless mode: auto, true or false.
-    #[arg(long, global = true, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "true", "false"])]
     rootless: String,
     /// Print the version.
     #[arg(short = 'v', long)]

@@ -250,3 +250,45 @@ pub fn ns_link(pid: i32, ns: &str) -> Option<String> {
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
 }
+
+/// Records host sysctl values and restores any that changed on drop, so a runtime that wrongly
+/// applies a container sysctl to the host cannot leave the host changed. `changed()` tells the
+/// test whether that happened.
+pub struct SysctlGuard {
+    saved: Vec<(PathBuf, String)>,
+}
+
+impl SysctlGuard {
+    /// `keys` in dotted form, e.g. "kernel.shmmax".
+    pub fn new(keys: &[&str]) -> SysctlGuard {
+        let saved = keys
+            .iter()
+            .map(|k| {
+                let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+                let v = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                (p, v)
+            })
+            .collect();
+        SysctlGuard { saved }
+    }
+
+    /// The host sysctls whose value differs from when the guard was made.
+    pub fn changed(&self) -> Vec<String> {
+        self.saved
+            .iter()
+            .filter(|(p, v)| fs::read_to_string(p).ok().as_ref() != Some(v))
+            .map(|(p, _)| p.display().to_string())
+            .collect()
+    }
+}
+
+impl Drop for SysctlGuard {
+    fn drop(&mut self) {
+        for (p, v) in &self.saved {
+            if fs::read_to_string(p).ok().as_ref() != Some(v) {
+                eprintln!("restoring host sysctl {} to {}", p.display(), v.trim());
+                let _ = fs::write(p, v.trim());
+            }
+        }
+    }
+}

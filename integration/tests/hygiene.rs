@@ -113,7 +113,11 @@ fn preserve_fds_passes_fd_3() {
     ctx.start(&id).ok();
     ctx.wait_status(&id, "stopped");
     let out = c.stdout_now();
-    assert!(out.starts_with("preserved-content\n"), "{out}");
+    assert!(
+        out.starts_with("preserved-content\n"),
+        "fd 3 not passed/readable.\nstdout:\n{out}\nstderr:\n{}",
+        c.stderr_now()
+    );
     // Nothing beyond the preserved fd (and ls's own dir fd).
     let extra: Vec<_> = extra_fds(&out).into_iter().filter(|(fd, _)| *fd != 3).collect();
     assert_eq!(extra, vec![], "{out}");

@@ -150,7 +150,12 @@ fn user_namespace_mappings() {
     b.set_sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; sleep 1000");
     let c = ctx.create(&b, &id, &[]).ok();
     let pid = ctx.pid(&id);
-    let st = fs::metadata(format!("/proc/{pid}")).unwrap();
+    let st = fs::metadata(format!("/proc/{pid}")).unwrap_or_else(|e| {
+        panic!(
+            "init pid {pid} from state does not exist ({e}); create stderr: {}",
+            c.stderr_now()
+        )
+    });
     assert_eq!(st.uid(), 100000, "host-side owner of the init");
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert_eq!(

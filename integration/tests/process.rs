@@ -1,7 +1,7 @@
 //! The process section of config.json: args, env, cwd, user, umask, rlimits, caps, ...
 
 use moor_integration::bundle::Bundle;
-use moor_integration::host::{cap_mask, parse_cap_hex, status_field};
+use moor_integration::host::{cap_mask, parse_cap_hex, status_field, SysctlGuard};
 use moor_integration::{require_root, runtime_is, runtime_version, skip, Ctx};
 use serde_json::json;
 
@@ -271,8 +271,8 @@ fn io_priority_applied() {
 #[test]
 fn sysctl_applied_in_container_namespaces() {
     require_root!();
+    let guard = SysctlGuard::new(&["net.ipv4.ip_forward", "kernel.msgmax"]);
     let host_fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
-    let host_msgmax = std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap();
     let want_fwd = if host_fwd.trim() == "1" { "0" } else { "1" };
     let (out, _) = run_sh(
         "sysctl",
@@ -284,32 +284,33 @@ fn sysctl_applied_in_container_namespaces() {
             );
         },
     );
+    assert_eq!(guard.changed(), Vec::<String>::new(), "host sysctls changed (restored)");
     assert_eq!(out, format!("{want_fwd}\n12345\n"));
-    // Host untouched.
-    assert_eq!(
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
-        host_fwd
-    );
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap(), host_msgmax);
 }
 
 #[test]
 fn sysctl_outside_container_namespace_is_refused() {
     require_root!();
-    // kernel.shmmax is per-ipc-ns; without an ipc namespace it would change the host.
+    // kernel.shmmax is per-ipc-ns; without an ipc namespace it would change the host. The guard
+    // restores the host value if the runtime wrongly writes it.
+    let guard = SysctlGuard::new(&["kernel.shmmax"]);
     let ctx = Ctx::new("sysctl_host");
     let (id, mut b) = ctx.bundle(&["true"]);
     b.remove_namespace("ipc");
     b.set("/linux/sysctl", json!({"kernel.shmmax": "4096"}));
-    let before = std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap();
     let o = ctx.create(&b, &id, &[]);
+    assert_eq!(
+        guard.changed(),
+        Vec::<String>::new(),
+        "the runtime changed the HOST's sysctl (restored): {o}"
+    );
     assert!(!o.success(), "sysctl of a host namespace must be refused: {o}");
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(), before);
 }
 
 #[test]
 fn hostname_applied() {
     require_root!();
+    let _guard = SysctlGuard::new(&["kernel.hostname", "kernel.domainname"]);
     let (out, _) = run_sh("hostname", "hostname", |b| {
         b.set("/hostname", json!("moor-host"));
     });
@@ -319,6 +320,7 @@ fn hostname_applied() {
 #[test]
 fn domainname_applied() {
     require_root!();
+    let _guard = SysctlGuard::new(&["kernel.hostname", "kernel.domainname"]);
     if runtime_is("runc") && runtime_version() < (1, 2, 0) {
         skip!("runc < 1.2 ignores the domainname field");
     }
@@ -331,6 +333,7 @@ fn domainname_applied() {
 #[test]
 fn domainname_via_sysctl() {
     require_root!();
+    let _guard = SysctlGuard::new(&["kernel.hostname", "kernel.domainname"]);
     let (out, _) = run_sh("domain_sysctl", "cat /proc/sys/kernel/domainname", |b| {
         b.set("/linux/sysctl", json!({"kernel.domainname": "sysctl.example"}));
     });
