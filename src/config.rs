@@ -141,7 +141,46 @@ fn validate(spec: &Spec) -> Result<()> {
             if key.is_empty() || key.contains("..") || key.starts_with('/') || key.contains('\0') {
                 return Err(Error::config("linux.sysctl", format!("invalid key {key:?}")));
             }
+            check_sysctl_namespace(key, &|t| namespaces.iter().any(|n| n.typ() == t))?;
         }
+    }
+    Ok(())
+}
+
+/// A sysctl may only be set when it belongs to a namespace the container has: otherwise the
+/// write would change the host (as runc, which refuses the same keys).
+fn check_sysctl_namespace(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let field = format!("linux.sysctl.{key}");
+    let need = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        LinuxNamespaceType::Ipc
+    } else if key.starts_with("net.") {
+        LinuxNamespaceType::Network
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        LinuxNamespaceType::Uts
+    } else {
+        return Err(Error::config(
+            field,
+            "not a namespaced sysctl: it would change the host",
+        ));
+    };
+    if !has(need) {
+        return Err(Error::config(
+            field,
+            format!(
+                "needs a {} namespace of the container's own",
+                crate::namespaces::ns_name(need)
+            ),
+        ));
     }
     Ok(())
 }

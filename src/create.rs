@@ -114,6 +114,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             last_cap,
             seccomp: seccomp.as_ref(),
             state_lock: dir.lock_fd().as_raw_fd(),
+            cgroups: crate::rootfs::cgroupfs::memberships("self"),
         };
         let pid = spawn_init(&plan, init_ctx)?;
         child = Some(pid);
@@ -146,6 +147,11 @@ fn make_fifo(path: &Path) -> Result<OwnedFd> {
     // SAFETY: NUL-terminated path. 0622: anyone may start (open for reading), only we write.
     if unsafe { libc::mkfifo(c.as_ptr(), 0o622) } != 0 {
         return Err(Error::last_os(format!("mkfifo {}", path.display())));
+    }
+    // The umask applies to mkfifo; init may run as any user and must still open it to write.
+    // SAFETY: NUL-terminated path.
+    if unsafe { libc::chmod(c.as_ptr(), 0o622) } != 0 {
+        return Err(Error::last_os(format!("chmod {}", path.display())));
     }
     // SAFETY: NUL-terminated path; O_PATH opens nothing, so it cannot block.
     let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };

@@ -12,7 +12,7 @@ pub enum Error {
     DoesNotExist(String),
     #[error("container {0} already exists")]
     AlreadyExists(String),
-    #[error("container {0} is not running")]
+    #[error("container not running: {0}")]
     NotRunning(String),
     #[error("{0}")]
     InvalidState(String),

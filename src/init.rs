@@ -6,16 +6,16 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::capabilities::{self, Sets};
+use crate::capabilities::Sets;
 use crate::error::{Error, Result};
 use crate::namespaces::Plan;
 use crate::procfs::Procfs;
 use crate::sync::{Channel, Msg};
-use crate::{hooks, process, rootfs, terminal, user};
+use crate::{hooks, process, rootfs, terminal, user, workload};
 
 /// Everything init needs, prepared by the parent before the clone.
 pub struct Init<'a> {
@@ -36,6 +36,8 @@ pub struct Init<'a> {
     /// The parent's copy of the state directory lock: closed first thing, or init would hold
     /// the container locked for its whole life.
     pub state_lock: RawFd,
+    /// The container's cgroups as the host sees them, for the /sys/fs/cgroup mount.
+    pub cgroups: Vec<rootfs::cgroupfs::Membership>,
 }
 
 /// Runs init; never returns.
@@ -106,6 +108,7 @@ fn steps(init: &Init) -> Result<Infallible> {
         spec,
         init.rootfs,
         init.plan.new_ns(LinuxNamespaceType::User) || init.plan.joins(LinuxNamespaceType::User),
+        &init.cgroups,
     )?;
     let procfs = Procfs::open()?;
 
@@ -155,7 +158,8 @@ fn steps(init: &Init) -> Result<Infallible> {
     let readonly = spec.root().as_ref().is_some_and(|r| r.readonly().unwrap_or(false));
     rootfs::enter(prepared.root, init.no_pivot, readonly)?;
 
-    // 9. Names, kernel parameters and process attributes, while we still hold privileges.
+    // 9. Names and kernel parameters while we still hold privileges, then the workload's
+    //    attributes, credentials, capabilities and seccomp (see workload.rs for the order).
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| Error::config("hostname", e.to_string()))?;
     }
@@ -168,46 +172,17 @@ fn steps(init: &Init) -> Result<Infallible> {
     if let Some(sysctl) = linux.sysctl() {
         process::set_sysctls(&procfs, sysctl)?;
     }
-    if let Some(adj) = process.oom_score_adj() {
-        process::set_oom_score_adj(&procfs, adj)?;
-    }
-    process::set_io_priority(process)?;
-    if let Some(s) = process.scheduler() {
-        process::set_scheduler(s)?;
-    }
-    if let Some(p) = linux.personality() {
-        process::set_personality(p)?;
-    }
-    process::set_lsm_labels(&procfs, process)?;
-    process::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
-
-    // 10. Credentials: bounding set, user and groups, no_new_privs, then the capability sets.
-    if let Some(caps) = &init.caps {
-        capabilities::drop_bounding(caps.bounding, init.last_cap)?;
-    }
-    user::switch(process.user())?;
-    let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    if no_new_privs {
-        crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| Error::sys("process.noNewPrivileges", e))?;
-    }
-    // Seccomp without no_new_privs needs CAP_SYS_ADMIN: load it before capabilities drop.
-    let mut notify_fd = None;
-    if let (Some(filter), false) = (init.seccomp, no_new_privs) {
-        notify_fd = filter.install()?;
-    }
-    if let Some(caps) = &init.caps {
-        capabilities::apply(caps, init.last_cap)?;
-    }
-
-    // 11. The working directory (as the container user) and the program, resolved inside.
-    nix::unistd::chdir(&cwd).map_err(|e| Error::config("process.cwd", format!("{}: {e}", cwd.display())))?;
-    verify_cwd()?;
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let args = process.args().as_deref().unwrap_or_default();
-    let program = find_program(&args[0], &env)?;
-    if let (Some(filter), true) = (init.seccomp, no_new_privs) {
-        notify_fd = filter.install()?;
-    }
+    let ready = workload::become_workload(
+        &procfs,
+        &workload::Workload {
+            process,
+            personality: linux.personality().as_ref(),
+            caps: init.caps,
+            last_cap: init.last_cap,
+            seccomp: init.seccomp,
+        },
+    )?;
+    let mut notify_fd = ready.notify_fd;
     if let Some(fd) = notify_fd.take() {
         send_seccomp_listener(init, fd.as_fd(), &state)?;
     }
@@ -223,20 +198,25 @@ fn steps(init: &Init) -> Result<Infallible> {
     let fifo = procfs.reopen_fd(init.fifo.as_fd(), libc::O_WRONLY)?;
     crate::sys::write_all(fifo.as_fd(), b"0").map_err(|e| Error::sys("write the exec fifo", e))?;
     drop(fifo);
+    let started = state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1);
     hooks::run(
         "startContainer",
         hooks_cfg.start_container().as_deref().unwrap_or_default(),
-        state.as_bytes(),
+        started.as_bytes(),
     )?;
 
     // 14. Only stdio and the preserved fds survive execve.
     let preserved = init.preserve_fds + crate::fds::listen_fds();
     crate::fds::cloexec_from(3 + preserved as i32);
     crate::fds::keep(preserved);
-    exec(&program, args, &env)
+    workload::exec(
+        &ready.program,
+        process.args().as_deref().unwrap_or_default(),
+        process.env().as_deref().unwrap_or_default(),
+    )
 }
 
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     // SAFETY: an empty set unblocks everything; resetting dispositions to default is what a
     // fresh program expects.
     unsafe {
@@ -265,58 +245,6 @@ fn join_session_keyring(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// After chdir the working directory must resolve inside the container (CVE-2024-21626:
-/// a cwd reached through a leaked host fd would be "unreachable").
-fn verify_cwd() -> Result<()> {
-    match nix::unistd::getcwd() {
-        Ok(p) if p.is_absolute() => Ok(()),
-        Ok(p) => Err(Error::config(
-            "process.cwd",
-            format!("{} is outside the container", p.display()),
-        )),
-        Err(e) => Err(Error::config(
-            "process.cwd",
-            format!("the working directory is outside the container: {e}"),
-        )),
-    }
-}
-
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// args[0] as execve needs it: a path as given, or the first executable match in $PATH.
-fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
-    let executable = |p: &Path| {
-        let Ok(c) = CString::new(p.as_os_str().as_encoded_bytes()) else {
-            return false;
-        };
-        // SAFETY: NUL-terminated path; faccessat with the effective ids.
-        let ok = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) } == 0;
-        ok && std::fs::metadata(p).is_ok_and(|m| m.is_file())
-    };
-    if arg0.contains('/') {
-        let p = PathBuf::from(arg0);
-        if executable(&p) {
-            return Ok(p);
-        }
-        return Err(Error::config(
-            "process.args",
-            format!("exec: {arg0:?}: {}", std::io::Error::last_os_error()),
-        ));
-    }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
-    for dir in path.split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let candidate = Path::new(dir).join(arg0);
-        if executable(&candidate) {
-            return Ok(candidate);
-        }
-    }
-    Err(Error::config(
-        "process.args",
-        format!("exec: {arg0:?}: executable file not found in $PATH"),
-    ))
-}
-
 fn send_seccomp_listener(init: &Init, fd: std::os::fd::BorrowedFd, state: &str) -> Result<()> {
     let Some(path) = init
         .spec
@@ -328,20 +256,4 @@ fn send_seccomp_listener(init: &Init, fd: std::os::fd::BorrowedFd, state: &str) 
         return Ok(());
     };
     moor_seccomp::send_notify_fd(&path, fd, state.as_bytes()).map_err(Error::from)
-}
-
-fn exec(program: &Path, args: &[String], env: &[String]) -> Result<Infallible> {
-    let cstr = |s: &str| CString::new(s).map_err(|_| Error::config("process", format!("{s:?} contains NUL")));
-    let prog =
-        CString::new(program.as_os_str().as_encoded_bytes()).map_err(|_| Error::config("process.args", "NUL"))?;
-    let argv: Vec<CString> = args.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
-    let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect::<Result<_>>()?;
-    let e = match nix::unistd::execve(&prog, &argv, &envp) {
-        Err(e) => e,
-        Ok(never) => match never {},
-    };
-    Err(Error::config(
-        "process.args",
-        format!("exec {}: {e}", program.display()),
-    ))
 }

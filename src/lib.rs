@@ -16,6 +16,7 @@ pub mod config;
 pub mod create;
 pub mod error;
 pub mod exe;
+pub mod exec;
 pub mod fds;
 pub mod hooks;
 mod init;
@@ -32,6 +33,7 @@ mod sys;
 pub mod terminal;
 pub mod time;
 mod user;
+mod workload;
 
 pub use create::CreateOptions;
 pub use error::{Error, Result};

@@ -215,13 +215,13 @@ fn run(cli: Cli) -> Result<i32> {
     let rt = Runtime::new(&cli.root);
     match command {
         Command::Create { id, args } => {
-            enter_sealed()?;
+            enter_sealed(args.preserve_fds)?;
             rt.create(&id, &args.options())
                 .with_context(|| format!("create {id}"))?;
         }
         Command::Start { id } => rt.start(&id)?,
         Command::Run { id, args, detach } => {
-            enter_sealed()?;
+            enter_sealed(args.preserve_fds)?;
             if detach {
                 rt.create(&id, &args.options())
                     .with_context(|| format!("create {id}"))?;
@@ -257,8 +257,8 @@ fn run(cli: Cli) -> Result<i32> {
 }
 
 /// Commands that put a process into a container first re-execute moor from a sealed copy.
-fn enter_sealed() -> Result<()> {
-    moor::fds::cloexec_from(3);
+fn enter_sealed(preserve_fds: u32) -> Result<()> {
+    moor::fds::cloexec_from(3 + (preserve_fds + moor::fds::listen_fds()) as i32);
     moor::exe::ensure_sealed().context("protect the moor binary")?;
     Ok(())
 }

@@ -30,7 +30,12 @@ pub enum Forked {
 pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
     let mut args: libc::clone_args = unsafe_zeroed_clone_args();
     args.flags = flags;
-    args.exit_signal = libc::SIGCHLD as u64;
+    // With CLONE_PARENT the kernel wants no exit signal: the child inherits ours (SIGCHLD).
+    args.exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
+        0
+    } else {
+        libc::SIGCHLD as u64
+    };
     if let Some(fd) = cgroup_fd {
         const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
         args.flags |= CLONE_INTO_CGROUP;

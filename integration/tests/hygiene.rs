@@ -134,6 +134,14 @@ fn container_cannot_reach_writable_runtime_binary() {
     // to write the runtime's executable from inside the container while its init (the runtime)
     // is pid 1 in the created state.
     let dir = temp_dir("rtcopy");
+    // Removed on drop, also when the test panics (after the Ctx below has cleaned up).
+    struct RmDir(PathBuf);
+    impl Drop for RmDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let _rm = RmDir(dir.clone());
     let copy = dir.join(runtime_path().file_name().unwrap());
     fs::copy(runtime_path(), &copy).unwrap();
     let before = sha(&copy);
@@ -182,7 +190,6 @@ fn container_cannot_reach_writable_runtime_binary() {
         ctx.delete_force(&id2);
     }
     let after = sha(&copy);
-    let _ = fs::remove_dir_all(&dir);
     assert!(
         before == after,
         "the runtime binary was modified from inside the container"

@@ -1,7 +1,7 @@
 //! The container's view of /sys/fs/cgroup. On a unified host that is one cgroup2 mount. On
-//! v1 and hybrid hosts it is a tmpfs holding one entry per hierarchy, each showing only the
-//! container's own cgroup: a fresh per-controller mount inside a cgroup namespace (which the
-//! kernel roots at the container's cgroup), else a bind of the container's cgroup directory.
+//! v1 and hybrid hosts it is a tmpfs holding one entry per hierarchy, each a bind of the
+//! container's own cgroup directory (what a cgroup namespace would show, and the only form a
+//! user namespace may mount), read-only unless the config says rw.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
@@ -12,14 +12,17 @@ use crate::error::{Error, Result};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// One line of /proc/self/cgroup: hierarchy controllers and the path in it.
-struct Membership {
+/// One line of /proc/PID/cgroup: hierarchy controllers and the path in it, as the host sees it.
+#[derive(Clone, Debug)]
+pub struct Membership {
     controllers: String,
     path: String,
 }
 
-fn memberships() -> Vec<Membership> {
-    std::fs::read_to_string("/proc/self/cgroup")
+/// The cgroups of `pid` as the host sees them (read by the parent, before init's cgroup
+/// namespace would hide the paths).
+pub fn memberships(pid: &str) -> Vec<Membership> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
@@ -41,13 +44,20 @@ fn unified_host() -> bool {
     r == 0 && st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64
 }
 
-pub fn mount(root: BorrowedFd, target: BorrowedFd, dest: &Path, typ: &str, opts: &Options, field: &str) -> Result<()> {
+pub fn mount(
+    root: BorrowedFd,
+    target: BorrowedFd,
+    dest: &Path,
+    typ: &str,
+    opts: &Options,
+    field: &str,
+    cgroups: &[Membership],
+) -> Result<()> {
     let err = |e: std::io::Error| Error::config(field, format!("mount cgroup on {}: {e}", dest.display()));
     let flags = opts.flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     if typ == "cgroup2" || unified_host() {
         return mounts::mount_fs(target, "cgroup2", "cgroup2", flags, "").map_err(err);
     }
-    let in_cgroupns = std::fs::read_link("/proc/self/ns/cgroup").ok() != std::fs::read_link("/proc/1/ns/cgroup").ok();
     // The tmpfs is writable while we fill it, then made read-only like the entries.
     mounts::mount_fs(
         target,
@@ -57,29 +67,22 @@ pub fn mount(root: BorrowedFd, target: BorrowedFd, dest: &Path, typ: &str, opts:
         "mode=755",
     )
     .map_err(err)?;
-    for m in memberships() {
-        let (name, fstype, data) = match m.controllers.as_str() {
-            "" => ("unified".to_string(), "cgroup2", String::new()),
-            c => {
-                let dir = c.strip_prefix("name=").unwrap_or(c).to_string();
-                (dir, "cgroup", c.to_string())
-            }
+    for m in cgroups {
+        let name = match m.controllers.as_str() {
+            "" => "unified".to_string(),
+            c => c.strip_prefix("name=").unwrap_or(c).to_string(),
         };
         let host_dir = Path::new(CGROUP_ROOT).join(&name);
         if !host_dir.is_dir() {
             continue;
         }
         let entry = paths::ensure_in_root(root, &dest.join(&name), Kind::Dir)?;
-        if in_cgroupns {
-            mounts::mount_fs(entry.as_fd(), "cgroup", fstype, flags, &data).map_err(err)?;
-        } else {
-            let src = host_dir.join(m.path.trim_start_matches('/'));
-            let c = std::ffi::CString::new(src.as_os_str().as_encoded_bytes())
-                .map_err(|_| Error::config(field, "NUL in cgroup path"))?;
-            let tree = crate::sys::open_tree(libc::AT_FDCWD, &c, libc::OPEN_TREE_CLONE).map_err(err)?;
-            crate::sys::mount_setattr(tree.as_fd(), false, ro_attrs(flags), 0, 0).map_err(err)?;
-            crate::sys::move_mount_fd(tree.as_fd(), entry.as_fd()).map_err(err)?;
-        }
+        let src = host_dir.join(m.path.trim_start_matches('/'));
+        let c = std::ffi::CString::new(src.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::config(field, "NUL in cgroup path"))?;
+        let tree = crate::sys::open_tree(libc::AT_FDCWD, &c, libc::OPEN_TREE_CLONE).map_err(err)?;
+        crate::sys::mount_setattr(tree.as_fd(), false, ro_attrs(flags), 0, 0).map_err(err)?;
+        crate::sys::move_mount_fd(tree.as_fd(), entry.as_fd()).map_err(err)?;
         // Co-mounted controllers (cpu,cpuacct) get their conventional symlinks.
         if name.contains(',') {
             for alias in name.split(',') {

@@ -2,7 +2,7 @@
 //! kernel's order: propagation, the rootfs as a mount, config mounts, /dev, the console, masked
 //! and read-only paths, then (after the createContainer hooks) pivot_root and a read-only root.
 
-mod cgroupfs;
+pub mod cgroupfs;
 pub mod devices;
 pub mod mounts;
 pub mod paths;
@@ -24,7 +24,7 @@ pub struct Prepared {
 /// symlinked /proc would redirect procfs writes to the host (CVE-2019-16884 and friends).
 const MUST_BE_DIRS: [&str; 3] = ["proc", "sys", "dev"];
 
-pub fn prepare(spec: &Spec, rootfs: &Path, user_ns: bool) -> Result<Prepared> {
+pub fn prepare(spec: &Spec, rootfs: &Path, user_ns: bool, cgroups: &[cgroupfs::Membership]) -> Result<Prepared> {
     let linux = spec.linux().clone().unwrap_or_default();
     let propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => libc::MS_SLAVE | libc::MS_REC,
@@ -71,7 +71,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, user_ns: bool) -> Result<Prepared> {
 
     let config_mounts = spec.mounts().clone().unwrap_or_default();
     for (i, m) in config_mounts.iter().enumerate() {
-        mounts::mount_one(root.as_fd(), m, &format!("mounts[{i}]"))?;
+        mounts::mount_one(root.as_fd(), m, &format!("mounts[{i}]"), cgroups)?;
     }
     // Like runc: /dev is populated unless the whole of it is a bind from the host.
     let dev_is_bind = config_mounts.iter().any(|m| {

@@ -165,7 +165,7 @@ fn c(s: &str) -> Result<CString> {
 }
 
 /// Performs one config mount below `root`. `field` names it in errors ("mounts[3]").
-pub fn mount_one(root: BorrowedFd, m: &Mount, field: &str) -> Result<()> {
+pub fn mount_one(root: BorrowedFd, m: &Mount, field: &str, cgroups: &[super::cgroupfs::Membership]) -> Result<()> {
     let dest = m.destination();
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
@@ -206,7 +206,7 @@ pub fn mount_one(root: BorrowedFd, m: &Mount, field: &str) -> Result<()> {
 
     let target = paths::ensure_in_root(root, dest, Kind::Dir)?;
     if typ == "cgroup" || typ == "cgroup2" {
-        return super::cgroupfs::mount(root, target.as_fd(), dest, typ, &opts, field);
+        return super::cgroupfs::mount(root, target.as_fd(), dest, typ, &opts, field, cgroups);
     }
     let source = m
         .source()

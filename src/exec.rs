@@ -1,0 +1,258 @@
+//! `exec`: runs another process in a running container. A short-lived middle process enters
+//! the container's namespaces through init's pidfd (one setns for all of them) and clones the
+//! new process with CLONE_PARENT (so it lands in the container's pid namespace and is still
+//! moor's child); that process becomes the workload exactly as init does (workload.rs).
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use oci_spec::runtime::Process;
+
+use crate::capabilities::{self, Sets};
+use crate::error::{Error, Result};
+use crate::operations::Runtime;
+use crate::procfs::Procfs;
+use crate::state::Status;
+use crate::sys::{self, Forked};
+use crate::{terminal, workload};
+
+#[derive(Default)]
+pub struct ExecOptions {
+    pub process: Option<Process>,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub detach: bool,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+const NAMESPACES: [(&str, i32); 8] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("mnt", libc::CLONE_NEWNS),
+    ("pid", libc::CLONE_NEWPID),
+    ("net", libc::CLONE_NEWNET),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("time", libc::CLONE_NEWTIME),
+];
+
+/// The namespaces of `pid` that differ from ours: the ones the new process must enter.
+fn namespaces_of(pid: i32) -> i32 {
+    NAMESPACES
+        .iter()
+        .filter(|(name, _)| {
+            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{name}")).ok();
+            let ours = std::fs::read_link(format!("/proc/self/ns/{name}")).ok();
+            theirs.is_some() && theirs != ours
+        })
+        .fold(0, |flags, (_, f)| flags | f)
+}
+
+impl Runtime {
+    /// The container's own process (from its config.json): the template `exec` starts from.
+    pub fn process_template(&self, id: &str) -> Result<Process> {
+        let (state, _) = self.load(id)?;
+        let bundle = crate::config::load(&state.bundle)?;
+        bundle
+            .spec
+            .process()
+            .clone()
+            .ok_or_else(|| Error::config("process", "missing"))
+    }
+
+    /// Runs a process in the container; returns its exit code (0 when detached).
+    pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32> {
+        let (state, status) = self.load(id)?;
+        match status {
+            Status::Running | Status::Created => {}
+            Status::Paused if opts.ignore_paused => {}
+            Status::Paused => return Err(Error::InvalidState(format!("cannot exec in a paused container {id}"))),
+            _ => return Err(Error::InvalidState(format!("cannot exec in a stopped container {id}"))),
+        }
+        let bundle = crate::config::load(&state.bundle)?;
+        let process = match &opts.process {
+            Some(p) => p.clone(),
+            None => bundle
+                .spec
+                .process()
+                .clone()
+                .ok_or_else(|| Error::config("process", "missing"))?,
+        };
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(Error::config("process.args", "exec needs a command"));
+        }
+        let linux = bundle.spec.linux().clone().unwrap_or_default();
+        let last_cap = capabilities::last_cap();
+        let caps = process
+            .capabilities()
+            .as_ref()
+            .map(Sets::from_spec)
+            .transpose()?
+            .map(|s| s.limit_to(last_cap));
+        let seccomp = linux.seccomp().as_ref().map(moor_seccomp::compile).transpose()?;
+        let pidfd = sys::pidfd_open(state.pid).map_err(|_| Error::NotRunning(id.to_string()))?;
+        if !state.init_alive() {
+            return Err(Error::NotRunning(id.to_string()));
+        }
+        let ns_flags = namespaces_of(state.pid);
+        let procfs = Procfs::open()?;
+        let terminal = process.terminal().unwrap_or(false);
+        let mut console_rx = None;
+        let console = match (&opts.console_socket, terminal) {
+            (Some(path), true) => Some(OwnedFd::from(
+                UnixStream::connect(path).map_err(|e| Error::path("connect to console socket", path, e))?,
+            )),
+            (None, true) if !opts.detach => {
+                let (ours, theirs) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+                console_rx = Some(ours);
+                Some(OwnedFd::from(theirs))
+            }
+            (None, true) => {
+                return Err(Error::config(
+                    "process.terminal",
+                    "a detached terminal needs --console-socket",
+                ))
+            }
+            _ => None,
+        };
+        let signals = if opts.detach {
+            None
+        } else {
+            Some(crate::signals::Forwarder::block()?)
+        };
+        let (mut err_rx, err_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+        let (mut pid_rx, pid_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+        sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
+
+        match sys::clone3(0, None).map_err(|e| Error::sys("clone", e))? {
+            Forked::Child => {
+                drop(err_rx);
+                drop(pid_rx);
+                // SAFETY: setns with init's pidfd and the namespace flags that differ from ours.
+                let joined = unsafe { libc::setns(pidfd.as_raw_fd(), ns_flags) } == 0;
+                let reply = if !joined {
+                    format!(
+                        "error: enter the container's namespaces: {}",
+                        std::io::Error::last_os_error()
+                    )
+                } else {
+                    match sys::clone3(libc::CLONE_PARENT as u64, None) {
+                        Ok(Forked::Child) => {
+                            drop(pid_tx);
+                            let child = Child {
+                                process: &process,
+                                linux: &linux,
+                                caps,
+                                last_cap,
+                                seccomp: seccomp.as_ref(),
+                                procfs: &procfs,
+                                console: console.as_ref(),
+                                preserve_fds: opts.preserve_fds,
+                            };
+                            let e = match child.run() {
+                                Ok(never) => match never {},
+                                Err(e) => e,
+                            };
+                            let _ = sys::write_all(err_tx.as_fd(), e.to_string().as_bytes());
+                            // SAFETY: leave without running the parent's destructors.
+                            unsafe { libc::_exit(127) }
+                        }
+                        Ok(Forked::Parent(pid)) => pid.to_string(),
+                        Err(e) => format!("error: clone into the container: {e}"),
+                    }
+                };
+                let _ = sys::write_all(pid_tx.as_fd(), reply.as_bytes());
+                // SAFETY: the middle process leaves without the parent's destructors.
+                unsafe { libc::_exit(0) }
+            }
+            Forked::Parent(middle) => {
+                drop(err_tx);
+                drop(pid_tx);
+                drop(console);
+                let mut reply = String::new();
+                let _ = pid_rx.read_to_string(&mut reply);
+                // SAFETY: reap the middle process, our child.
+                unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
+                let pid: i32 = reply
+                    .parse()
+                    .map_err(|_| Error::Init(reply.trim_start_matches("error: ").to_string()))?;
+                let master = match console_rx {
+                    Some(rx) => Some(terminal::recv_fd(rx.as_fd())?),
+                    None => None,
+                };
+                // The error channel closes at a successful execve (close-on-exec).
+                let mut failure = String::new();
+                let _ = err_rx.read_to_string(&mut failure);
+                if !failure.is_empty() {
+                    // SAFETY: reap the failed process, our child.
+                    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                    return Err(Error::Init(failure));
+                }
+                if let Some(pid_file) = &opts.pid_file {
+                    crate::create::write_pid_file(pid_file, pid)?;
+                }
+                match signals {
+                    Some(s) => s.forward_until_exit(pid, master.as_ref().map(|m| m.as_fd())),
+                    None => Ok(0),
+                }
+            }
+        }
+    }
+}
+
+struct Child<'a> {
+    process: &'a Process,
+    linux: &'a oci_spec::runtime::Linux,
+    caps: Option<Sets>,
+    last_cap: u32,
+    seccomp: Option<&'a moor_seccomp::Compiled>,
+    procfs: &'a Procfs,
+    console: Option<&'a OwnedFd>,
+    preserve_fds: u32,
+}
+
+impl Child<'_> {
+    fn run(&self) -> Result<std::convert::Infallible> {
+        crate::init::reset_signals();
+        let pty = match self.console {
+            Some(socket) => {
+                let root = sys::open_tree(libc::AT_FDCWD, c"/", 0).map_err(|e| Error::sys("open /", e))?;
+                let pty = terminal::open_pty(root.as_fd())?;
+                if let Some(size) = self.process.console_size() {
+                    terminal::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)?;
+                }
+                terminal::send_fd(socket.as_fd(), pty.master.as_fd(), "/dev/ptmx")?;
+                Some(pty.slave)
+            }
+            None => None,
+        };
+        let ready = workload::become_workload(
+            self.procfs,
+            &workload::Workload {
+                process: self.process,
+                personality: self.linux.personality().as_ref(),
+                caps: self.caps,
+                last_cap: self.last_cap,
+                seccomp: self.seccomp,
+            },
+        )?;
+        if let Some(slave) = &pty {
+            terminal::become_controlling(slave)?;
+        }
+        if let (Some(fd), Some(seccomp)) = (&ready.notify_fd, self.seccomp) {
+            if let Some(path) = seccomp.listener_path() {
+                moor_seccomp::send_notify_fd(path, fd.as_fd(), b"{}")?;
+            }
+        }
+        crate::fds::cloexec_from(3 + self.preserve_fds as i32);
+        crate::fds::keep(self.preserve_fds);
+        workload::exec(
+            &ready.program,
+            self.process.args().as_deref().unwrap_or_default(),
+            self.process.env().as_deref().unwrap_or_default(),
+        )
+    }
+}
