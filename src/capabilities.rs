@@ -107,15 +107,8 @@ impl Sets {
             ));
         }
         // The kernel only keeps ambient capabilities that are both permitted and inheritable;
-        // runc-generated specs list ambient without inheritable, so drop the rest with a warning.
-        let allowed = sets.permitted & sets.inheritable;
-        if sets.ambient & !allowed != 0 {
-            crate::warn(&format!(
-                "process.capabilities.ambient: {} ignored: not in both the permitted and inheritable sets",
-                names(sets.ambient & !allowed)
-            ));
-            sets.ambient &= allowed;
-        }
+        // runc-generated specs list ambient without inheritable, so the rest is dropped.
+        sets.ambient &= sets.permitted & sets.inheritable;
         Ok(sets)
     }
 

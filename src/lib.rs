@@ -18,6 +18,7 @@ pub mod error;
 pub mod exe;
 pub mod exec;
 pub mod fds;
+pub mod features;
 pub mod hooks;
 mod init;
 pub mod namespaces;
