@@ -31,6 +31,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: linux.cgroupsPath is `slice:prefix:name`.
+    pub systemd_cgroup: bool,
 }
 
 /// Creates the container and returns its recorded state (status "created").
@@ -39,7 +41,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
     let bundle = config::load(&opts.bundle)?;
     let spec = &bundle.spec;
     let linux = spec.linux().clone().unwrap_or_default();
-    let plan = namespaces::plan(linux.namespaces().as_deref().unwrap_or_default())?;
+    let mut plan = namespaces::plan(linux.namespaces().as_deref().unwrap_or_default())?;
     let process = spec
         .process()
         .as_ref()
@@ -92,8 +94,24 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         cgroup: None,
     };
     let mut child = None;
+    let mut cgroup = None;
     let result = (|| {
         dir.save(&state)?;
+        let cg = make_cgroup(id, &linux, opts.systemd_cgroup)?;
+        let into_cgroup = cg.as_ref().and_then(open_unified_dir);
+        if into_cgroup.is_none() {
+            plan.defer_cgroup_ns();
+        }
+        let memberships = match &cg {
+            Some(cg) => cgroup_memberships(cg),
+            None => crate::rootfs::cgroupfs::memberships("self"),
+        };
+        state.cgroup = cg
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::sys("encode cgroup", e))?;
+        cgroup = cg;
         let fifo = make_fifo(&dir.fifo_path())?;
         let (parent_end, init_end) = sync::pair().map_err(|e| Error::sys("socketpair", e))?;
         // Non-dumpable until the workload's execve: nothing in the container may ptrace or
@@ -114,10 +132,13 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             last_cap,
             seccomp: seccomp.as_ref(),
             state_lock: dir.lock_fd().as_raw_fd(),
-            cgroups: crate::rootfs::cgroupfs::memberships("self"),
+            cgroups: memberships,
         };
-        let pid = spawn_init(&plan, init_ctx)?;
+        let pid = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
         child = Some(pid);
+        if let (Some(cg), None) = (&cgroup, &into_cgroup) {
+            cg.add_task(pid)?;
+        }
         state.pid = pid;
         state.pid_start_time = crate::state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
         drive_init(&parent_end, pid, &plan, spec, &state)?;
@@ -135,6 +156,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
+        }
+        if let Some(cg) = &cgroup {
+            let _ = cg.destroy();
         }
         let _ = dir.remove();
         return Err(e);
@@ -165,9 +189,11 @@ fn make_fifo(path: &Path) -> Result<OwnedFd> {
 /// Clones init into its namespaces. When namespaces are joined by path, a short-lived
 /// middle process joins them first (a joined pid namespace only applies to children) and
 /// clones init with CLONE_PARENT, so init is still our child.
-fn spawn_init(plan: &namespaces::Plan, init_ctx: Init) -> Result<i32> {
+fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>) -> Result<i32> {
     if plan.join.is_empty() {
-        return match sys::clone3(plan.clone_flags, None).map_err(|e| Error::sys("clone3 into the new namespaces", e))? {
+        return match sys::clone3(plan.clone_flags, cgroup_fd)
+            .map_err(|e| Error::sys("clone3 into the new namespaces", e))?
+        {
             Forked::Child => init::run(init_ctx),
             Forked::Parent(pid) => Ok(pid),
         };
@@ -177,7 +203,7 @@ fn spawn_init(plan: &namespaces::Plan, init_ctx: Init) -> Result<i32> {
         Forked::Child => {
             let reply = (|| -> Result<i32> {
                 namespaces::join_all(plan)?;
-                match sys::clone3(plan.clone_flags | libc::CLONE_PARENT as u64, None)
+                match sys::clone3(plan.clone_flags | libc::CLONE_PARENT as u64, cgroup_fd)
                     .map_err(|e| Error::sys("clone3 into the new namespaces", e))?
                 {
                     Forked::Child => init::run(init_ctx),
@@ -279,4 +305,65 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     ));
     std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::path("write pid file", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::path("write pid file", path, e))
+}
+
+/// Creates the container's cgroup and applies linux.resources to it, before any process is in
+/// it. Where cgroups cannot be written (rootless) and no resources were asked for, none.
+fn make_cgroup(id: &str, linux: &oci_spec::runtime::Linux, systemd: bool) -> Result<Option<moor_cgroups::Cgroup>> {
+    let path = linux
+        .cgroups_path()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // SAFETY: geteuid cannot fail.
+    let rootless = unsafe { libc::geteuid() } != 0;
+    let cfg = moor_cgroups::CgroupConfig {
+        cgroups_path: &path,
+        container_id: id,
+        systemd,
+        rootless,
+    };
+    let cg = match moor_cgroups::Cgroup::create(&cfg) {
+        Ok(cg) => cg,
+        Err(e) if rootless && linux.resources().is_none() => {
+            crate::warn(&format!("no cgroup for {id}: {e}"));
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(resources) = linux.resources() {
+        if let Err(e) = cg.apply(resources) {
+            let _ = cg.destroy();
+            return Err(e.into());
+        }
+    }
+    Ok(Some(cg))
+}
+
+/// On a pure cgroup v2 host, init is cloned straight into its cgroup (CLONE_INTO_CGROUP).
+fn open_unified_dir(cg: &moor_cgroups::Cgroup) -> Option<OwnedFd> {
+    if cg.mode() != moor_cgroups::Mode::Unified {
+        return None;
+    }
+    let dir = cg.unified_dir()?;
+    std::fs::File::open(dir).ok().map(OwnedFd::from)
+}
+
+/// The container's cgroup directories, as /sys/fs/cgroup entries for its cgroup mount.
+fn cgroup_memberships(cg: &moor_cgroups::Cgroup) -> Vec<crate::rootfs::cgroupfs::Membership> {
+    let mut out: Vec<crate::rootfs::cgroupfs::Membership> = Vec::new();
+    for dir in cg.dirs() {
+        let Ok(rel) = dir.strip_prefix("/sys/fs/cgroup") else {
+            continue;
+        };
+        let mut parts = rel.components();
+        let Some(hier) = parts.next() else { continue };
+        let hier = hier.as_os_str().to_string_lossy().into_owned();
+        let path = format!("/{}", parts.as_path().display());
+        let m = crate::rootfs::cgroupfs::Membership::new(if hier == "unified" { String::new() } else { hier }, path);
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
 }

@@ -44,6 +44,8 @@ pub enum Error {
     Init(String),
     #[error("linux.seccomp: {0}")]
     Seccomp(#[from] moor_seccomp::Error),
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] moor_cgroups::Error),
 }
 
 impl Error {

@@ -125,6 +125,16 @@ impl Runtime {
         };
         let (mut err_rx, err_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
         let (mut pid_rx, pid_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+        // The new process waits for one byte on `go` until the parent has put it into the
+        // container's cgroup (on cgroup v2 it is cloned straight into it instead).
+        let (go_rx, go_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+        let cgroup = state.cgroup();
+        let into_cgroup = cgroup
+            .as_ref()
+            .filter(|c| c.mode() == moor_cgroups::Mode::Unified)
+            .and_then(|c| c.unified_dir())
+            .and_then(|d| std::fs::File::open(d).ok())
+            .map(OwnedFd::from);
         sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
 
         match sys::clone3(0, None).map_err(|e| Error::sys("clone", e))? {
@@ -139,9 +149,15 @@ impl Runtime {
                         std::io::Error::last_os_error()
                     )
                 } else {
-                    match sys::clone3(libc::CLONE_PARENT as u64, None) {
+                    match sys::clone3(libc::CLONE_PARENT as u64, into_cgroup.as_ref().map(|f| f.as_raw_fd())) {
                         Ok(Forked::Child) => {
                             drop(pid_tx);
+                            drop(go_tx);
+                            let mut byte = [0u8; 1];
+                            if (&go_rx).read(&mut byte).ok() != Some(1) {
+                                // SAFETY: the parent is gone; leave quietly.
+                                unsafe { libc::_exit(127) }
+                            }
                             let child = Child {
                                 process: &process,
                                 linux: &linux,
@@ -179,6 +195,18 @@ impl Runtime {
                 let pid: i32 = reply
                     .parse()
                     .map_err(|_| Error::Init(reply.trim_start_matches("error: ").to_string()))?;
+                drop(go_rx);
+                if let (Some(cg), None) = (&cgroup, &into_cgroup) {
+                    if let Err(e) = cg.add_task(pid) {
+                        // SAFETY: the new process is our child and has not run anything yet.
+                        unsafe {
+                            libc::kill(pid, libc::SIGKILL);
+                            libc::waitpid(pid, std::ptr::null_mut(), 0);
+                        }
+                        return Err(e.into());
+                    }
+                }
+                sys::write_all(go_tx.as_fd(), b"g").map_err(|e| Error::sys("release the exec process", e))?;
                 let master = match console_rx {
                     Some(rx) => Some(terminal::recv_fd(rx.as_fd())?),
                     None => None,

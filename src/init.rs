@@ -77,10 +77,15 @@ fn steps(init: &Init) -> Result<Infallible> {
     crate::sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
         .map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
 
-    // 2. The parent writes our uid/gid maps; then we become root of the new user namespace.
+    // 2. The parent writes our uid/gid maps and puts us into our cgroup; then we become root
+    //    of the new user namespace and, if asked, enter a cgroup namespace rooted there.
     wait_continue(&init.sync)?;
     if init.plan.new_ns(LinuxNamespaceType::User) {
         user::become_ns_root()?;
+    }
+    if init.plan.cgroup_ns_late {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| Error::sys("unshare the cgroup namespace", e))?;
     }
 
     // 3. A time namespace is unshared (it takes effect at execve) once the parent has written

@@ -12,6 +12,7 @@
 //! 3. **exec**: `start` opens the fifo, init runs the startContainer hooks and execs the workload.
 
 pub mod capabilities;
+mod cgroup_ops;
 pub mod config;
 pub mod create;
 pub mod error;

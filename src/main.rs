@@ -71,7 +71,7 @@ struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn options(&self) -> CreateOptions {
+    fn options(&self, systemd_cgroup: bool) -> CreateOptions {
         CreateOptions {
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
@@ -80,6 +80,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            systemd_cgroup,
         }
     }
 }
@@ -130,6 +131,30 @@ enum Command {
     },
     /// Print the features this build and host support (runtime-spec features.md).
     Features,
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List the processes of a container.
+    Ps {
+        id: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Arguments for ps(1) in table format (default -ef).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Change a running container's resource limits.
+    Update(UpdateArgs),
+    /// Print container statistics (--stats once, else a stream with OOM events).
+    Events {
+        id: String,
+        #[arg(long)]
+        stats: bool,
+        /// Seconds between statistics (e.g. 5 or 5s).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
     /// Run a process in a running container.
     Exec(ExecArgs),
     /// Write a default config.json.
@@ -187,6 +212,46 @@ struct ExecArgs {
     ignore_paused: bool,
 }
 
+#[derive(Args)]
+struct UpdateArgs {
+    id: String,
+    /// A JSON file (or - for stdin) with runtime-spec linux.resources.
+    #[arg(short, long)]
+    resources: Option<PathBuf>,
+    #[arg(long)]
+    memory: Option<String>,
+    #[arg(long)]
+    memory_swap: Option<String>,
+    #[arg(long)]
+    memory_reservation: Option<String>,
+    #[arg(long)]
+    kernel_memory: Option<String>,
+    #[arg(long)]
+    kernel_memory_tcp: Option<String>,
+    #[arg(long)]
+    cpu_shares: Option<String>,
+    #[arg(long)]
+    cpu_quota: Option<String>,
+    #[arg(long)]
+    cpu_period: Option<String>,
+    #[arg(long)]
+    cpu_burst: Option<String>,
+    #[arg(long)]
+    cpu_rt_period: Option<String>,
+    #[arg(long)]
+    cpu_rt_runtime: Option<String>,
+    #[arg(long)]
+    cpu_idle: Option<String>,
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    #[arg(long)]
+    pids_limit: Option<String>,
+    #[arg(long)]
+    blkio_weight: Option<String>,
+}
+
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 enum ListFormat {
     Table,
@@ -225,6 +290,9 @@ fn warn(msg: &str) {
 }
 
 fn main() {
+    // Output piped into `head` and the like ends moor quietly, as it would end a C or Go tool.
+    // SAFETY: restoring the default disposition of SIGPIPE before anything else runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let file = cli
         .log
@@ -266,21 +334,21 @@ fn run(cli: Cli) -> Result<i32> {
     match command {
         Command::Create { id, args } => {
             enter_sealed(args.preserve_fds)?;
-            rt.create(&id, &args.options())
+            rt.create(&id, &args.options(cli.systemd_cgroup))
                 .with_context(|| format!("create {id}"))?;
         }
         Command::Start { id } => rt.start(&id)?,
         Command::Run { id, args, detach } => {
             enter_sealed(args.preserve_fds)?;
             if detach {
-                rt.create(&id, &args.options())
+                rt.create(&id, &args.options(cli.systemd_cgroup))
                     .with_context(|| format!("create {id}"))?;
                 if let Err(e) = rt.start(&id) {
                     let _ = rt.delete(&id, true);
                     return Err(e.into());
                 }
             } else {
-                return Ok(rt.run(&id, &args.options())?);
+                return Ok(rt.run(&id, &args.options(cli.systemd_cgroup))?);
             }
         }
         Command::State { id } => {
@@ -293,6 +361,11 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Delete { id, force } => rt.delete(&id, force)?,
         Command::List { format, quiet } => list(&rt, format, quiet)?,
+        Command::Pause { id } => rt.pause(&id)?,
+        Command::Resume { id } => rt.resume(&id)?,
+        Command::Ps { id, format, ps_args } => ps(&rt, &id, format, &ps_args)?,
+        Command::Update(args) => update(&rt, args)?,
+        Command::Events { id, stats, interval } => events(&rt, &id, stats, &interval)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&moor::features::features())?),
         Command::Exec(args) => {
             enter_sealed(args.preserve_fds)?;
@@ -458,4 +531,113 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
 
 fn empty_caps() -> oci_spec::runtime::LinuxCapabilities {
     serde_json::from_str("{}").unwrap_or_default()
+}
+
+fn ps(rt: &Runtime, id: &str, format: ListFormat, args: &[String]) -> Result<()> {
+    let pids = rt.pids(id)?;
+    if format == ListFormat::Json {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
+    if !out.status.success() {
+        anyhow::bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let pid_col = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .context("ps output has no PID column")?;
+    println!("{header}");
+    for line in lines {
+        let pid = line.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+fn update(rt: &Runtime, a: UpdateArgs) -> Result<()> {
+    let resources: oci_spec::runtime::LinuxResources = match &a.resources {
+        Some(path) => {
+            let data = if path.as_os_str() == "-" {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).context("read resources from stdin")?;
+                v
+            } else {
+                std::fs::read(path).with_context(|| format!("read {}", path.display()))?
+            };
+            let de = &mut serde_json::Deserializer::from_slice(&data);
+            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("--resources: {e}"))?
+        }
+        None => {
+            let flags = moor_cgroups::UpdateFlags {
+                memory: a.memory,
+                memory_swap: a.memory_swap,
+                memory_reservation: a.memory_reservation,
+                kernel_memory: a.kernel_memory,
+                kernel_memory_tcp: a.kernel_memory_tcp,
+                cpu_shares: a.cpu_shares,
+                cpu_quota: a.cpu_quota,
+                cpu_period: a.cpu_period,
+                cpu_burst: a.cpu_burst,
+                cpu_rt_period: a.cpu_rt_period,
+                cpu_rt_runtime: a.cpu_rt_runtime,
+                cpu_idle: a.cpu_idle,
+                cpuset_cpus: a.cpuset_cpus,
+                cpuset_mems: a.cpuset_mems,
+                pids_limit: a.pids_limit,
+                blkio_weight: a.blkio_weight,
+            };
+            moor_cgroups::resources_from_update_flags(&flags)?
+        }
+    };
+    rt.update(&a.id, &resources)?;
+    Ok(())
+}
+
+fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> {
+    if once {
+        println!("{}", serde_json::to_string(&rt.stats(id)?)?);
+        return Ok(());
+    }
+    let secs: f64 = interval
+        .trim_end_matches('s')
+        .parse()
+        .with_context(|| format!("--interval {interval}: expected seconds like 5s"))?;
+    let period = std::time::Duration::from_secs_f64(secs.max(0.01));
+    let mut ooms = rt.oom_count(id).unwrap_or(0);
+    let mut next_stats = std::time::Instant::now();
+    loop {
+        let (_, status) = match rt.load(id) {
+            Ok(s) => s,
+            Err(_) => return Ok(()),
+        };
+        if status == moor::Status::Stopped {
+            return Ok(());
+        }
+        let now_ooms = rt.oom_count(id).unwrap_or(ooms);
+        if now_ooms > ooms {
+            println!("{}", serde_json::json!({"type": "oom", "id": id}));
+            ooms = now_ooms;
+        }
+        if std::time::Instant::now() >= next_stats {
+            if let Ok(s) = rt.stats(id) {
+                println!("{}", serde_json::to_string(&s)?);
+            }
+            next_stats += period;
+        }
+        std::thread::sleep(period.min(std::time::Duration::from_millis(200)));
+    }
 }

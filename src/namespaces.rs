@@ -15,6 +15,9 @@ pub struct Plan {
     /// CLONE_NEW* flags for the clone that creates init (time is unshared later, see init).
     pub clone_flags: u64,
     pub new_time: bool,
+    /// A new cgroup namespace that init unshares itself once the parent has put it into its
+    /// cgroup (when CLONE_INTO_CGROUP is not available), so the namespace is rooted there.
+    pub cgroup_ns_late: bool,
     /// Namespaces to join, in the order setns must happen (user first).
     pub join: Vec<(LinuxNamespaceType, PathBuf, OwnedFd)>,
 }
@@ -24,7 +27,18 @@ impl Plan {
         if t == LinuxNamespaceType::Time {
             return self.new_time;
         }
+        if t == LinuxNamespaceType::Cgroup && self.cgroup_ns_late {
+            return true;
+        }
         self.clone_flags & (t as u64) != 0
+    }
+
+    /// Defers a new cgroup namespace to init (see `cgroup_ns_late`).
+    pub fn defer_cgroup_ns(&mut self) {
+        if self.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0 {
+            self.clone_flags &= !(libc::CLONE_NEWCGROUP as u64);
+            self.cgroup_ns_late = true;
+        }
     }
 
     pub fn joins(&self, t: LinuxNamespaceType) -> bool {

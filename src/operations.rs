@@ -35,7 +35,7 @@ impl Runtime {
         };
         let state: ContainerState =
             serde_json::from_slice(&data).map_err(|e| Error::sys(format!("corrupt state of {id}"), e))?;
-        let status = state.status(&dir, false);
+        let status = state.status(&dir, state.frozen());
         Ok((state, status))
     }
 
@@ -141,7 +141,7 @@ impl Runtime {
             // A state directory without state is debris of a crashed create: remove it.
             Err(_) => return dir.remove(),
         };
-        let status = state.status(&dir.path, false);
+        let status = state.status(&dir.path, state.frozen());
         match status {
             Status::Stopped | Status::Created => {}
             _ if force => {}
@@ -151,13 +151,23 @@ impl Runtime {
                 )));
             }
         }
+        let cgroup = state.cgroup();
         if let Some(pidfd) = open_pidfd(&state)? {
             for pid in container_pids(&state) {
-                // SAFETY: pids of the container's pid namespace.
+                // SAFETY: pids of the container, read just now.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            if let Some(cg) = &cgroup {
+                // A frozen cgroup holds SIGKILL until thawed.
+                let _ = cg.thaw();
+            }
             sys::pidfd_wait_exit(pidfd.as_fd(), 10_000).map_err(|e| Error::sys("wait for init to exit", e))?;
+        }
+        if let Some(cg) = &cgroup {
+            // Kills stragglers (processes that left the pid namespace's reach) and removes
+            // only the directories moor created.
+            cg.destroy()?;
         }
         let hook_state = state.hook_state(Status::Stopped);
         dir.remove()?;
@@ -241,8 +251,11 @@ fn open_pidfd(state: &ContainerState) -> Result<Option<OwnedFd>> {
     Ok(state.init_alive().then_some(fd))
 }
 
-/// Every process in init's pid namespace, when the container has a pid namespace of its own.
-fn container_pids(state: &ContainerState) -> Vec<i32> {
+/// Every process of the container: its cgroup's, else those in init's own pid namespace.
+pub(crate) fn container_pids(state: &ContainerState) -> Vec<i32> {
+    if let Some(pids) = state.cgroup().and_then(|c| c.pids().ok()) {
+        return pids;
+    }
     let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", state.pid)) else {
         return Vec::new();
     };

@@ -205,6 +205,16 @@ pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
 }
 
 impl ContainerState {
+    /// The container's cgroup, when moor made one.
+    pub fn cgroup(&self) -> Option<moor_cgroups::Cgroup> {
+        self.cgroup.clone().and_then(|v| serde_json::from_value(v).ok())
+    }
+
+    /// True when the container's cgroup is frozen.
+    pub fn frozen(&self) -> bool {
+        self.cgroup().is_some_and(|c| c.is_frozen().unwrap_or(false))
+    }
+
     /// True when the recorded init process still exists and is not a zombie.
     pub fn init_alive(&self) -> bool {
         self.pid > 0

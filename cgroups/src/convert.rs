@@ -105,9 +105,9 @@ pub fn hugepage_kb(field: &str, size: &str) -> Result<u64> {
 
 /// kB → the OCI/runc page size name ("2048" → "2MB").
 pub fn hugepage_name(kb: u64) -> String {
-    if kb >= 1024 * 1024 && kb % (1024 * 1024) == 0 {
+    if kb >= 1024 * 1024 && kb & (1024 * 1024 - 1) == 0 {
         format!("{}GB", kb / (1024 * 1024))
-    } else if kb >= 1024 && kb % 1024 == 0 {
+    } else if kb >= 1024 && kb & 1023 == 0 {
         format!("{}MB", kb / 1024)
     } else {
         format!("{kb}KB")

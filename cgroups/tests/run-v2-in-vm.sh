@@ -20,7 +20,7 @@ script='set -u; rc=0
 echo "guest kernel: $(uname -r); cgroup fs: $(stat -f -c %T /sys/fs/cgroup)"
 for b in '"$(echo $bins)"'; do
   echo "=== $b"
-  "$b" --test-threads="${TEST_THREADS:-2}" "$@" || rc=1
+  "$b" --test-threads="${TEST_THREADS:-2}" --show-output "$@" || rc=1
 done
 exit $rc'
 "$vmrun" --timeout "${VM_TIMEOUT:-900}" --share "$CARGO_TARGET_DIR" -- bash -c "$script" run-v2 "$@"

@@ -13,10 +13,16 @@ use crate::error::{Error, Result};
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// One line of /proc/PID/cgroup: hierarchy controllers and the path in it, as the host sees it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Membership {
     controllers: String,
     path: String,
+}
+
+impl Membership {
+    pub fn new(controllers: String, path: String) -> Membership {
+        Membership { controllers, path }
+    }
 }
 
 /// The cgroups of `pid` as the host sees them (read by the parent, before init's cgroup
