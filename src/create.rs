@@ -220,8 +220,10 @@ fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>) -
         }
         Forked::Parent(middle) => {
             drop(tx);
-            let mut reply = String::new();
-            let _ = rx.read_to_string(&mut reply);
+            // One read: init inherits the write end, so waiting for EOF would wait for init.
+            let mut buf = [0u8; 512];
+            let n = rx.read(&mut buf).unwrap_or(0);
+            let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
             // SAFETY: reap the middle process, our child.
             unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
             reply

@@ -27,7 +27,7 @@ impl Procfs {
                 c"/proc",
                 (libc::O_PATH | libc::O_DIRECTORY) as u64,
                 0,
-                (libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV) as u64,
+                libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV,
             )
             .map_err(|e| Error::sys("open /proc", e))?,
         };
@@ -90,7 +90,7 @@ impl Procfs {
             &c,
             flags as u64,
             0,
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_XDEV as u64,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_XDEV,
         )
         .map_err(|e| Error::sys(format!("open /proc/{path}"), e))
     }

@@ -25,18 +25,6 @@ pub fn parse(s: &str) -> Result<i32> {
         .map_err(|_| Error::InvalidState(format!("unknown signal {s:?}")))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn names_and_numbers() {
-        assert_eq!(super::parse("KILL").unwrap(), 9);
-        assert_eq!(super::parse("sigterm").unwrap(), 15);
-        assert_eq!(super::parse("10").unwrap(), 10);
-        assert!(super::parse("NOPE").is_err());
-        assert!(super::parse("0").is_err());
-    }
-}
-
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `run`'s signal handling: every catchable signal is blocked before the container is cloned
@@ -212,5 +200,17 @@ impl Drop for RawMode {
     fn drop(&mut self) {
         // SAFETY: restoring the attributes saved at enter.
         unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(super::parse("KILL").unwrap(), 9);
+        assert_eq!(super::parse("sigterm").unwrap(), 15);
+        assert_eq!(super::parse("10").unwrap(), 10);
+        assert!(super::parse("NOPE").is_err());
+        assert!(super::parse("0").is_err());
     }
 }

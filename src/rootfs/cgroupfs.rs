@@ -47,7 +47,7 @@ fn unified_host() -> bool {
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: NUL-terminated path and a valid out pointer.
     let r = unsafe { libc::statfs(c"/sys/fs/cgroup".as_ptr(), &mut st) };
-    r == 0 && st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64
+    r == 0 && st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC
 }
 
 pub fn mount(

@@ -175,7 +175,7 @@ fn open_host_node(node: &Node) -> Result<OwnedFd> {
         &c,
         libc::O_PATH as u64,
         0,
-        (libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS) as u64,
+        libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
     )
     .map_err(|e| Error::sys(format!("open host {}", node.path.display()), e))?;
     let st = paths::fstat(fd.as_fd()).map_err(|e| Error::sys("fstat", e))?;
