@@ -199,16 +199,18 @@ fn steps(init: &Init) -> Result<Infallible> {
     crate::sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
     init.sync.send(&Msg::Created).map_err(|e| Error::sys("sync", e))?;
 
-    // 13. The start barrier: opening the fifo for writing blocks until `start` opens it.
+    // 13. The start barrier: opening the fifo for writing blocks until `start` opens it. The
+    //     startContainer hooks run before the byte is written, so `start` runs the poststart
+    //     hooks only after them.
     let fifo = procfs.reopen_fd(init.fifo.as_fd(), libc::O_WRONLY)?;
-    crate::sys::write_all(fifo.as_fd(), b"0").map_err(|e| Error::sys("write the exec fifo", e))?;
-    drop(fifo);
     let started = state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1);
     hooks::run(
         "startContainer",
         hooks_cfg.start_container().as_deref().unwrap_or_default(),
         started.as_bytes(),
     )?;
+    crate::sys::write_all(fifo.as_fd(), b"0").map_err(|e| Error::sys("write the exec fifo", e))?;
+    drop(fifo);
 
     // 14. Only stdio and the preserved fds survive execve.
     let preserved = init.preserve_fds + crate::fds::listen_fds();

@@ -258,6 +258,18 @@ enum ListFormat {
     Json,
 }
 
+/// Prints to stdout; a closed stdout (output piped into `head`) ends moor quietly instead of
+/// panicking. SIGPIPE itself stays ignored so hooks that do not read their stdin cannot kill us.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if writeln!(stdout, $($arg)*).and_then(|_| stdout.flush()).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 struct Logger {
     file: Option<std::fs::File>,
     json: bool,
@@ -290,9 +302,6 @@ fn warn(msg: &str) {
 }
 
 fn main() {
-    // Output piped into `head` and the like ends moor quietly, as it would end a C or Go tool.
-    // SAFETY: restoring the default disposition of SIGPIPE before anything else runs.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let file = cli
         .log
@@ -319,9 +328,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<i32> {
     if cli.version {
-        println!("moor version {}", env!("CARGO_PKG_VERSION"));
-        println!("commit: {}", env!("MOOR_COMMIT"));
-        println!("spec: {}", moor::OCI_VERSION);
+        out!("moor version {}", env!("CARGO_PKG_VERSION"));
+        out!("commit: {}", env!("MOOR_COMMIT"));
+        out!("spec: {}", moor::OCI_VERSION);
         return Ok(0);
     }
     let Some(command) = cli.command else {
@@ -353,7 +362,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::State { id } => {
             let state = rt.state(&id)?;
-            print!("{}", serde_json::to_string_pretty(&state)?);
+            out!("{}", serde_json::to_string_pretty(&state)?);
         }
         Command::Kill { id, signal, all } => {
             let sig = moor::signals::parse(signal.as_deref().unwrap_or("SIGTERM"))?;
@@ -366,7 +375,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Ps { id, format, ps_args } => ps(&rt, &id, format, &ps_args)?,
         Command::Update(args) => update(&rt, args)?,
         Command::Events { id, stats, interval } => events(&rt, &id, stats, &interval)?,
-        Command::Features => println!("{}", serde_json::to_string_pretty(&moor::features::features())?),
+        Command::Features => out!("{}", serde_json::to_string_pretty(&moor::features::features())?),
         Command::Exec(args) => {
             enter_sealed(args.preserve_fds)?;
             return exec(&rt, args);
@@ -407,7 +416,7 @@ fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
     let containers = rt.list()?;
     if quiet {
         for (s, _) in &containers {
-            println!("{}", s.id);
+            out!("{}", s.id);
         }
         return Ok(());
     }
@@ -427,7 +436,7 @@ fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
                     v
                 })
                 .collect();
-            println!("{}", serde_json::to_string(&items)?);
+            out!("{}", serde_json::to_string(&items)?);
         }
         ListFormat::Table => {
             let mut out = String::from("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n");
@@ -443,7 +452,7 @@ fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
                     owner(s)
                 ));
             }
-            print!("{out}");
+            out!("{}", out.trim_end());
         }
     }
     Ok(())
@@ -536,7 +545,7 @@ fn empty_caps() -> oci_spec::runtime::LinuxCapabilities {
 fn ps(rt: &Runtime, id: &str, format: ListFormat, args: &[String]) -> Result<()> {
     let pids = rt.pids(id)?;
     if format == ListFormat::Json {
-        println!("{}", serde_json::to_string(&pids)?);
+        out!("{}", serde_json::to_string(&pids)?);
         return Ok(());
     }
     let args: Vec<String> = if args.is_empty() {
@@ -558,11 +567,11 @@ fn ps(rt: &Runtime, id: &str, format: ListFormat, args: &[String]) -> Result<()>
         .split_whitespace()
         .position(|c| c == "PID")
         .context("ps output has no PID column")?;
-    println!("{header}");
+    out!("{header}");
     for line in lines {
         let pid = line.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{line}");
+            out!("{line}");
         }
     }
     Ok(())
@@ -609,7 +618,7 @@ fn update(rt: &Runtime, a: UpdateArgs) -> Result<()> {
 
 fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> {
     if once {
-        println!("{}", serde_json::to_string(&rt.stats(id)?)?);
+        out!("{}", serde_json::to_string(&rt.stats(id)?)?);
         return Ok(());
     }
     let secs: f64 = interval
@@ -629,12 +638,12 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> {
         }
         let now_ooms = rt.oom_count(id).unwrap_or(ooms);
         if now_ooms > ooms {
-            println!("{}", serde_json::json!({"type": "oom", "id": id}));
+            out!("{}", serde_json::json!({"type": "oom", "id": id}));
             ooms = now_ooms;
         }
         if std::time::Instant::now() >= next_stats {
             if let Ok(s) = rt.stats(id) {
-                println!("{}", serde_json::to_string(&s)?);
+                out!("{}", serde_json::to_string(&s)?);
             }
             next_stats += period;
         }

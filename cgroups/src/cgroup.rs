@@ -163,6 +163,18 @@ impl Cgroup {
             msg: format!("not below {}", root.display()),
         })?;
         let is_v2 = v2_enable || root == Path::new(HYBRID_UNIFIED);
+        // An ancestor may vanish under us when another container's delete removes the parent
+        // it created: start over a few times.
+        for _ in 0..5 {
+            match self.mkdir_p_once(root, rel, is_v2, v2_enable) {
+                Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => continue,
+                r => return r,
+            }
+        }
+        self.mkdir_p_once(root, rel, is_v2, v2_enable)
+    }
+
+    fn mkdir_p_once(&mut self, root: &Path, rel: &Path, is_v2: bool, v2_enable: bool) -> Result<bool> {
         let mut cur = root.to_path_buf();
         for comp in rel.components() {
             let parent = cur.clone();
@@ -180,9 +192,12 @@ impl Cgroup {
         Ok(true)
     }
 
-    /// A new v1 cpuset cgroup starts with empty cpus/mems; copy them down from the parent.
+    /// A new v1 cpuset cgroup starts with empty cpus/mems; copy them down from the parent, top
+    /// down, also through ancestors another container created but has not filled in yet.
     fn init_cpuset(&self, leaf: &Path) -> Result<()> {
-        for dir in self.created.iter().filter(|d| leaf.starts_with(d)) {
+        let chain: Vec<&Path> = leaf.ancestors().collect();
+        let below_root = |d: &&Path| d.parent().is_some_and(|p| p.join("cpuset.cpus").exists());
+        for dir in chain.into_iter().rev().filter(below_root) {
             let Some(parent) = dir.parent() else { continue };
             for f in ["cpuset.cpus", "cpuset.mems"] {
                 let cur = read_string(&dir.join(f))?;
@@ -430,15 +445,35 @@ impl Cgroup {
     }
 
     fn remove_created(&self) -> Result<()> {
+        let leaves = self.dirs();
         let mut dirs = self.created.clone();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {
-            for sub in walk_dirs(&d).into_iter().rev() {
-                rmdir_retry(&sub)?;
+            if leaves.contains(&d) {
+                // The container's own cgroup: nested cgroups inside it are the container's too.
+                for sub in walk_dirs(&d).into_iter().rev() {
+                    rmdir_retry(&sub)?;
+                }
+            } else {
+                // An ancestor we created may by now hold other containers' cgroups: remove it
+                // only if it is empty, never what is inside.
+                match std::fs::remove_dir(&d) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound && !is_busy(&e) => {
+                        return Err(Error::io("rmdir", &d, e))
+                    }
+                    _ => {}
+                }
             }
         }
         Ok(())
     }
+}
+
+fn is_busy(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBUSY) | Some(libc::ENOTEMPTY) | Some(libc::EEXIST)
+    )
 }
 
 fn rmdir_retry(dir: &Path) -> Result<()> {
