@@ -88,13 +88,17 @@ fn steps(init: &Init) -> Result<Infallible> {
             .map_err(|e| Error::sys("unshare the cgroup namespace", e))?;
     }
 
-    // 3. A time namespace is unshared (it takes effect at execve) once the parent has written
-    //    its offsets.
+    // 3. A time namespace is unshared, the parent writes its offsets, then we enter it
+    //    ourselves (setns to time_for_children: execve only does that on newer kernels).
     if init.plan.new_ns(LinuxNamespaceType::Time) {
         nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
             .map_err(|e| Error::sys("unshare the time namespace", e))?;
         init.sync.send(&Msg::TimeNsReady).map_err(|e| Error::sys("sync", e))?;
         wait_continue(&init.sync)?;
+        let ns = std::fs::File::open("/proc/self/ns/time_for_children")
+            .map_err(|e| Error::sys("open the new time namespace", e))?;
+        nix::sched::setns(ns, nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+            .map_err(|e| Error::sys("enter the new time namespace", e))?;
     }
 
     // 4. A session keyring of our own, so containers never share the caller's keys.

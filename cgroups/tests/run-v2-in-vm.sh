@@ -6,7 +6,7 @@ set -euo pipefail
 top=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 vmrun="$top/../shared/tools/vm-run"
 [ -x "$vmrun" ] || { echo "run-v2-in-vm: $vmrun not found" >&2; exit 2; }
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/targets/cgroups}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$top/target}
 
 cd "$top"
 cargo test -p moor-cgroups --no-run >&2

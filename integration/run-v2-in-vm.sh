@@ -1,0 +1,27 @@
+#!/bin/bash
+# Runs the black-box suite against moor inside a throwaway VM with a pure cgroup v2 hierarchy
+# (../shared/tools/vm-run): the same tests, on the other cgroup mode. Binaries are built on the
+# host; the guest sees the host's / read-only and the work tree read-write.
+#   usage: integration/run-v2-in-vm.sh [test-binary args, e.g. a name filter]
+set -euo pipefail
+top=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+vmrun="$top/../shared/tools/vm-run"
+[ -x "$vmrun" ] || { echo "run-v2-in-vm: $vmrun not found" >&2; exit 2; }
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$top/target}
+
+cd "$top"
+cargo build -q -p moor >&2
+bins=$(cargo test -p moor-integration --no-run --message-format=json 2>/dev/null |
+  grep '"reason":"compiler-artifact"' | grep '"test":true' |
+  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
+[ -n "$bins" ] || { echo "run-v2-in-vm: no test binaries found" >&2; exit 2; }
+
+script='set -u; rc=0
+echo "guest kernel: $(uname -r); cgroup fs: $(stat -f -c %T /sys/fs/cgroup)"
+export RUNTIME='"$CARGO_TARGET_DIR"'/debug/moor
+for b in '"$(echo $bins)"'; do
+  echo "=== $b"
+  "$b" --test-threads="${TEST_THREADS:-2}" "$@" || rc=1
+done
+exit $rc'
+"$vmrun" --mem 3G --timeout "${VM_TIMEOUT:-1500}" --share "$CARGO_TARGET_DIR" -- bash -c "$script" run-v2 "$@"
