@@ -28,9 +28,14 @@ SOCK=$T/containerd.sock
 RROOT=$T/runtime-root # the shim appends /<namespace>
 IMG=moor.local/busybox:latest
 DAEMON_PID=
+# The shims put their sockets in /run/containerd/s (fixed path); remove that dir afterwards if we made it.
+RUN_CTRD_EXISTED=0
+[ -d /run/containerd ] && RUN_CTRD_EXISTED=1
 RT=$(make_runtime_wrapper "$T")
 
 C() { to "$CMD_TIMEOUT" ctr -a "$SOCK" -n "$NS" "$@"; }
+# ctr run/exec flags: I/O fifos in the temp dir, not /run/containerd/fifo
+FIFO=(--fifo-dir "$T/fifo")
 
 cleanup() {
 	set +e
@@ -61,6 +66,7 @@ cleanup() {
 	done
 	cg_remove "$CG"
 	rmdir /sys/fs/cgroup/*/moor-clients 2>/dev/null
+	[ "$RUN_CTRD_EXISTED" = 0 ] && rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2>/dev/null
 	[ -f "$T/containerd.log" ] && cp "$T/containerd.log" "$LOGDIR/" 2>/dev/null
 	if [ "${KEEP:-0}" = 1 ]; then info "kept $T"; else rm -rf "$T"; fi
 }
