@@ -45,17 +45,30 @@ pub use state::{ContainerState, Status};
 /// The runtime-spec version moor implements.
 pub const OCI_VERSION: &str = "1.2.1";
 
-/// Where warnings go: stderr unless the binary installs its logger.
-static WARN_SINK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+/// Where warnings and debug messages go: stderr unless the binary installs its logger.
+static LOG_SINK: std::sync::OnceLock<fn(Level, &str)> = std::sync::OnceLock::new();
 
-/// Installs the function that receives moor's warnings (the CLI writes them to --log).
-pub fn set_warning_sink(sink: fn(&str)) {
-    let _ = WARN_SINK.set(sink);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Warning,
+    Debug,
+}
+
+/// Installs the function that receives moor's warnings and debug messages (the CLI writes
+/// them to --log, and drops debug messages unless --debug).
+pub fn set_log_sink(sink: fn(Level, &str)) {
+    let _ = LOG_SINK.set(sink);
 }
 
 pub(crate) fn warn(msg: &str) {
-    match WARN_SINK.get() {
-        Some(sink) => sink(msg),
+    match LOG_SINK.get() {
+        Some(sink) => sink(Level::Warning, msg),
         None => eprintln!("moor: warning: {msg}"),
+    }
+}
+
+pub(crate) fn debug(msg: &str) {
+    if let Some(sink) = LOG_SINK.get() {
+        sink(Level::Debug, msg);
     }
 }

@@ -297,8 +297,14 @@ fn log(level: &str, msg: &str) {
     }
 }
 
-fn warn(msg: &str) {
-    log("warning", msg);
+static DEBUG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn library_log(level: moor::Level, msg: &str) {
+    match level {
+        moor::Level::Warning => log("warning", msg),
+        moor::Level::Debug if DEBUG.load(std::sync::atomic::Ordering::Relaxed) => log("debug", msg),
+        moor::Level::Debug => {}
+    }
 }
 
 fn main() {
@@ -312,7 +318,8 @@ fn main() {
         file,
         json: cli.log_format == LogFormat::Json,
     });
-    moor::set_warning_sink(warn);
+    DEBUG.store(cli.debug, std::sync::atomic::Ordering::Relaxed);
+    moor::set_log_sink(library_log);
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -3,8 +3,8 @@
 //! program, then execve.
 //!
 //! Order: oom_score_adj, I/O priority, scheduler, personality, LSM labels, rlimits (all while
-//! privileged) → bounding set → user and groups → no_new_privs → [seccomp when !no_new_privs,
-//! which needs CAP_SYS_ADMIN] → capability sets → chdir (as the user) → program lookup →
+//! privileged) → bounding set → [seccomp when !no_new_privs, which needs CAP_SYS_ADMIN] → user
+//! and groups → no_new_privs → capability sets → chdir (as the user) → program lookup →
 //! [seccomp when no_new_privs, as late as possible] → (caller: console, fds) → execve.
 
 use std::convert::Infallible;
@@ -51,14 +51,16 @@ pub fn become_workload(procfs: &Procfs, w: &Workload) -> Result<Ready> {
     if let Some(caps) = &w.caps {
         capabilities::drop_bounding(caps.bounding, w.last_cap)?;
     }
-    user::switch(process.user())?;
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    if no_new_privs {
-        crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| Error::sys("process.noNewPrivileges", e))?;
-    }
     let mut notify_fd = None;
     if let (Some(filter), false) = (w.seccomp, no_new_privs) {
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN, which a non-root user loses at
+        // the switch below: load the filter while we are still root.
         notify_fd = filter.install()?;
+    }
+    user::switch(process.user())?;
+    if no_new_privs {
+        crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| Error::sys("process.noNewPrivileges", e))?;
     }
     if let Some(caps) = &w.caps {
         capabilities::apply(caps, w.last_cap)?;

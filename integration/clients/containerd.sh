@@ -68,6 +68,7 @@ cleanup() {
 	rmdir /sys/fs/cgroup/*/moor-clients 2>/dev/null
 	[ "$RUN_CTRD_EXISTED" = 0 ] && rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2>/dev/null
 	[ -f "$T/containerd.log" ] && cp "$T/containerd.log" "$LOGDIR/" 2>/dev/null
+	cp "$T"/*.out "$T"/*.err "$T"/*.json "$LOGDIR/" 2>/dev/null
 	if [ "${KEEP:-0}" = 1 ]; then info "kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -135,14 +136,14 @@ runtime_log() {
 # shim_log: recent shim/daemon errors.
 daemon_errors() { grep -E 'level=(error|warning)' "$T/containerd.log" | tail -n 3; }
 
-# run ID [ctr run flags...] -- CMD...: foreground `ctr run --rm`; stdout+stderr in $T/ID.out.
+# run ID [ctr run flags...] -- CMD...: foreground `ctr run "${FIFO[@]}" --rm`; stdout+stderr in $T/ID.out.
 run() {
 	local id=$1
 	shift
 	local flags=()
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do flags+=("$1"); shift; done
 	shift
-	C run --rm --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" "${flags[@]}" \
+	C run "${FIFO[@]}" --rm --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" "${flags[@]}" \
 		"$IMG" "$id" "$@" </dev/null >"$T/$id.out" 2>&1
 }
 out() { tr -d '\r' <"$T/$1.out"; }
@@ -200,7 +201,7 @@ rc=$?
 if [ $rc -eq 3 ]; then pass $id; else fail $id "ctr exited $rc, want 3; output: $(out $id)"; fi
 
 id=tty
-PTY_INPUT=$'echo hi-$((6*7))\nexit\n' with_pty ctr -a "$SOCK" -n "$NS" run --rm -t \
+PTY_INPUT=$'echo hi-$((6*7))\nexit\n' with_pty ctr -a "$SOCK" -n "$NS" run "${FIFO[@]}" --rm -t \
 	--runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" "$IMG" $id sh >"$T/$id.out" 2>&1
 rc=$?
 if [ $rc -eq 0 ] && out $id | grep -q '^hi-42$'; then
@@ -210,7 +211,7 @@ else
 fi
 
 id=tty-isatty
-PTY_INPUT='' with_pty ctr -a "$SOCK" -n "$NS" run --rm -t --runc-binary "$RT" --runc-root "$RROOT" \
+PTY_INPUT='' with_pty ctr -a "$SOCK" -n "$NS" run "${FIFO[@]}" --rm -t --runc-binary "$RT" --runc-root "$RROOT" \
 	--cgroup "$CG/$id" "$IMG" $id sh -c 'test -t 0 && test -t 1 && tty && stty size' >"$T/$id.out" 2>&1
 rc=$?
 if [ $rc -eq 0 ] && out $id | grep -q '^/dev/'; then
@@ -234,7 +235,7 @@ if [ $rc -eq 137 ]; then pass $id; else fail $id "ctr exited $rc, want 137; outp
 
 # ---------------------------------------------------------------- detached task
 id=detached
-C run -d --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" --memory-limit 67108864 \
+C run "${FIFO[@]}" -d --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" --memory-limit 67108864 \
 	--env IN_TASK=yes "$IMG" $id sh -c 'trap "exit 0" TERM; while :; do sleep 0.1; done' \
 	>"$T/$id.out" 2>&1
 if wait_status $id RUNNING; then
@@ -261,17 +262,17 @@ if wait_status $id RUNNING; then
 	fi
 
 	# exec: output, env inherited from the process spec, exit code, tty
-	C task exec --exec-id e1 $id sh -c 'echo "exec-out $IN_TASK"' >"$T/e1.out" 2>&1
+	C task exec "${FIFO[@]}" --exec-id e1 $id sh -c 'echo "exec-out $IN_TASK"' >"$T/e1.out" 2>&1
 	rc=$?
 	if [ $rc -eq 0 ] && [ "$(tr -d '\r' <"$T/e1.out")" = "exec-out yes" ]; then
 		pass exec-output
 	else
 		fail exec-output "rc=$rc output: $(cat "$T/e1.out"); $(runtime_log $id)"
 	fi
-	C task exec --exec-id e2 $id sh -c 'exit 5' >"$T/e2.out" 2>&1
+	C task exec "${FIFO[@]}" --exec-id e2 $id sh -c 'exit 5' >"$T/e2.out" 2>&1
 	rc=$?
 	if [ $rc -eq 5 ]; then pass exec-exit-code; else fail exec-exit-code "rc=$rc, want 5; $(cat "$T/e2.out")"; fi
-	PTY_INPUT=$'echo ex-$((7*6))\nexit\n' with_pty ctr -a "$SOCK" -n "$NS" task exec -t --exec-id e3 \
+	PTY_INPUT=$'echo ex-$((7*6))\nexit\n' with_pty ctr -a "$SOCK" -n "$NS" task exec "${FIFO[@]}" -t --exec-id e3 \
 		$id sh >"$T/e3.out" 2>&1
 	rc=$?
 	if [ $rc -eq 0 ] && tr -d '\r' <"$T/e3.out" | grep -q '^ex-42$'; then
@@ -280,7 +281,7 @@ if wait_status $id RUNNING; then
 		fail exec-tty "rc=$rc output: $(tr -d '\r' <"$T/e3.out" | tail -c 300); $(runtime_log $id)"
 	fi
 	# exec sees the same namespaces as the init
-	C task exec --exec-id e4 $id sh -c 'for f in /proc/self/ns/mnt /proc/1/ns/mnt /proc/self/ns/pid \
+	C task exec "${FIFO[@]}" --exec-id e4 $id sh -c 'for f in /proc/self/ns/mnt /proc/1/ns/mnt /proc/self/ns/pid \
 		/proc/1/ns/pid; do readlink $f; done' >"$T/e4.out" 2>&1
 	if [ "$(sed -n 1p "$T/e4.out")" = "$(sed -n 2p "$T/e4.out")" ] &&
 		[ "$(sed -n 3p "$T/e4.out")" = "$(sed -n 4p "$T/e4.out")" ] &&
@@ -339,7 +340,7 @@ remove $id
 
 # SIGKILL of a foreground task: ctr reports 137
 id=kill-sigkill
-C run --rm --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" "$IMG" $id \
+C run "${FIFO[@]}" --rm --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" "$IMG" $id \
 	sh -c 'echo ready; exec sleep 1000' </dev/null >"$T/$id.out" 2>&1 &
 bg=$!
 if wait_file_has "$T/$id.out" ready && wait_status $id RUNNING; then
@@ -355,9 +356,9 @@ fi
 
 # kill --all: signals the init and exec'd processes
 id=kill-all
-C run -d --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" "$IMG" $id sleep 1000 >"$T/$id.out" 2>&1
+C run "${FIFO[@]}" -d --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" "$IMG" $id sleep 1000 >"$T/$id.out" 2>&1
 if wait_status $id RUNNING; then
-	C task exec --exec-id x1 $id sleep 1000 >/dev/null 2>&1 &
+	C task exec "${FIFO[@]}" --exec-id x1 $id sleep 1000 >/dev/null 2>&1 &
 	bg=$!
 	sleep 1
 	C task kill --all -s SIGKILL $id >"$T/$id.kill" 2>&1
@@ -376,12 +377,12 @@ remove $id
 # restart: a new task for an existing container (runtime create+start again with the same id, after
 # the previous one was deleted), through `ctr task start -d`
 id=restart
-C run -d --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" "$IMG" $id \
+C run "${FIFO[@]}" -d --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" "$IMG" $id \
 	sh -c 'echo started >/tmp/m; exec sleep 1000' >"$T/$id.out" 2>&1
 if wait_status $id RUNNING && C task kill -s SIGKILL $id >>"$T/$id.out" 2>&1 && wait_status $id STOPPED &&
-	C task rm $id >>"$T/$id.out" 2>&1 && C task start -d $id >>"$T/$id.out" 2>&1 &&
+	C task rm $id >>"$T/$id.out" 2>&1 && C task start "${FIFO[@]}" -d $id >>"$T/$id.out" 2>&1 &&
 	wait_status $id RUNNING && sleep 0.3 &&
-	C task exec --exec-id c1 $id cat /tmp/m 2>&1 | grep -q started; then
+	C task exec "${FIFO[@]}" --exec-id c1 $id cat /tmp/m 2>&1 | grep -q started; then
 	pass $id
 else
 	fail $id "status=$(task_status $id) $(cat "$T/$id.out"); $(runtime_log $id)"

@@ -3,6 +3,7 @@
 //! Everything here drives a runtime binary through its command line only (runc's CLI), so the
 //! same tests run against moor, runc and crun. Select the binary with `RUNTIME=/path`.
 
+pub mod attack;
 pub mod bundle;
 pub mod console;
 pub mod host;

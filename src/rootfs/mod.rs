@@ -3,6 +3,7 @@
 //! and read-only paths, then (after the createContainer hooks) pivot_root and a read-only root.
 
 pub mod cgroupfs;
+mod copyup;
 pub mod devices;
 pub mod mounts;
 pub mod paths;
@@ -102,6 +103,27 @@ pub fn prepare(spec: &Spec, rootfs: &Path, user_ns: bool, cgroups: &[cgroupfs::M
 
 /// Binds the console (the pty slave) onto /dev/console, from its fd.
 pub fn bind_console(root: BorrowedFd, slave: BorrowedFd) -> Result<()> {
+    // Whatever the image put at /dev/console (a symlink to anywhere, a file) is replaced by a
+    // fresh empty file, made relative to the verified /dev fd (CVE-2025-52565).
+    let dev = paths::ensure_in_root(root, Path::new("/dev"), Kind::Dir)?;
+    let dev_dir = crate::sys::openat2(dev.as_fd(), c".", (libc::O_DIRECTORY | libc::O_RDONLY) as u64, 0, 0)
+        .map_err(|e| Error::sys("open /dev in the container", e))?;
+    // SAFETY: valid dirfd and NUL-terminated name; ENOENT is fine.
+    unsafe { libc::unlinkat(dev_dir.as_raw_fd(), c"console".as_ptr(), 0) };
+    // SAFETY: valid dirfd and NUL-terminated name; O_EXCL|O_NOFOLLOW refuse anything raced in.
+    let fd = unsafe {
+        libc::openat(
+            dev_dir.as_raw_fd(),
+            c"console".as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o600,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::last_os("create /dev/console"));
+    }
+    // SAFETY: we own the fd just opened.
+    unsafe { libc::close(fd) };
     let target = paths::ensure_in_root(root, Path::new("/dev/console"), Kind::File)?;
     mounts::bind_fd(slave, target.as_fd(), false)
         .map(drop)

@@ -213,14 +213,27 @@ pub fn mount_one(root: BorrowedFd, m: &Mount, field: &str, cgroups: &[super::cgr
         .as_ref()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| typ.to_string());
+    let copy_up = opts.data.iter().any(|d| d == "tmpcopyup");
+    let data: Vec<&str> = opts
+        .data
+        .iter()
+        .map(String::as_str)
+        .filter(|d| *d != "tmpcopyup")
+        .collect();
     mount_fs(
         target.as_fd(),
         &source,
         typ,
         opts.flags & !libc::MS_REMOUNT,
-        &opts.data.join(","),
+        &data.join(","),
     )
     .map_err(|e| err(&format!("mount {typ} on"), e))?;
+    if copy_up {
+        // `target` still refers to the directory under the new mount: copy it up.
+        let fresh =
+            paths::open_file_in_root(root, dest, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| err("reopen", e))?;
+        super::copyup::copy_tree(target.as_fd(), fresh.as_fd(), 0)?;
+    }
     set_propagation(root, dest, opts.propagation, field)
 }
 
