@@ -24,15 +24,10 @@ pub enum Error {
     Path {
         what: &'static str,
         path: PathBuf,
-        #[source]
         source: io::Error,
     },
     #[error("{what}: {source}")]
-    Sys {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
+    Sys { what: String, source: io::Error },
     #[error("{hook} hook {path}: {reason}")]
     Hook {
         hook: &'static str,
@@ -43,9 +38,9 @@ pub enum Error {
     #[error("container init: {0}")]
     Init(String),
     #[error("linux.seccomp: {0}")]
-    Seccomp(#[from] moor_seccomp::Error),
+    Seccomp(moor_seccomp::Error),
     #[error("cgroup: {0}")]
-    Cgroup(#[from] moor_cgroups::Error),
+    Cgroup(moor_cgroups::Error),
 }
 
 impl Error {
@@ -103,5 +98,19 @@ impl<T> Context<T> for std::result::Result<T, nix::Error> {
 impl<T> Context<T> for std::result::Result<T, io::Error> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::sys(what(), e))
+    }
+}
+
+// The library errors carry their cause in their message; no `source()` chain, so callers that
+// print chains (anyhow's `{:#}`) do not repeat it.
+impl From<moor_seccomp::Error> for Error {
+    fn from(e: moor_seccomp::Error) -> Self {
+        Error::Seccomp(e)
+    }
+}
+
+impl From<moor_cgroups::Error> for Error {
+    fn from(e: moor_cgroups::Error) -> Self {
+        Error::Cgroup(e)
     }
 }

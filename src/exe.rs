@@ -1,31 +1,60 @@
 //! The process that enters a container must never run from a writable inode of the moor
 //! binary (CVE-2019-5736): a container that reaches it through /proc/PID/exe could overwrite
 //! the host's moor. Commands that enter a container (create, run, exec) therefore re-execute
-//! moor once from a sealed memfd copy; every other command runs directly, at no cost.
+//! moor once from a read-only view of itself: a detached, read-only bind mount of the binary
+//! (open_tree + mount_setattr: no copy), or where that is not allowed a sealed memfd copy.
+//! A moor already running from a read-only mount or a sealed memfd does nothing; every other
+//! command runs directly, at no cost.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
 
 const SEALS: libc::c_int = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
-/// True when this process already runs from a sealed memfd.
-pub fn is_sealed() -> bool {
+/// True when this process already runs from a binary nobody can write: a read-only mount or a
+/// sealed memfd.
+pub fn is_protected() -> bool {
     let Ok(exe) = File::open("/proc/self/exe") else {
         return false;
     };
+    // SAFETY: statvfs is plain data filled by fstatvfs.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out pointer.
+    if unsafe { libc::fstatvfs(exe.as_raw_fd(), &mut st) } == 0 && st.f_flag & libc::ST_RDONLY != 0 {
+        return true;
+    }
     // SAFETY: F_GET_SEALS only reads the file's seals; a regular file answers EINVAL.
     let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
     seals >= 0 && seals & SEALS == SEALS
 }
 
-/// Re-executes the current command from a sealed memfd copy of the binary, unless already
-/// sealed. Returns only on error or when already sealed.
-pub fn ensure_sealed() -> Result<()> {
-    if is_sealed() {
+/// Re-executes the current command from a read-only view of the binary, unless it already runs
+/// from one. Returns only when already protected, or with the error of the last attempt.
+pub fn ensure_protected() -> Result<()> {
+    if is_protected() {
         return Ok(());
     }
+    if let Ok(view) = read_only_view() {
+        exec_self(view.as_raw_fd());
+    }
+    let copy = sealed_copy()?;
+    exec_self(copy.as_raw_fd());
+    Err(Error::last_os("re-execute moor from a protected copy"))
+}
+
+/// A detached bind mount of the binary, made read-only before anything can reach it: writes
+/// through /proc/PID/exe then fail with EROFS, and only the host could remount it.
+fn read_only_view() -> Result<OwnedFd> {
+    let tree = crate::sys::open_tree(libc::AT_FDCWD, c"/proc/self/exe", libc::OPEN_TREE_CLONE)
+        .map_err(|e| Error::sys("clone a mount of moor", e))?;
+    crate::sys::mount_setattr(tree.as_fd(), false, libc::MOUNT_ATTR_RDONLY, 0, 0)
+        .map_err(|e| Error::sys("make moor's mount read-only", e))?;
+    Ok(tree)
+}
+
+fn sealed_copy() -> Result<File> {
     let mut exe = File::open("/proc/self/exe").map_err(|e| Error::sys("open /proc/self/exe", e))?;
     // SAFETY: memfd_create with a NUL-terminated name.
     let fd = unsafe { libc::memfd_create(c"moor".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
@@ -33,13 +62,17 @@ pub fn ensure_sealed() -> Result<()> {
         return Err(Error::last_os("memfd_create"));
     }
     // SAFETY: the kernel just returned this fd.
-    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut copy = File::from(memfd);
+    let mut copy = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     std::io::copy(&mut exe, &mut copy).map_err(|e| Error::sys("copy moor into a memfd", e))?;
     // SAFETY: F_ADD_SEALS with a valid seal mask on our memfd.
     if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
         return Err(Error::last_os("seal the moor memfd"));
     }
+    Ok(copy)
+}
+
+/// execveat of `fd` with our own argv and environment; returns only on failure.
+fn exec_self(fd: RawFd) {
     let args: Vec<std::ffi::CString> = std::env::args_os()
         .filter_map(|a| std::ffi::CString::new(a.into_encoded_bytes()).ok())
         .collect();
@@ -56,15 +89,6 @@ pub fn ensure_sealed() -> Result<()> {
     let mut envp: Vec<*mut libc::c_char> = env.iter().map(|e| e.as_ptr().cast_mut()).collect();
     envp.push(std::ptr::null_mut());
     // SAFETY: argv and envp are NULL-terminated arrays of NUL-terminated strings that outlive
-    // the call; AT_EMPTY_PATH executes the memfd itself.
-    unsafe {
-        libc::execveat(
-            copy.as_raw_fd(),
-            c"".as_ptr(),
-            argv.as_ptr(),
-            envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    Err(Error::last_os("re-execute moor from a sealed memfd"))
+    // the call; AT_EMPTY_PATH executes the file behind `fd` itself.
+    unsafe { libc::execveat(fd, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH) };
 }

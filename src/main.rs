@@ -323,7 +323,7 @@ fn main() {
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = error_text(&e);
             log("error", &msg);
             if has_file {
                 eprintln!("moor: {msg}");
@@ -331,6 +331,21 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// The error and its causes, each said once: library errors already include their OS error.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -403,7 +418,7 @@ fn run(cli: Cli) -> Result<i32> {
 /// Commands that put a process into a container first re-execute moor from a sealed copy.
 fn enter_sealed(preserve_fds: u32) -> Result<()> {
     moor::fds::cloexec_from(3 + (preserve_fds + moor::fds::listen_fds()) as i32);
-    moor::exe::ensure_sealed().context("protect the moor binary")?;
+    moor::exe::ensure_protected().context("protect the moor binary")?;
     Ok(())
 }
 

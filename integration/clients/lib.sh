@@ -5,7 +5,7 @@
 CLIENTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # The runtime under test. moor's debug build unless RUNTIME says otherwise.
-RUNTIME=${RUNTIME:-/work/main/target/debug/moor}
+RUNTIME=${RUNTIME:-$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)/target/debug/moor}
 # Where logs are kept after the run (the temp dirs are removed by each group's trap).
 LOG_ROOT=${LOG_ROOT:-/tmp/moor-clients-logs}
 # Per-command deadline in seconds.

@@ -4,9 +4,9 @@
 #
 #   integration/clients/run-all.sh                         # moor (target/debug/moor)
 #   REFERENCE=1 integration/clients/run-all.sh             # moor and /usr/sbin/runc
-#   RUNTIME=/work/main/target/release/moor CLIENT_GROUPS="podman" integration/clients/run-all.sh
+#   RUNTIME=target/release/moor CLIENT_GROUPS="podman" integration/clients/run-all.sh
 #
-# Env: RUNTIME (default /work/main/target/debug/moor), REFERENCE=1, REFERENCE_RUNTIME
+# Env: RUNTIME (default <repo>/target/debug/moor), REFERENCE=1, REFERENCE_RUNTIME
 # (default /usr/sbin/runc), CLIENT_GROUPS (default "containerd podman"), SNAPSHOT=0 to run the binary in
 # place instead of a private copy (the copy keeps a rebuild during the run from changing it),
 # LOG_ROOT (default /tmp/moor-clients-logs), plus what the groups take (TRACE=1, CMD_TIMEOUT, KEEP=1).
@@ -14,7 +14,7 @@
 # as not failed, loudly).
 set -u
 DIR=$(cd "$(dirname "$0")" && pwd)
-RUNTIME=${RUNTIME:-/work/main/target/debug/moor}
+RUNTIME=${RUNTIME:-$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)/target/debug/moor}
 REFERENCE_RUNTIME=${REFERENCE_RUNTIME:-/usr/sbin/runc}
 GROUPS_TO_RUN=${CLIENT_GROUPS:-containerd podman}
 export LOG_ROOT=${LOG_ROOT:-/tmp/moor-clients-logs}
