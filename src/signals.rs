@@ -123,23 +123,28 @@ impl Forwarder {
             }
             match info.ssi_signo as i32 {
                 libc::SIGCHLD => {
-                    let mut status = 0;
-                    // SAFETY: waiting for our own child without blocking.
-                    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-                    if r == pid {
-                        if let Some(m) = master {
-                            while copy(m.as_raw_fd(), 1) {}
+                    // Reap every exited child (a middle process, our workload): one SIGCHLD may
+                    // stand for several, and the workload's status must not be lost to a
+                    // wildcard wait.
+                    loop {
+                        let mut status = 0;
+                        // SAFETY: non-blocking wait for any of our children.
+                        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                        if r <= 0 {
+                            break;
                         }
-                        drop(raw_guard);
-                        return Ok(if libc::WIFSIGNALED(status) {
-                            128 + libc::WTERMSIG(status)
-                        } else {
-                            libc::WEXITSTATUS(status)
-                        });
+                        if r == pid {
+                            if let Some(m) = master {
+                                while copy(m.as_raw_fd(), 1) {}
+                            }
+                            drop(raw_guard);
+                            return Ok(if libc::WIFSIGNALED(status) {
+                                128 + libc::WTERMSIG(status)
+                            } else {
+                                libc::WEXITSTATUS(status)
+                            });
+                        }
                     }
-                    // Reap any other children (e.g. a middle process) so they do not linger.
-                    // SAFETY: non-blocking reap of any child.
-                    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
                 }
                 libc::SIGWINCH => {
                     if let (Some(m), Some((rows, cols))) = (master, crate::terminal::get_size(stdin())) {
