@@ -136,6 +136,17 @@ fn names(m: u64) -> String {
         .join(", ")
 }
 
+/// The capability sets `process` asks for, limited to what this kernel knows (None: leave
+/// capabilities alone).
+pub fn of_process(process: &oci_spec::runtime::Process, last_cap: u32) -> Result<Option<Sets>> {
+    Ok(process
+        .capabilities()
+        .as_ref()
+        .map(Sets::from_spec)
+        .transpose()?
+        .map(|s| s.limit_to(last_cap)))
+}
+
 /// Drops every capability outside `bounding` from the bounding set.
 pub fn drop_bounding(bounding: u64, last_cap: u32) -> Result<()> {
     for cap in 0..=last_cap {

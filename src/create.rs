@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxNamespaceType;
 
-use crate::capabilities::{self, Sets};
+use crate::capabilities;
 use crate::config;
 use crate::error::{Error, Result};
 use crate::init::{self, Init};
@@ -47,12 +47,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         .as_ref()
         .ok_or_else(|| Error::config("process", "missing"))?;
     let last_cap = capabilities::last_cap();
-    let caps = process
-        .capabilities()
-        .as_ref()
-        .map(Sets::from_spec)
-        .transpose()?
-        .map(|s| s.limit_to(last_cap));
+    let caps = capabilities::of_process(process, last_cap)?;
     let seccomp = match linux.seccomp() {
         Some(s) => {
             let compiled = moor_seccomp::compile(s)?;

@@ -86,12 +86,7 @@ impl Runtime {
         }
         let linux = bundle.spec.linux().clone().unwrap_or_default();
         let last_cap = capabilities::last_cap();
-        let caps = process
-            .capabilities()
-            .as_ref()
-            .map(Sets::from_spec)
-            .transpose()?
-            .map(|s| s.limit_to(last_cap));
+        let caps = capabilities::of_process(&process, last_cap)?;
         let seccomp = linux.seccomp().as_ref().map(moor_seccomp::compile).transpose()?;
         let pidfd = sys::pidfd_open(state.pid).map_err(|_| Error::NotRunning(id.to_string()))?;
         if !state.init_alive() {
