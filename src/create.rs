@@ -130,6 +130,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             seccomp: seccomp.as_ref(),
             state_lock: dir.lock_fd().as_raw_fd(),
             cgroups: memberships,
+            seccomp_listener: connect_listener(seccomp.as_ref())?,
         };
         let pid = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
         child = Some(pid);
@@ -365,4 +366,14 @@ fn cgroup_memberships(cg: &moor_cgroups::Cgroup) -> Vec<crate::rootfs::cgroupfs:
         }
     }
     out
+}
+
+/// Connects to linux.seccomp.listenerPath on the host, before init leaves the host's view.
+pub(crate) fn connect_listener(seccomp: Option<&moor_seccomp::Compiled>) -> Result<Option<OwnedFd>> {
+    let Some(path) = seccomp.filter(|s| s.needs_notify_fd()).and_then(|s| s.listener_path()) else {
+        return Ok(None);
+    };
+    let stream = UnixStream::connect(path)
+        .map_err(|e| Error::config("linux.seccomp.listenerPath", format!("{}: {e}", path.display())))?;
+    Ok(Some(OwnedFd::from(stream)))
 }

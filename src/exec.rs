@@ -113,6 +113,8 @@ impl Runtime {
             }
             _ => None,
         };
+        let listener = crate::create::connect_listener(seccomp.as_ref())?;
+        let hook_state = state.hook_state(Status::Running);
         let signals = if opts.detach {
             None
         } else {
@@ -162,6 +164,8 @@ impl Runtime {
                                 procfs: &procfs,
                                 console: console.as_ref(),
                                 preserve_fds: opts.preserve_fds,
+                                listener: listener.as_ref(),
+                                state: &hook_state,
                             };
                             let e = match child.run() {
                                 Ok(never) => match never {},
@@ -235,6 +239,8 @@ struct Child<'a> {
     procfs: &'a Procfs,
     console: Option<&'a OwnedFd>,
     preserve_fds: u32,
+    listener: Option<&'a OwnedFd>,
+    state: &'a [u8],
 }
 
 impl Child<'_> {
@@ -247,7 +253,12 @@ impl Child<'_> {
                 if let Some(size) = self.process.console_size() {
                     terminal::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)?;
                 }
-                terminal::send_fd(socket.as_fd(), pty.master.as_fd(), "/dev/ptmx")?;
+                terminal::send_fd(
+                    socket.as_fd(),
+                    pty.master.as_fd(),
+                    b"/dev/ptmx",
+                    "the pty master over the console socket",
+                )?;
                 Some(pty.slave)
             }
             None => None,
@@ -265,10 +276,17 @@ impl Child<'_> {
         if let Some(slave) = &pty {
             terminal::become_controlling(slave)?;
         }
-        if let (Some(fd), Some(seccomp)) = (&ready.notify_fd, self.seccomp) {
-            if let Some(path) = seccomp.listener_path() {
-                moor_seccomp::send_notify_fd(path, fd.as_fd(), b"{}")?;
-            }
+        if let (Some(fd), Some(socket), Some(filter)) = (&ready.notify_fd, self.listener, self.seccomp) {
+            // Our pid as the host sees it: the first NSpid entry in the host's procfs.
+            let pid = self.procfs.host_pid().unwrap_or(0);
+            let message =
+                moor_seccomp::process_state_json(crate::OCI_VERSION, pid, filter.listener_metadata(), self.state);
+            terminal::send_fd(
+                socket.as_fd(),
+                fd.as_fd(),
+                &message,
+                "the seccomp notify fd to linux.seccomp.listenerPath",
+            )?;
         }
         crate::fds::cloexec_from(3 + self.preserve_fds as i32);
         crate::fds::keep(self.preserve_fds);

@@ -36,6 +36,8 @@ pub struct Init<'a> {
     /// The parent's copy of the state directory lock: closed first thing, or init would hold
     /// the container locked for its whole life.
     pub state_lock: RawFd,
+    /// linux.seccomp.listenerPath, connected by the parent (the path is a host path).
+    pub seccomp_listener: Option<OwnedFd>,
     /// The container's cgroups as the host sees them, for the /sys/fs/cgroup mount.
     pub cgroups: Vec<rootfs::cgroupfs::Membership>,
 }
@@ -131,7 +133,12 @@ fn steps(init: &Init) -> Result<Infallible> {
             .console_socket
             .as_ref()
             .ok_or_else(|| Error::config("process.terminal", "a terminal needs --console-socket"))?;
-        terminal::send_fd(socket.as_fd(), pty.master.as_fd(), "/dev/ptmx")?;
+        terminal::send_fd(
+            socket.as_fd(),
+            pty.master.as_fd(),
+            b"/dev/ptmx",
+            "the pty master over the console socket",
+        )?;
         rootfs::bind_console(prepared.root.as_fd(), pty.slave.as_fd())?;
         Some(pty.slave)
     } else {
@@ -257,14 +264,19 @@ fn join_session_keyring(id: &str) -> Result<()> {
 }
 
 fn send_seccomp_listener(init: &Init, fd: std::os::fd::BorrowedFd, state: &str) -> Result<()> {
-    let Some(path) = init
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .and_then(|s| s.listener_path().clone())
-    else {
+    let (Some(socket), Some(filter)) = (&init.seccomp_listener, init.seccomp) else {
         return Ok(());
     };
-    moor_seccomp::send_notify_fd(&path, fd, state.as_bytes()).map_err(Error::from)
+    let pid = serde_json::from_str::<serde_json::Value>(state)
+        .ok()
+        .and_then(|v| v["pid"].as_i64())
+        .unwrap_or(0) as i32;
+    let message =
+        moor_seccomp::process_state_json(crate::OCI_VERSION, pid, filter.listener_metadata(), state.as_bytes());
+    terminal::send_fd(
+        socket.as_fd(),
+        fd,
+        &message,
+        "the seccomp notify fd to linux.seccomp.listenerPath",
+    )
 }

@@ -84,13 +84,18 @@ pub fn become_controlling(slave: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-/// Sends one fd over a unix socket with SCM_RIGHTS.
-pub fn send_fd(socket: BorrowedFd, fd: BorrowedFd, name: &str) -> Result<()> {
+/// Sends one fd over a unix socket with SCM_RIGHTS, with `payload` as the message.
+pub fn send_fd(socket: BorrowedFd, fd: BorrowedFd, payload: &[u8], what: &str) -> Result<()> {
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [IoSlice::new(name.as_bytes())];
-    sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
-        .map_err(|e| Error::sys("send the pty master over the console socket", e))?;
+    let mut sent = 0;
+    while sent < payload.len() {
+        let iov = [IoSlice::new(&payload[sent..])];
+        // The fd rides on the first chunk only.
+        let cmsg: &[ControlMessage] = if sent == 0 { &cmsg } else { &[] };
+        sent += sendmsg::<()>(socket.as_raw_fd(), &iov, cmsg, MsgFlags::MSG_NOSIGNAL, None)
+            .map_err(|e| Error::sys(format!("send {what}"), e))?;
+    }
     Ok(())
 }
 
