@@ -123,15 +123,9 @@ impl Runtime {
         let (mut err_rx, err_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
         let (mut pid_rx, pid_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
         // The new process waits for one byte on `go` until the parent has put it into the
-        // container's cgroup (on cgroup v2 it is cloned straight into it instead).
+        // container's cgroup.
         let (go_rx, go_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
         let cgroup = state.cgroup();
-        let into_cgroup = cgroup
-            .as_ref()
-            .filter(|c| c.mode() == moor_cgroups::Mode::Unified)
-            .and_then(|c| c.unified_dir())
-            .and_then(|d| std::fs::File::open(d).ok())
-            .map(OwnedFd::from);
         sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
 
         match sys::clone3(0, None).map_err(|e| Error::sys("clone", e))? {
@@ -146,7 +140,7 @@ impl Runtime {
                         std::io::Error::last_os_error()
                     )
                 } else {
-                    match sys::clone3(libc::CLONE_PARENT as u64, into_cgroup.as_ref().map(|f| f.as_raw_fd())) {
+                    match sys::clone3(libc::CLONE_PARENT as u64, None) {
                         Ok(Forked::Child) => {
                             drop(pid_tx);
                             drop(go_tx);
@@ -195,7 +189,9 @@ impl Runtime {
                     .parse()
                     .map_err(|_| Error::Init(reply.trim_start_matches("error: ").to_string()))?;
                 drop(go_rx);
-                if let (Some(cg), None) = (&cgroup, &into_cgroup) {
+                // The parent writes cgroup.procs: CLONE_INTO_CGROUP from inside the container's
+                // cgroup namespace fails (ENOENT) when our own cgroup lies outside it.
+                if let Some(cg) = &cgroup {
                     if let Err(e) = cg.add_task(pid) {
                         // SAFETY: the new process is our child and has not run anything yet.
                         unsafe {

@@ -337,10 +337,61 @@ fn v2_stats(cg: &Cgroup) -> Result<Value> {
 }
 
 pub(crate) fn stats(cg: &Cgroup) -> Result<Value> {
-    match cg.mode {
-        Mode::Unified => v2_stats(cg),
-        Mode::Legacy | Mode::Hybrid => v1_stats(cg),
+    let mut v = match cg.mode {
+        Mode::Unified => v2_stats(cg)?,
+        Mode::Legacy | Mode::Hybrid => v1_stats(cg)?,
+    };
+    // Sections runc always prints, so consumers that index them find them.
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("cpuset".into(), cpuset_stats(cg));
+        obj.entry("intel_rdt").or_insert_with(|| serde_json::json!({}));
+        obj.entry("network_interfaces").or_insert(Value::Null);
+        if cg.mode == Mode::Unified {
+            if let Some(mem) = obj.get_mut("memory").and_then(Value::as_object_mut) {
+                for key in ["kernel", "kernelTCP"] {
+                    mem.entry(key)
+                        .or_insert_with(|| serde_json::json!({"failcnt": 0, "limit": 0}));
+                }
+            }
+        }
     }
+    Ok(v)
+}
+
+/// `cpuset` as runc prints it: the cpus and mems the container may use, as lists.
+fn cpuset_stats(cg: &Cgroup) -> Value {
+    let dir = match cg.mode {
+        Mode::Unified => cg.unified.clone(),
+        _ => cg.v1_dir("cpuset").map(Path::to_path_buf),
+    };
+    let read = |names: &[&str]| -> Vec<u32> {
+        let Some(d) = &dir else { return Vec::new() };
+        names
+            .iter()
+            .find_map(|n| std::fs::read_to_string(d.join(n)).ok().filter(|s| !s.trim().is_empty()))
+            .map(|s| expand_list(s.trim()))
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "cpus": read(&["cpuset.cpus.effective", "cpuset.effective_cpus", "cpuset.cpus"]),
+        "mems": read(&["cpuset.mems.effective", "cpuset.effective_mems", "cpuset.mems"]),
+    })
+}
+
+/// "0-2,5" → [0, 1, 2, 5].
+fn expand_list(s: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+                    out.extend(a..=b.min(a.saturating_add(4096)));
+                }
+            }
+            None => out.extend(part.parse::<u32>().ok()),
+        }
+    }
+    out
 }
 
 pub(crate) fn oom_count(cg: &Cgroup) -> Result<u64> {
@@ -365,6 +416,13 @@ pub(crate) fn oom_count(cg: &Cgroup) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_lists_expand() {
+        assert_eq!(expand_list("0-2,5"), vec![0, 1, 2, 5]);
+        assert_eq!(expand_list("3"), vec![3]);
+        assert!(expand_list("").is_empty());
+    }
 
     #[test]
     fn blkio_v1_parsing() {
