@@ -131,6 +131,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             state_lock: dir.lock_fd().as_raw_fd(),
             cgroups: memberships,
             seccomp_listener: connect_listener(seccomp.as_ref())?,
+            idmaps: idmap_namespaces(spec)?,
         };
         let pid = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
         child = Some(pid);
@@ -376,4 +377,27 @@ pub(crate) fn connect_listener(seccomp: Option<&moor_seccomp::Compiled>) -> Resu
     let stream = UnixStream::connect(path)
         .map_err(|e| Error::config("linux.seccomp.listenerPath", format!("{}: {e}", path.display())))?;
     Ok(Some(OwnedFd::from(stream)))
+}
+
+/// One user namespace per mount that asks for uid/gid mappings (an idmapped mount).
+fn idmap_namespaces(spec: &oci_spec::runtime::Spec) -> Result<Vec<Option<OwnedFd>>> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let uid = m.uid_mappings().as_deref().unwrap_or_default();
+            let gid = m.gid_mappings().as_deref().unwrap_or_default();
+            if uid.is_empty() && gid.is_empty() {
+                return Ok(None);
+            }
+            if uid.is_empty() || gid.is_empty() {
+                return Err(Error::config(
+                    format!("mounts[{i}]"),
+                    "an idmapped mount needs both uidMappings and gidMappings",
+                ));
+            }
+            user::idmap_userns(uid, gid).map(Some)
+        })
+        .collect()
 }

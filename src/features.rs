@@ -87,7 +87,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": lsm("/sys/kernel/security/apparmor")},
             "selinux": {"enabled": lsm("/sys/fs/selinux/enforce")},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features": "moor",

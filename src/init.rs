@@ -36,6 +36,8 @@ pub struct Init<'a> {
     /// The parent's copy of the state directory lock: closed first thing, or init would hold
     /// the container locked for its whole life.
     pub state_lock: RawFd,
+    /// User namespaces for idmapped mounts, by index into `mounts` (made by the parent).
+    pub idmaps: Vec<Option<OwnedFd>>,
     /// linux.seccomp.listenerPath, connected by the parent (the path is a host path).
     pub seccomp_listener: Option<OwnedFd>,
     /// The container's cgroups as the host sees them, for the /sys/fs/cgroup mount.
@@ -120,6 +122,7 @@ fn steps(init: &Init) -> Result<Infallible> {
         init.rootfs,
         init.plan.new_ns(LinuxNamespaceType::User) || init.plan.joins(LinuxNamespaceType::User),
         &init.cgroups,
+        &init.idmaps,
     )?;
     let procfs = Procfs::open()?;
 

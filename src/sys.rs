@@ -139,8 +139,23 @@ pub fn move_mount_fd(from: BorrowedFd, to: BorrowedFd) -> io::Result<()> {
 
 /// mount_setattr(2) on the mount `fd` refers to.
 pub fn mount_setattr(fd: BorrowedFd, recursive: bool, set: u64, clear: u64, propagation: u64) -> io::Result<()> {
+    mount_setattr_userns(fd, recursive, set, clear, propagation, None)
+}
+
+/// mount_setattr(2) with a user namespace for MOUNT_ATTR_IDMAP.
+pub fn mount_setattr_userns(
+    fd: BorrowedFd,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    propagation: u64,
+    userns: Option<BorrowedFd>,
+) -> io::Result<()> {
     // SAFETY: mount_attr is a plain C struct; zero is valid for every field.
     let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
+    if let Some(ns) = userns {
+        attr.userns_fd = ns.as_raw_fd() as u64;
+    }
     attr.attr_set = set;
     attr.attr_clr = clear;
     attr.propagation = propagation;

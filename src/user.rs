@@ -86,3 +86,44 @@ pub fn switch(user: &User) -> Result<()> {
     unsafe { libc::umask(umask as libc::mode_t) };
     Ok(())
 }
+
+/// A user namespace holding `uid`/`gid` mappings, for an idmapped mount: a short-lived child is
+/// cloned into a new user namespace, mapped, and its namespace kept as an fd.
+pub fn idmap_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<std::os::fd::OwnedFd> {
+    let (wait_rx, wait_tx) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+    match crate::sys::clone3(libc::CLONE_NEWUSER as u64, None).map_err(|e| Error::sys("clone a user namespace", e))? {
+        crate::sys::Forked::Child => {
+            drop(wait_tx);
+            let mut byte = [0u8; 1];
+            // Wait until the parent has taken the namespace (EOF when it drops its end).
+            let _ = std::io::Read::read(&mut &wait_rx, &mut byte);
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        crate::sys::Forked::Parent(pid) => {
+            drop(wait_rx);
+            // The kernel reads an on-disk id as an id inside the idmap namespace and shows the
+            // host id it maps to: so the namespace maps hostID (on disk) to containerID (shown).
+            let swapped = |maps: &[LinuxIdMapping]| -> String {
+                maps.iter()
+                    .map(|m| format!("{} {} {}\n", m.host_id(), m.container_id(), m.size()))
+                    .collect()
+            };
+            let write = |file: &str, text: String| {
+                let p = format!("/proc/{pid}/{file}");
+                fs::write(&p, text).map_err(|e| Error::sys(format!("write {p} for an idmapped mount"), e))
+            };
+            let result = write("uid_map", swapped(uid))
+                .and_then(|_| write("gid_map", swapped(gid)))
+                .and_then(|_| {
+                    std::fs::File::open(format!("/proc/{pid}/ns/user"))
+                        .map(std::os::fd::OwnedFd::from)
+                        .map_err(|e| Error::sys("open the idmap user namespace", e))
+                });
+            drop(wait_tx);
+            // SAFETY: reap our child.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            result
+        }
+    }
+}

@@ -25,7 +25,13 @@ pub struct Prepared {
 /// symlinked /proc would redirect procfs writes to the host (CVE-2019-16884 and friends).
 const MUST_BE_DIRS: [&str; 3] = ["proc", "sys", "dev"];
 
-pub fn prepare(spec: &Spec, rootfs: &Path, user_ns: bool, cgroups: &[cgroupfs::Membership]) -> Result<Prepared> {
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    user_ns: bool,
+    cgroups: &[cgroupfs::Membership],
+    idmaps: &[Option<OwnedFd>],
+) -> Result<Prepared> {
     let linux = spec.linux().clone().unwrap_or_default();
     let propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => libc::MS_SLAVE | libc::MS_REC,
@@ -72,7 +78,8 @@ pub fn prepare(spec: &Spec, rootfs: &Path, user_ns: bool, cgroups: &[cgroupfs::M
 
     let config_mounts = spec.mounts().clone().unwrap_or_default();
     for (i, m) in config_mounts.iter().enumerate() {
-        mounts::mount_one(root.as_fd(), m, &format!("mounts[{i}]"), cgroups)?;
+        let idmap = idmaps.get(i).and_then(|fd| fd.as_ref().map(|fd| fd.as_fd()));
+        mounts::mount_one(root.as_fd(), m, &format!("mounts[{i}]"), cgroups, idmap)?;
     }
     // Like runc: /dev is populated unless the whole of it is a bind from the host.
     let dev_is_bind = config_mounts.iter().any(|m| {

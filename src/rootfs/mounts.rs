@@ -165,7 +165,13 @@ fn c(s: &str) -> Result<CString> {
 }
 
 /// Performs one config mount below `root`. `field` names it in errors ("mounts[3]").
-pub fn mount_one(root: BorrowedFd, m: &Mount, field: &str, cgroups: &[super::cgroupfs::Membership]) -> Result<()> {
+pub fn mount_one(
+    root: BorrowedFd,
+    m: &Mount,
+    field: &str,
+    cgroups: &[super::cgroupfs::Membership],
+    idmap: Option<BorrowedFd>,
+) -> Result<()> {
     let dest = m.destination();
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
@@ -195,6 +201,12 @@ pub fn mount_one(root: BorrowedFd, m: &Mount, field: &str, cgroups: &[super::cgr
         let clear = attrs(opts.clear);
         if set != 0 || clear != 0 {
             sys::mount_setattr(tree.as_fd(), false, set, clear, 0).map_err(|e| err("set bind mount options on", e))?;
+        }
+        if let Some(userns) = idmap {
+            // An idmapped mount: files show up owned as the mount's mappings say.
+            let recursive = opts.recursive || opts.data.iter().any(|d| d == "ridmap");
+            sys::mount_setattr_userns(tree.as_fd(), recursive, libc::MOUNT_ATTR_IDMAP, 0, 0, Some(userns))
+                .map_err(|e| err("idmap the bind mount for", e))?;
         }
         if opts.rec_set != 0 || opts.rec_clear != 0 {
             sys::mount_setattr(tree.as_fd(), true, opts.rec_set, opts.rec_clear, 0)
