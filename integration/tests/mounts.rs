@@ -34,9 +34,7 @@ fn bind(src: &Path, dest: &str, opts: &[&str]) -> Value {
 
 /// The mountinfo line (as printed by the container) whose mount point is `mp`, last one wins.
 fn mi_line<'a>(out: &'a str, mp: &str) -> Option<&'a str> {
-    out.lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some(mp))
-        .last()
+    out.lines().rfind(|l| l.split_whitespace().nth(4) == Some(mp))
 }
 
 /// Per-mount options (field 6) of a mountinfo line.
@@ -46,10 +44,7 @@ fn mount_opts(line: &str) -> Vec<&str> {
 
 /// Optional fields (between field 6 and the "-" separator) of a mountinfo line.
 fn optional_fields(line: &str) -> Vec<&str> {
-    line.split_whitespace()
-        .skip(6)
-        .take_while(|f| *f != "-")
-        .collect()
+    line.split_whitespace().skip(6).take_while(|f| *f != "-").collect()
 }
 
 /// Super-block options (last field) of a mountinfo line.
@@ -107,8 +102,14 @@ fn bind_ro_and_rw() {
     assert!(!out.contains("RO-WRITE-OK"), "write to the ro bind worked:\n{out}");
     assert!(out.contains("Read-only file system"), "no EROFS on the ro bind:\n{out}");
     assert!(!ro.join("new").exists(), "file appeared in the ro host dir");
-    assert!(out.contains("RW-WRITE-OK"), "write to the rw bind failed:\n{out}\n{err}");
-    assert_eq!(fs::read_to_string(rw.join("new")).unwrap_or_default(), "from-container\n");
+    assert!(
+        out.contains("RW-WRITE-OK"),
+        "write to the rw bind failed:\n{out}\n{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(rw.join("new")).unwrap_or_default(),
+        "from-container\n"
+    );
     let l = mi_line(&out, "/ro").unwrap_or_else(|| panic!("no /ro mount:\n{out}"));
     assert_eq!(mount_opts(l)[0], "ro", "{l}");
     let l = mi_line(&out, "/rw").unwrap_or_else(|| panic!("no /rw mount:\n{out}"));
@@ -136,7 +137,10 @@ fn bind_file_and_missing_nested_destinations_are_created() {
     assert!(out.contains("IS-DIR") && out.contains("inner-file"), "{out}\n{err}");
     // The runtime created the mount points in the rootfs: a file and nested dirs.
     let m = fs::symlink_metadata(b.rootfs().join("injected.txt")).expect("mount point file");
-    assert!(m.file_type().is_file(), "/injected.txt mount point is not a file: {m:?}");
+    assert!(
+        m.file_type().is_file(),
+        "/injected.txt mount point is not a file: {m:?}"
+    );
     assert!(b.rootfs().join("a/b/c").is_dir());
 }
 
@@ -166,7 +170,10 @@ fn rbind_includes_submounts_bind_does_not() {
     let (out, err) = run(&ctx, &b, &id, &[]);
     assert!(out.contains("R-SUB-VISIBLE"), "rbind lost the submount:\n{out}\n{err}");
     assert!(mi_line(&out, "/r/sub").is_some(), "no /r/sub in mountinfo:\n{out}");
-    assert!(!out.contains("B-SUB-VISIBLE"), "plain bind carried the submount:\n{out}");
+    assert!(
+        !out.contains("B-SUB-VISIBLE"),
+        "plain bind carried the submount:\n{out}"
+    );
     assert!(mi_line(&out, "/b/sub").is_none(), "/b/sub mounted:\n{out}");
 }
 
@@ -185,8 +192,14 @@ fn rro_makes_submounts_read_only() {
     );
     let (out, err) = run(&ctx, &b, &id, &[]);
     assert!(out.contains("submount"), "{out}\n{err}");
-    assert!(!out.contains("TOP-WRITE-OK"), "top of the rro mount is writable:\n{out}");
-    assert!(!out.contains("SUB-WRITE-OK"), "submount of the rro mount is writable:\n{out}");
+    assert!(
+        !out.contains("TOP-WRITE-OK"),
+        "top of the rro mount is writable:\n{out}"
+    );
+    assert!(
+        !out.contains("SUB-WRITE-OK"),
+        "submount of the rro mount is writable:\n{out}"
+    );
     let l = mi_line(&out, "/r/sub").unwrap_or_else(|| panic!("no /r/sub:\n{out}"));
     assert_eq!(mount_opts(l)[0], "ro", "{l}");
     assert!(!top.join("sub/new").exists());
@@ -207,7 +220,10 @@ fn nosuid_nodev_noexec_options() {
          $d/s.sh $d 2>&1; done; cat /proc/self/mountinfo",
     );
     let (out, err) = run(&ctx, &b, &id, &[]);
-    assert!(out.contains("RAN-/ex"), "control script on a plain tmpfs did not run:\n{out}\n{err}");
+    assert!(
+        out.contains("RAN-/ex"),
+        "control script on a plain tmpfs did not run:\n{out}\n{err}"
+    );
     assert!(!out.contains("RAN-/nx"), "script on noexec tmpfs ran:\n{out}");
     assert!(!out.contains("RAN-/bnx"), "script on noexec bind ran:\n{out}");
     assert!(out.contains("Permission denied"), "{out}");
@@ -227,16 +243,24 @@ fn tmpfs_size_and_mode() {
     require_root!();
     let ctx = Ctx::new("tmpfs_size");
     let (id, mut b) = ctx.bundle(&[]);
+    fs::write(b.rootfs().join("two-mib"), vec![b'z'; 2 << 20]).unwrap();
     b.push_mount(json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs",
         "options": ["size=1m", "mode=0710"]}));
     b.set_sh(
-        "echo mode=$(stat -c %a /t); (head -c 2097152 /dev/zero > /t/big) 2>&1 || echo WRITE-FAILED; \
+        "echo mode=$(stat -c %a /t); (cat /two-mib > /t/big) 2>&1 || echo WRITE-FAILED; \
          echo size=$(stat -c %s /t/big); cat /proc/self/mountinfo",
     );
     let (out, err) = run(&ctx, &b, &id, &[]);
     assert!(out.contains("mode=710"), "mode not applied:\n{out}\n{err}");
-    assert!(out.contains("No space left on device"), "no ENOSPC writing 2 MiB:\n{out}");
-    assert!(out.contains("WRITE-FAILED"), "{out}");
+    assert!(
+        out.contains("WRITE-FAILED"),
+        "writing 2 MiB to a 1 MiB tmpfs worked:\n{out}"
+    );
+    assert!(
+        out.contains("No space left on device"),
+        "no ENOSPC writing 2 MiB:\n{out}"
+    );
+    assert!(out.contains("size=1048576\n"), "{out}");
     let l = mi_line(&out, "/t").unwrap_or_else(|| panic!("no /t:\n{out}"));
     assert_eq!(fs_type(l), "tmpfs", "{l}");
     assert!(super_opts(l).contains(&"size=1024k"), "{l}");
@@ -285,17 +309,31 @@ fn cgroup_mount_read_only_and_namespaced() {
     let (id, mut b) = ctx.bundle(&[]);
     b.set("/linux/resources/pids", json!({"limit": 42}));
     let v2 = !Path::new("/sys/fs/cgroup/pids").exists();
-    let pids_max = if v2 { "/sys/fs/cgroup/pids.max" } else { "/sys/fs/cgroup/pids/pids.max" };
-    let mk = if v2 { "/sys/fs/cgroup/moor-it-x" } else { "/sys/fs/cgroup/pids/moor-it-x" };
+    let pids_max = if v2 {
+        "/sys/fs/cgroup/pids.max"
+    } else {
+        "/sys/fs/cgroup/pids/pids.max"
+    };
+    let mk = if v2 {
+        "/sys/fs/cgroup/moor-it-x"
+    } else {
+        "/sys/fs/cgroup/pids/moor-it-x"
+    };
     b.set_sh(&format!(
         "echo max=$(cat {pids_max}); (mkdir {mk}) 2>&1 || echo MKDIR-FAILED; \
          (echo 1 > {pids_max}) 2>&1 || echo WRITE-FAILED; echo max2=$(cat {pids_max}); \
          cat /proc/self/mountinfo"
     ));
     let (out, err) = run(&ctx, &b, &id, &[]);
-    assert!(out.contains("max=42\n"), "pids.max of the container's cgroup not shown:\n{out}\n{err}");
+    assert!(
+        out.contains("max=42\n"),
+        "pids.max of the container's cgroup not shown:\n{out}\n{err}"
+    );
     assert!(out.contains("MKDIR-FAILED") && out.contains("WRITE-FAILED"), "{out}");
-    assert!(out.contains("Read-only file system"), "cgroup mount is writable:\n{out}");
+    assert!(
+        out.contains("Read-only file system"),
+        "cgroup mount is writable:\n{out}"
+    );
     assert!(out.contains("max2=42\n"), "{out}");
     let mp = if v2 { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/pids" };
     let l = mi_line(&out, mp).unwrap_or_else(|| panic!("no {mp}:\n{out}"));
@@ -325,18 +363,53 @@ fn overlay_mount() {
     assert!(out.contains("WROTE"), "{out}\n{err}");
     let l = mi_line(&out, "/ov").unwrap_or_else(|| panic!("no /ov:\n{out}"));
     assert_eq!(fs_type(l), "overlay", "{l}");
-    assert_eq!(fs::read_to_string(d.join("upper/new")).unwrap_or_default(), "new-data\n");
+    assert_eq!(
+        fs::read_to_string(d.join("upper/new")).unwrap_or_default(),
+        "new-data\n"
+    );
     assert!(!d.join("lower/new").exists());
+}
+
+/// Makes `d` a shared bind mount of itself on the host (unmounted on drop).
+fn shared_self_bind(d: &Path) -> HostMount {
+    nix::mount::mount(Some(d), d, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
+        .unwrap_or_else(|e| panic!("bind {}: {e}", d.display()));
+    let m = HostMount(d.to_path_buf());
+    nix::mount::mount(
+        None::<&str>,
+        d,
+        None::<&str>,
+        nix::mount::MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .unwrap_or_else(|e| panic!("make-shared {}: {e}", d.display()));
+    m
+}
+
+/// The suite runs crun inside `unshare -m --propagation private` (see README), which turns the
+/// host's shared mounts private before crun starts: propagation from the host is then not
+/// observable, whatever crun does.
+fn crun_wrapped() -> bool {
+    runtime_is("crun") && std::env::var_os("MOOR_IT_NO_CRUN_WRAP").is_none()
 }
 
 #[test]
 fn per_mount_propagation() {
     require_root!();
+    if crun_wrapped() {
+        skip!("crun runs in a private mount namespace here, host propagation is not observable");
+    }
     let ctx = Ctx::new("mnt_prop");
+    // Sources are shared mounts on the host, so a bind of them would carry a propagation tag
+    // unless the runtime applies the requested one.
     let p = host_dir(&ctx, "priv");
+    let sl = host_dir(&ctx, "slave");
     let s = host_dir(&ctx, "shared");
+    let _mp = shared_self_bind(&p);
+    let _msl = shared_self_bind(&sl);
     let (id, mut b) = ctx.bundle(&[]);
     b.push_mount(bind(&p, "/p", &["rbind", "rprivate"]));
+    b.push_mount(bind(&sl, "/sl", &["rbind", "rslave"]));
     b.push_mount(bind(&s, "/s", &["rbind", "rshared"]));
     b.set_sh("cat /proc/self/mountinfo");
     let (out, err) = run(&ctx, &b, &id, &[]);
@@ -346,6 +419,12 @@ fn per_mount_propagation() {
         !f.iter().any(|t| t.starts_with("shared:") || t.starts_with("master:")),
         "rprivate mount has propagation tags: {l}"
     );
+    let l = mi_line(&out, "/sl").unwrap_or_else(|| panic!("no /sl:\n{out}"));
+    let f = optional_fields(l);
+    assert!(
+        f.iter().any(|t| t.starts_with("master:")) && !f.iter().any(|t| t.starts_with("shared:")),
+        "rslave mount is not a (non-shared) slave: {l}"
+    );
     let l = mi_line(&out, "/s").unwrap_or_else(|| panic!("no /s:\n{out}"));
     assert!(
         optional_fields(l).iter().any(|t| t.starts_with("shared:")),
@@ -353,22 +432,66 @@ fn per_mount_propagation() {
     );
 }
 
-#[test]
-fn rootfs_propagation_private_vs_shared() {
-    require_root!();
-    let ctx = Ctx::new("root_prop");
-    let mut root_tags = Vec::new();
-    for prop in ["private", "shared"] {
-        let (id, mut b) = ctx.bundle(&["cat", "/proc/self/mountinfo"]);
-        b.set("/linux/rootfsPropagation", json!(prop));
-        let (out, err) = run(&ctx, &b, &id, &[]);
-        let l = mi_line(&out, "/").unwrap_or_else(|| panic!("{prop}: no / :\n{out}\n{err}"));
-        root_tags.push((prop, l.to_string(), optional_fields(l).join(" ")));
+/// Runs a container whose rootfs is a shared bind mount on the host, with
+/// `linux.rootfsPropagation` = `prop` (None: not set). Once it runs, the host mounts a tmpfs at
+/// `<rootfs>/mnt/late`. Returns (root mountinfo line, whether the late mount reached the container).
+fn rootfs_propagation_run(ctx: &Ctx, prop: Option<&str>) -> (String, bool) {
+    let (id, mut b) = ctx.bundle(&[]);
+    let rootfs = b.rootfs();
+    fs::create_dir(rootfs.join("mnt/late")).unwrap();
+    let _root_bind = shared_self_bind(&rootfs);
+    if let Some(p) = prop {
+        b.set("/linux/rootfsPropagation", json!(p));
     }
-    let (_, l, tags) = &root_tags[0];
-    assert!(tags.is_empty(), "rootfsPropagation private: / has tags: {l}");
-    let (_, l, tags) = &root_tags[1];
-    assert!(tags.contains("shared:"), "rootfsPropagation shared: / has no shared: tag: {l}");
+    b.set_sh(
+        "awk '$5 == \"/\"' /proc/self/mountinfo; echo READY; i=0; \
+         while [ $i -lt 40 ] && ! [ -e /mnt/late/marker ]; do sleep 0.1; i=$((i+1)); done; \
+         test -e /mnt/late/marker && echo PROPAGATED; echo END",
+    );
+    let c = ctx.create(&b, &id, &[]);
+    assert!(c.success(), "{prop:?}: create failed: {c}");
+    let s = ctx.start(&id);
+    assert!(s.success(), "{prop:?}: start failed: {s}\n{}", c.stderr_now());
+    moor_integration::poll_until(TIMEOUT, "READY", || c.stdout_now().contains("READY").then_some(()));
+    let late = HostMount::tmpfs(&rootfs.join("mnt/late"));
+    fs::write(rootfs.join("mnt/late/marker"), "late\n").unwrap();
+    ctx.wait_status(&id, "stopped");
+    drop(late);
+    let out = c.stdout_now();
+    let root = mi_line(&out, "/").unwrap_or_else(|| panic!("{prop:?}: no / line:\n{out}\n{}", c.stderr_now()));
+    (root.to_string(), out.contains("PROPAGATED"))
+}
+
+#[test]
+fn rootfs_propagation_private_rslave_and_default() {
+    require_root!();
+    if crun_wrapped() {
+        skip!("crun runs in a private mount namespace here, host propagation is not observable");
+    }
+    let ctx = Ctx::new("root_prop");
+    let (l, got) = rootfs_propagation_run(&ctx, Some("private"));
+    assert!(
+        optional_fields(&l).is_empty(),
+        "rootfsPropagation private: / has tags: {l}"
+    );
+    assert!(
+        !got,
+        "rootfsPropagation private: a host mount propagated into the container: {l}"
+    );
+    // "rslave" (what containerd sets for HostToContainer propagation). runc applies a
+    // non-recursive "slave" to the old "/" only, so its rootfs ends up private; not tested.
+    let (l, got) = rootfs_propagation_run(&ctx, Some("rslave"));
+    assert!(
+        optional_fields(&l).iter().any(|t| t.starts_with("master:")),
+        "rootfsPropagation rslave: / has no master: tag: {l}"
+    );
+    assert!(got, "rootfsPropagation rslave: a host mount did not propagate: {l}");
+    // Unset: runc makes the root rslave; moor, a drop-in for runc, must do the same.
+    let (l, got) = rootfs_propagation_run(&ctx, None);
+    assert!(
+        optional_fields(&l).iter().any(|t| t.starts_with("master:")) && got,
+        "default rootfsPropagation is not slave (propagated: {got}): {l}"
+    );
 }
 
 #[test]
@@ -387,7 +510,10 @@ fn root_readonly() {
             assert_eq!(mount_opts(l)[0], "ro", "{l}");
             assert!(!b.rootfs().join("written").exists());
         } else {
-            assert!(out.contains("ROOT-WRITE-OK"), "writable root refused a write:\n{out}\n{err}");
+            assert!(
+                out.contains("ROOT-WRITE-OK"),
+                "writable root refused a write:\n{out}\n{err}"
+            );
             assert!(b.rootfs().join("written").exists(), "write did not land in the rootfs");
         }
     }
@@ -422,6 +548,9 @@ fn linux_devices_char_and_fifo() {
         .as_array_mut()
         .unwrap()
         .push(json!({"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"}));
+    // The workload runs as the device's owner (it has no CAP_DAC_OVERRIDE), so reading it also
+    // checks the ownership.
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
     b.set_sh(
         "stat -c 'dev=%F %a %u %g %t:%T' /dev/mydev; stat -c 'fifo=%F %a' /dev/myfifo; \
          echo read=$(head -c 16 /dev/mydev | wc -c)",
@@ -463,8 +592,14 @@ fn linux_devices_in_user_namespace_are_bind_mounted() {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
     let (id, mut b) = ctx.bundle(&[]);
     b.set_namespace("user", None);
-    b.set("/linux/uidMappings", json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
-    b.set("/linux/gidMappings", json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    b.set(
+        "/linux/uidMappings",
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+    );
+    b.set(
+        "/linux/gidMappings",
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+    );
     b.set(
         "/linux/devices",
         json!([{"path": path, "type": "c", "major": 1, "minor": 9, "fileMode": 0o666}]),
@@ -477,7 +612,10 @@ fn linux_devices_in_user_namespace_are_bind_mounted() {
         "stat -c 'dev=%F %t:%T' {path}; echo read=$(head -c 16 {path} | wc -c); cat /proc/self/mountinfo"
     ));
     let (out, err) = run(&ctx, &b, &id, &[]);
-    assert!(out.contains("dev=character special file 1:9"), "{path} wrong:\n{out}\n{err}");
+    assert!(
+        out.contains("dev=character special file 1:9"),
+        "{path} wrong:\n{out}\n{err}"
+    );
     assert!(out.contains("read=16"), "{path} does not work:\n{out}\n{err}");
     assert!(mi_line(&out, &path).is_some(), "{path} is not a bind mount:\n{out}");
 }
@@ -537,7 +675,10 @@ fn dev_console_is_the_pty() {
         out.contains(&format!("console=character special file-88:{ptn:x}")),
         "/dev/console is not pty {ptn}:\n{out}"
     );
-    assert!(out.contains(" /dev/console "), "/dev/console is not a bind mount:\n{out}");
+    assert!(
+        out.contains(" /dev/console "),
+        "/dev/console is not a bind mount:\n{out}"
+    );
     ctx.wait_status(&id, "stopped");
 }
 
@@ -554,18 +695,33 @@ fn idmapped_bind_mount() {
     nix::unistd::chown(&d.join("owned"), Some(1000.into()), Some(1000.into())).unwrap();
     let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     let (id, mut b) = ctx.bundle(&[]);
+    // The rootfs belongs to host root, which the container's root (host 100000) cannot write:
+    // the mount points are made here.
+    for m in ["idm", "plain"] {
+        fs::create_dir(b.rootfs().join(m)).unwrap();
+    }
     b.set_namespace("user", None);
     b.set("/linux/uidMappings", maps.clone());
     b.set("/linux/gidMappings", maps.clone());
     // The mount's idmapping mirrors the container's: on-disk uid 1000 shows as 1000 inside.
-    b.push_mount(json!({"destination": "/idm", "type": "bind", "source": d, "options": ["rbind"],
-        "uidMappings": maps, "gidMappings": maps}));
+    b.push_mount(
+        json!({"destination": "/idm", "type": "bind", "source": d, "options": ["rbind"],
+        "uidMappings": maps, "gidMappings": maps}),
+    );
     // Without the idmapping the same dir shows uid 1000 as the overflow id (65534).
     b.push_mount(bind(&d, "/plain", &["rbind"]));
-    b.set_sh("stat -c 'idm=%u:%g' /idm/owned; stat -c 'plain=%u:%g' /plain/owned; cat /idm/owned; cat /proc/self/mountinfo");
+    b.set_sh(
+        "stat -c 'idm=%u:%g' /idm/owned; stat -c 'plain=%u:%g' /plain/owned; cat /idm/owned; cat /proc/self/mountinfo",
+    );
     let (out, err) = run(&ctx, &b, &id, &[]);
-    assert!(out.contains("plain=65534:65534"), "unexpected plain owner:\n{out}\n{err}");
-    assert!(out.contains("idm=1000:1000"), "idmapped mount does not map the owner:\n{out}\n{err}");
+    assert!(
+        out.contains("plain=65534:65534"),
+        "unexpected plain owner:\n{out}\n{err}"
+    );
+    assert!(
+        out.contains("idm=1000:1000"),
+        "idmapped mount does not map the owner:\n{out}\n{err}"
+    );
     let l = mi_line(&out, "/idm").unwrap_or_else(|| panic!("no /idm:\n{out}"));
     assert!(mount_opts(l).contains(&"idmapped"), "mount is not idmapped: {l}");
 }
