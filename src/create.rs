@@ -379,7 +379,8 @@ pub(crate) fn connect_listener(seccomp: Option<&moor_seccomp::Compiled>) -> Resu
     Ok(Some(OwnedFd::from(stream)))
 }
 
-/// One user namespace per mount that asks for uid/gid mappings (an idmapped mount).
+/// The detached, idmapped bind trees of the mounts that ask for uid/gid mappings, made here on
+/// the host (an idmap needs privilege over the filesystem); init only attaches them.
 fn idmap_namespaces(spec: &oci_spec::runtime::Spec) -> Result<Vec<Option<OwnedFd>>> {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     mounts
@@ -397,7 +398,16 @@ fn idmap_namespaces(spec: &oci_spec::runtime::Spec) -> Result<Vec<Option<OwnedFd
                     "an idmapped mount needs both uidMappings and gidMappings",
                 ));
             }
-            user::idmap_userns(uid, gid).map(Some)
+            let is_bind =
+                m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+            if !is_bind {
+                return Err(Error::config(
+                    format!("mounts[{i}]"),
+                    "uidMappings/gidMappings need a bind mount",
+                ));
+            }
+            let userns = user::idmap_userns(uid, gid)?;
+            crate::rootfs::mounts::bind_tree(m, &format!("mounts[{i}]"), Some(userns.as_fd())).map(Some)
         })
         .collect()
 }

@@ -119,15 +119,19 @@ impl Runtime {
             return Err(Error::NotRunning(id.to_string()));
         }
         let pidfd = open_pidfd(&state)?.ok_or_else(|| Error::NotRunning(id.to_string()))?;
+        let sent = sys::pidfd_send_signal(pidfd.as_fd(), signal);
         if all {
+            // Init first, then everything else in the container; init may already be gone by the
+            // time the rest is signalled (or go because of it), which is not an error here.
             for pid in container_pids(&state) {
                 if pid != state.pid {
-                    // SAFETY: pids of the container's pid namespace, read just now.
+                    // SAFETY: pids of the container, read just now.
                     unsafe { libc::kill(pid, signal) };
                 }
             }
+            return Ok(());
         }
-        sys::pidfd_send_signal(pidfd.as_fd(), signal).map_err(|e| match e.raw_os_error() {
+        sent.map_err(|e| match e.raw_os_error() {
             Some(libc::ESRCH) => Error::InvalidState("no such process".into()),
             _ => Error::sys(format!("signal container {id}"), e),
         })

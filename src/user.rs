@@ -102,19 +102,15 @@ pub fn idmap_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<st
         }
         crate::sys::Forked::Parent(pid) => {
             drop(wait_rx);
-            // The kernel reads an on-disk id as an id inside the idmap namespace and shows the
-            // host id it maps to: so the namespace maps hostID (on disk) to containerID (shown).
-            let swapped = |maps: &[LinuxIdMapping]| -> String {
-                maps.iter()
-                    .map(|m| format!("{} {} {}\n", m.host_id(), m.container_id(), m.size()))
-                    .collect()
-            };
+            // As crun and runc: the namespace gets the mappings as written; the kernel reads an
+            // on-disk id as an id inside it and shows the host id it maps to.
+            let lines = |maps: &[LinuxIdMapping]| map_text(maps);
             let write = |file: &str, text: String| {
                 let p = format!("/proc/{pid}/{file}");
                 fs::write(&p, text).map_err(|e| Error::sys(format!("write {p} for an idmapped mount"), e))
             };
-            let result = write("uid_map", swapped(uid))
-                .and_then(|_| write("gid_map", swapped(gid)))
+            let result = write("uid_map", lines(uid))
+                .and_then(|_| write("gid_map", lines(gid)))
                 .and_then(|_| {
                     std::fs::File::open(format!("/proc/{pid}/ns/user"))
                         .map(std::os::fd::OwnedFd::from)

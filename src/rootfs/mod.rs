@@ -206,16 +206,9 @@ pub fn enter(root: OwnedFd, no_pivot: bool, readonly: bool) -> Result<()> {
         nix::unistd::chroot(".").context(|| "chroot to the rootfs".into())?;
     } else {
         nix::unistd::pivot_root(".", ".").context(|| "pivot_root".into())?;
-        // The old root is stacked under the new one: make it private so the detach does not
-        // propagate to the host, then detach it.
-        nix::mount::mount(
-            None::<&str>,
-            ".",
-            None::<&str>,
-            nix::mount::MsFlags::MS_SLAVE | nix::mount::MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .context(|| "make the old root a slave".into())?;
+        // The old root is stacked on the new one; detach it. It cannot propagate to the host:
+        // `prepare` made every mount a slave first (and a recursive slave here would undo the
+        // per-mount propagation the config asked for).
         nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH).context(|| "detach the old root".into())?;
     }
     nix::unistd::chdir("/").context(|| "chdir /".into())?;

@@ -170,7 +170,7 @@ pub fn mount_one(
     m: &Mount,
     field: &str,
     cgroups: &[super::cgroupfs::Membership],
-    idmap: Option<BorrowedFd>,
+    prepared: Option<BorrowedFd>,
 ) -> Result<()> {
     let dest = m.destination();
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
@@ -179,40 +179,19 @@ pub fn mount_one(
     let err = |what: &str, e: std::io::Error| Error::config(field, format!("{what} {}: {e}", dest.display()));
 
     if is_bind {
-        let source = m
-            .source()
-            .as_ref()
-            .ok_or_else(|| Error::config(format!("{field}.source"), "a bind mount needs a source"))?;
-        let src_c = c(&source.to_string_lossy())?;
-        let recursive = opts.recursive;
-        let mut tree_flags = libc::OPEN_TREE_CLONE;
-        if recursive {
-            tree_flags |= libc::AT_RECURSIVE as u32;
-        }
-        let tree = sys::open_tree(libc::AT_FDCWD, &src_c, tree_flags)
-            .map_err(|e| err(&format!("bind {}", source.display()), e))?;
-        let kind = if paths::is_dir(tree.as_fd()) {
-            Kind::Dir
-        } else {
-            Kind::File
+        // An idmapped tree was made by the parent (only the host may idmap the host's
+        // filesystems); any other bind is cloned and shaped here.
+        let own;
+        let tree = match prepared {
+            Some(t) => t,
+            None => {
+                own = bind_tree(m, field, None)?;
+                own.as_fd()
+            }
         };
+        let kind = if paths::is_dir(tree) { Kind::Dir } else { Kind::File };
         let target = paths::ensure_in_root(root, dest, kind)?;
-        let set = attrs(opts.flags);
-        let clear = attrs(opts.clear);
-        if set != 0 || clear != 0 {
-            sys::mount_setattr(tree.as_fd(), false, set, clear, 0).map_err(|e| err("set bind mount options on", e))?;
-        }
-        if let Some(userns) = idmap {
-            // An idmapped mount: files show up owned as the mount's mappings say.
-            let recursive = opts.recursive || opts.data.iter().any(|d| d == "ridmap");
-            sys::mount_setattr_userns(tree.as_fd(), recursive, libc::MOUNT_ATTR_IDMAP, 0, 0, Some(userns))
-                .map_err(|e| err("idmap the bind mount for", e))?;
-        }
-        if opts.rec_set != 0 || opts.rec_clear != 0 {
-            sys::mount_setattr(tree.as_fd(), true, opts.rec_set, opts.rec_clear, 0)
-                .map_err(|e| err("set recursive mount options on", e))?;
-        }
-        sys::move_mount_fd(tree.as_fd(), target.as_fd()).map_err(|e| err("attach bind mount at", e))?;
+        sys::move_mount_fd(tree, target.as_fd()).map_err(|e| err("attach bind mount at", e))?;
         return set_propagation(root, dest, opts.propagation, field);
     }
 
@@ -247,6 +226,39 @@ pub fn mount_one(
         super::copyup::copy_tree(target.as_fd(), fresh.as_fd(), 0)?;
     }
     set_propagation(root, dest, opts.propagation, field)
+}
+
+/// A detached clone of a bind mount's source with its options applied (and, given a user
+/// namespace, idmapped), ready to be attached.
+pub fn bind_tree(m: &Mount, field: &str, idmap: Option<BorrowedFd>) -> Result<OwnedFd> {
+    let opts = parse_options(m.options().as_deref().unwrap_or_default());
+    let err =
+        |what: &str, e: std::io::Error| Error::config(field, format!("{what} {}: {e}", m.destination().display()));
+    let source = m
+        .source()
+        .as_ref()
+        .ok_or_else(|| Error::config(format!("{field}.source"), "a bind mount needs a source"))?;
+    let src_c = c(&source.to_string_lossy())?;
+    let mut tree_flags = libc::OPEN_TREE_CLONE;
+    if opts.recursive {
+        tree_flags |= libc::AT_RECURSIVE as u32;
+    }
+    let tree = sys::open_tree(libc::AT_FDCWD, &src_c, tree_flags)
+        .map_err(|e| err(&format!("bind {}", source.display()), e))?;
+    let (set, clear) = (attrs(opts.flags), attrs(opts.clear));
+    if set != 0 || clear != 0 {
+        sys::mount_setattr(tree.as_fd(), false, set, clear, 0).map_err(|e| err("set bind mount options on", e))?;
+    }
+    if let Some(userns) = idmap {
+        let recursive = opts.recursive || opts.data.iter().any(|d| d == "ridmap");
+        sys::mount_setattr_userns(tree.as_fd(), recursive, libc::MOUNT_ATTR_IDMAP, 0, 0, Some(userns))
+            .map_err(|e| err("idmap the bind mount for", e))?;
+    }
+    if opts.rec_set != 0 || opts.rec_clear != 0 {
+        sys::mount_setattr(tree.as_fd(), true, opts.rec_set, opts.rec_clear, 0)
+            .map_err(|e| err("set recursive mount options on", e))?;
+    }
+    Ok(tree)
 }
 
 /// mount(2) of a filesystem onto the target fd.
