@@ -26,7 +26,7 @@ pub mod namespaces;
 pub mod operations;
 pub mod process;
 mod procfs;
-mod rootfs;
+pub mod rootfs;
 pub mod signals;
 pub mod spec;
 pub mod state;

@@ -109,3 +109,26 @@ fn container_ids_are_checked() {
     }
     moor::state::validate_id("abc-1.2_3+x").unwrap();
 }
+
+#[test]
+fn mounts_over_proc_are_refused_outside_the_safe_set() {
+    let mut c = base();
+    c["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+        {"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs"}
+    ));
+    let err = load_err(c);
+    assert!(
+        err.contains("mounts[7].destination") && err.contains("/proc/sys"),
+        "{err}"
+    );
+
+    let mut c = base();
+    c["mounts"][0]["type"] = "tmpfs".into();
+    assert!(load_err(c).contains("only a procfs"));
+
+    let mut c = base();
+    c["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+        {"destination": "/proc/../proc/./meminfo", "type": "bind", "source": "/dev/null", "options": ["bind"]}
+    ));
+    assert_eq!(load_err(c), "");
+}

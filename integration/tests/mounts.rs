@@ -725,3 +725,35 @@ fn idmapped_bind_mount() {
     let l = mi_line(&out, "/idm").unwrap_or_else(|| panic!("no /idm:\n{out}"));
     assert!(mount_opts(l).contains(&"idmapped"), "mount is not idmapped: {l}");
 }
+
+#[test]
+fn sysfs_in_user_namespace_without_network_namespace() {
+    require_root!();
+    // The kernel refuses a new sysfs to a user namespace that does not own a network
+    // namespace; the runtime must still give a read-only /sys (runc binds the host's).
+    if runtime_is("runc") {
+        // runc 1.1.5 fails with EPERM here; its rootless spec binds /sys instead of mounting it.
+        skip!("runc 1.1.5 has no sysfs fallback for a user namespace without a network namespace");
+    }
+    let ctx = Ctx::new("sysfs_userns");
+    let (id, mut b) = ctx.bundle(&[]);
+    b.remove_namespace("network");
+    b.set_namespace("user", None);
+    b.set(
+        "/linux/uidMappings",
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+    );
+    b.set(
+        "/linux/gidMappings",
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+    );
+    b.set_sh("ls /sys/kernel >/dev/null && echo SYS-OK; (touch /sys/kernel/moor-it) 2>&1; cat /proc/self/mountinfo");
+    let (out, err) = run(&ctx, &b, &id, &[]);
+    assert!(out.contains("SYS-OK"), "/sys is not usable:\n{out}\n{err}");
+    let l = mi_line(&out, "/sys").unwrap_or_else(|| panic!("no /sys:\n{out}\n{err}"));
+    assert_eq!(mount_opts(l)[0], "ro", "/sys is not read-only: {l}");
+    assert!(
+        out.contains("Read-only file system") || out.contains("Permission denied"),
+        "{out}"
+    );
+}

@@ -211,14 +211,29 @@ pub fn mount_one(
         .map(String::as_str)
         .filter(|d| *d != "tmpcopyup")
         .collect();
-    mount_fs(
+    match mount_fs(
         target.as_fd(),
         &source,
         typ,
         opts.flags & !libc::MS_REMOUNT,
         &data.join(","),
-    )
-    .map_err(|e| err(&format!("mount {typ} on"), e))?;
+    ) {
+        // In a user namespace without its own network namespace the kernel refuses a new
+        // sysfs: bind the host's /sys read-only instead, as runc does.
+        Err(e) if typ == "sysfs" && e.raw_os_error() == Some(libc::EPERM) => {
+            let tree = sys::open_tree(
+                libc::AT_FDCWD,
+                c"/sys",
+                libc::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+            )
+            .map_err(|e| err("bind /sys on", e))?;
+            let ro =
+                libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+            sys::mount_setattr(tree.as_fd(), true, ro, 0, 0).map_err(|e| err("make /sys read-only on", e))?;
+            sys::move_mount_fd(tree.as_fd(), target.as_fd()).map_err(|e| err("bind /sys on", e))?;
+        }
+        r => r.map_err(|e| err(&format!("mount {typ} on"), e))?,
+    }
     if copy_up {
         // `target` still refers to the directory under the new mount: copy it up.
         let fresh =
