@@ -174,8 +174,8 @@ fn v1_stats(cg: &Cgroup) -> Result<Value> {
         let st = read_flat_keyed(&d.join("cpu.stat"))?;
         let g = |k: &str| st.get(k).copied().unwrap_or(0);
         put_nz(&mut thr, "periods", g("nr_periods"));
-        put_nz(&mut thr, "throttled_periods", g("nr_throttled"));
-        put_nz(&mut thr, "throttled_time", g("throttled_time"));
+        put_nz(&mut thr, "throttledPeriods", g("nr_throttled"));
+        put_nz(&mut thr, "throttledTime", g("throttled_time"));
     }
     cpu.insert("throttling".into(), Value::Object(thr));
     data.insert("cpu".into(), Value::Object(cpu));
@@ -289,8 +289,8 @@ fn v2_stats(cg: &Cgroup) -> Result<Value> {
     usage.insert("user".into(), json!(g("user_usec") * 1000));
     let mut thr = Map::new();
     put_nz(&mut thr, "periods", g("nr_periods"));
-    put_nz(&mut thr, "throttled_periods", g("nr_throttled"));
-    put_nz(&mut thr, "throttled_time", g("throttled_usec") * 1000);
+    put_nz(&mut thr, "throttledPeriods", g("nr_throttled"));
+    put_nz(&mut thr, "throttledTime", g("throttled_usec") * 1000);
     data.insert("cpu".into(), json!({"usage": usage, "throttling": thr}));
 
     let mut mem = Map::new();
