@@ -60,7 +60,12 @@ pub fn mount(
     cgroups: &[Membership],
 ) -> Result<()> {
     let err = |e: std::io::Error| Error::config(field, format!("mount cgroup on {}: {e}", dest.display()));
-    let flags = opts.flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let mut flags = opts.flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // Read-only unless the config explicitly asks for "rw": a writable cgroupfs would let the
+    // workload change its own limits.
+    if opts.clear & libc::MS_RDONLY == 0 {
+        flags |= libc::MS_RDONLY;
+    }
     if typ == "cgroup2" || unified_host() {
         return mounts::mount_fs(target, "cgroup2", "cgroup2", flags, "").map_err(err);
     }
