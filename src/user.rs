@@ -2,7 +2,6 @@
 //! (done by init). Users are numeric: nothing is ever looked up by name (CVE-2016-3697).
 
 use std::fs;
-use std::path::Path;
 
 use oci_spec::runtime::{LinuxIdMapping, User};
 
@@ -17,17 +16,15 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 /// Writes setgroups (when needed), uid_map and gid_map of a child's new user namespace.
 /// `deny_setgroups` is required when the writer is not privileged over the parent namespace.
 pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping], deny_setgroups: bool) -> Result<()> {
-    let proc = Path::new("/proc").join(pid.to_string());
+    // Through a verified procfs handle, like every other /proc write moor makes.
+    let proc = crate::procfs::Procfs::open()?;
     if deny_setgroups {
-        let p = proc.join("setgroups");
-        fs::write(&p, "deny").map_err(|e| Error::path("cannot write", p, e))?;
+        proc.write(&format!("{pid}/setgroups"), "deny")?;
     }
-    let p = proc.join("uid_map");
-    fs::write(&p, map_text(uid))
-        .map_err(|e| Error::config("linux.uidMappings", format!("writing {}: {e}", p.display())))?;
-    let p = proc.join("gid_map");
-    fs::write(&p, map_text(gid))
-        .map_err(|e| Error::config("linux.gidMappings", format!("writing {}: {e}", p.display())))?;
+    proc.write(&format!("{pid}/uid_map"), &map_text(uid))
+        .map_err(|e| Error::config("linux.uidMappings", e.to_string()))?;
+    proc.write(&format!("{pid}/gid_map"), &map_text(gid))
+        .map_err(|e| Error::config("linux.gidMappings", e.to_string()))?;
     Ok(())
 }
 
@@ -105,9 +102,10 @@ pub fn idmap_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<st
             // As crun and runc: the namespace gets the mappings as written; the kernel reads an
             // on-disk id as an id inside it and shows the host id it maps to.
             let lines = |maps: &[LinuxIdMapping]| map_text(maps);
-            let write = |file: &str, text: String| {
-                let p = format!("/proc/{pid}/{file}");
-                fs::write(&p, text).map_err(|e| Error::sys(format!("write {p} for an idmapped mount"), e))
+            let proc = crate::procfs::Procfs::open();
+            let write = |file: &str, text: String| match &proc {
+                Ok(p) => p.write(&format!("{pid}/{file}"), &text),
+                Err(e) => Err(Error::Init(format!("procfs for an idmapped mount: {e}"))),
             };
             let result = write("uid_map", lines(uid))
                 .and_then(|_| write("gid_map", lines(gid)))
