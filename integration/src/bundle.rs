@@ -160,6 +160,15 @@ impl Bundle {
         self
     }
 
+    /// A new user namespace mapping container ids 0..size to host ids host..host+size.
+    pub fn map_user_namespace(&mut self, host: u32, size: u32) -> &mut Self {
+        self.set_namespace("user", None);
+        let map = json!([{"containerID": 0, "hostID": host, "size": size}]);
+        self.set("/linux/uidMappings", map.clone());
+        self.set("/linux/gidMappings", map);
+        self
+    }
+
     /// The cgroupsPath this bundle uses.
     pub fn cgroups_path(&self) -> String {
         self.config["linux"]["cgroupsPath"]

@@ -591,15 +591,7 @@ fn linux_devices_in_user_namespace_are_bind_mounted() {
     let _node = HostNode(PathBuf::from(&path));
     fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
     let (id, mut b) = ctx.bundle(&[]);
-    b.set_namespace("user", None);
-    b.set(
-        "/linux/uidMappings",
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
-    );
-    b.set(
-        "/linux/gidMappings",
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
-    );
+    b.map_user_namespace(100000, 65536);
     b.set(
         "/linux/devices",
         json!([{"path": path, "type": "c", "major": 1, "minor": 9, "fileMode": 0o666}]),
@@ -738,15 +730,7 @@ fn sysfs_in_user_namespace_without_network_namespace() {
     let ctx = Ctx::new("sysfs_userns");
     let (id, mut b) = ctx.bundle(&[]);
     b.remove_namespace("network");
-    b.set_namespace("user", None);
-    b.set(
-        "/linux/uidMappings",
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
-    );
-    b.set(
-        "/linux/gidMappings",
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
-    );
+    b.map_user_namespace(100000, 65536);
     b.set_sh("ls /sys/kernel >/dev/null && echo SYS-OK; (touch /sys/kernel/moor-it) 2>&1; cat /proc/self/mountinfo");
     let (out, err) = run(&ctx, &b, &id, &[]);
     assert!(out.contains("SYS-OK"), "/sys is not usable:\n{out}\n{err}");

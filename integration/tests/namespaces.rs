@@ -130,15 +130,7 @@ fn namespace_path_that_is_not_a_namespace_fails() {
 
 fn userns_bundle(ctx: &Ctx, args: &[&str]) -> (String, moor_integration::Bundle) {
     let (id, mut b) = ctx.bundle(args);
-    b.set_namespace("user", None);
-    b.set(
-        "/linux/uidMappings",
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
-    );
-    b.set(
-        "/linux/gidMappings",
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
-    );
+    b.map_user_namespace(100000, 65536);
     (id, b)
 }
 
