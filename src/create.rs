@@ -83,6 +83,11 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         owner: String::new(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         recorded_status: Status::Creating,
+        poststart_hooks: spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().clone())
+            .unwrap_or_default(),
         poststop_hooks: spec
             .hooks()
             .as_ref()

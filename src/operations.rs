@@ -35,7 +35,7 @@ impl Runtime {
         };
         let state: ContainerState =
             serde_json::from_slice(&data).map_err(|e| Error::sys(format!("corrupt state of {id}"), e))?;
-        let status = state.status(&dir, state.frozen());
+        let status = state.status(&dir, || state.frozen());
         Ok((state, status))
     }
 
@@ -49,7 +49,7 @@ impl Runtime {
     pub fn start(&self, id: &str) -> Result<()> {
         let dir = StateDir::open(&self.root, id)?;
         let state = dir.load()?;
-        let status = state.status(&dir.path, false);
+        let status = state.status(&dir.path, || false);
         if status != Status::Created {
             return Err(Error::InvalidState(format!(
                 "cannot start a container that is {status}: {id} is not in created state"
@@ -100,16 +100,8 @@ impl Runtime {
         let mut running = state.clone();
         running.recorded_status = Status::Running;
         dir.save(&running)?;
-        let poststart = self.poststart_hooks(&state);
-        hooks::run_warn("poststart", &poststart, &state.hook_state(Status::Running));
+        hooks::run_warn("poststart", &state.poststart_hooks, &state.hook_state(Status::Running));
         Ok(())
-    }
-
-    fn poststart_hooks(&self, state: &ContainerState) -> Vec<oci_spec::runtime::Hook> {
-        crate::config::load(&state.bundle)
-            .ok()
-            .and_then(|b| b.spec.hooks().as_ref().and_then(|h| h.poststart().clone()))
-            .unwrap_or_default()
     }
 
     /// `kill`: signals init (or, with `all`, every process of the container).
@@ -145,7 +137,7 @@ impl Runtime {
             // A state directory without state is debris of a crashed create: remove it.
             Err(_) => return dir.remove(),
         };
-        let status = state.status(&dir.path, state.frozen());
+        let status = state.status(&dir.path, || state.frozen());
         match status {
             Status::Stopped | Status::Created => {}
             _ if force => {}

@@ -60,6 +60,9 @@ pub struct ContainerState {
     pub annotations: HashMap<String, String>,
     /// The last status moor wrote; see [`ContainerState::status`] for the live one.
     pub recorded_status: Status,
+    /// Hooks that run after start, kept here so `start` never re-reads the bundle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststart_hooks: Vec<oci_spec::runtime::Hook>,
     /// Hooks that must run after delete, kept here because the bundle may be gone by then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub poststop_hooks: Vec<oci_spec::runtime::Hook>,
@@ -222,14 +225,15 @@ impl ContainerState {
     }
 
     /// The live status, derived from the process, the fifo and (when paused) the cgroup.
-    pub fn status(&self, dir: &Path, frozen: bool) -> Status {
+    /// `frozen` is only asked when init is alive (it reads the cgroup).
+    pub fn status(&self, dir: &Path, frozen: impl FnOnce() -> bool) -> Status {
         if self.recorded_status == Status::Creating {
             return Status::Creating;
         }
         if !self.init_alive() {
             return Status::Stopped;
         }
-        if frozen {
+        if frozen() {
             return Status::Paused;
         }
         if dir.join(EXEC_FIFO).exists() {
