@@ -1,6 +1,7 @@
 //! Fd hygiene: nothing but stdio and the fds the caller asked to preserve reaches the workload.
 
 use std::os::fd::RawFd;
+use std::sync::OnceLock;
 
 /// Marks every fd from `first` upward close-on-exec. Used at the start of create (so nothing
 /// the caller leaked can ride along) and as the last step before execve.
@@ -36,10 +37,33 @@ pub fn keep(count: u32) {
     }
 }
 
-/// How many fds systemd socket activation passes (LISTEN_FDS), which runc also preserves.
+/// How many fds systemd socket activation passed to this process (fds 3..3+N), kept open into
+/// the container like `--preserve-fds`. As with sd_listen_fds(3) and runc, `LISTEN_FDS` counts
+/// only when `LISTEN_PID` names this process, so a variable inherited from a socket-activated
+/// ancestor never lets that ancestor's fds reach a workload.
+///
+/// Decided once, in the runtime's own process (the CLI and [`crate::Runtime::create`] ask before
+/// the clone): init is a copy of that process under another pid and reuses the answer.
 pub fn listen_fds() -> u32 {
-    std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    static COUNT: OnceLock<u32> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+        if !for_us {
+            return 0;
+        }
+        std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+/// What runc appends to the init's `process.env` when it was socket-activated, so that the
+/// workload accepts the fds: `LISTEN_FDS=N` and `LISTEN_PID=1` (the workload is pid 1 of its pid
+/// namespace). Empty when there is nothing to pass. `exec` gets neither the fds nor these.
+pub fn listen_env() -> Vec<String> {
+    match listen_fds() {
+        0 => Vec::new(),
+        n => vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".to_string()],
+    }
 }

@@ -226,15 +226,14 @@ fn steps(init: &Init) -> Result<Infallible> {
     crate::sys::write_all(fifo.as_fd(), b"0").map_err(|e| Error::sys("write the exec fifo", e))?;
     drop(fifo);
 
-    // 14. Only stdio and the preserved fds survive execve.
+    // 14. Only stdio and the preserved fds survive execve. Socket activation is passed on as
+    //     runc does: its fds come first, and the workload's env names them.
     let preserved = init.preserve_fds + crate::fds::listen_fds();
     crate::fds::cloexec_from(3 + preserved as i32);
     crate::fds::keep(preserved);
-    workload::exec(
-        &ready.program,
-        process.args().as_deref().unwrap_or_default(),
-        process.env().as_deref().unwrap_or_default(),
-    )
+    let mut env = process.env().clone().unwrap_or_default();
+    env.extend(crate::fds::listen_env());
+    workload::exec(&ready.program, process.args().as_deref().unwrap_or_default(), &env)
 }
 
 pub(crate) fn reset_signals() {

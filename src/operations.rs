@@ -20,6 +20,8 @@ impl Runtime {
     }
 
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
+        // Socket activation is judged here, against this process's pid; init reuses the answer.
+        crate::fds::listen_fds();
         create::create(&self.root, id, opts)
     }
 

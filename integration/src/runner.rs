@@ -252,16 +252,44 @@ impl Ctx {
         self.wait_output(child, out, crate::command_timeout())
     }
 
+    /// Like [`Ctx::run_with`], with the runtime started the way systemd starts a socket-activated
+    /// service: `LISTEN_FDS=n`, and `LISTEN_PID` naming the runtime itself (runc ignores
+    /// `LISTEN_FDS` otherwise). A shell exports `LISTEN_PID=$$` and execs the runtime, which keeps
+    /// that pid. Hand over the fds themselves (3..3+n) with [`pass_fd`] in `customize`.
+    pub fn run_socket_activated(&self, args: &[&str], n: u32, customize: impl FnOnce(&mut Command)) -> Output {
+        let launch = |argv: &[String]| {
+            let runtime = self.raw_command(argv);
+            let mut c = Command::new("/bin/sh");
+            c.args(["-c", "export LISTEN_PID=$$; exec \"$0\" \"$@\""])
+                .arg(runtime.get_program())
+                .args(runtime.get_args())
+                .env("LISTEN_FDS", n.to_string());
+            c
+        };
+        let (child, out) = self.spawn_launched(args, launch, customize);
+        self.wait_output(child, out, crate::command_timeout())
+    }
+
     /// Spawns a subcommand without waiting. Returns the child and an [`Output`] skeleton whose
     /// paths hold its stdout/stderr; finish with [`Ctx::wait_output`].
     pub fn spawn_with(&self, args: &[&str], customize: impl FnOnce(&mut Command)) -> (Child, Output) {
+        self.spawn_launched(args, |argv| self.raw_command(argv), customize)
+    }
+
+    /// [`Ctx::spawn_with`], with `launch` making the Command from the full argv.
+    fn spawn_launched(
+        &self,
+        args: &[&str],
+        launch: impl FnOnce(&[String]) -> Command,
+        customize: impl FnOnce(&mut Command),
+    ) -> (Child, Output) {
         let n = self.calls.get();
         self.calls.set(n + 1);
         let sub = args.first().copied().unwrap_or("none");
         let stdout_path = self.work.join(format!("call{n:04}-{sub}.out"));
         let stderr_path = self.work.join(format!("call{n:04}-{sub}.err"));
         let argv = self.argv(args);
-        let mut cmd = self.raw_command(&argv);
+        let mut cmd = launch(&argv);
         cmd.stdin(Stdio::null())
             .stdout(fs::File::create(&stdout_path).unwrap())
             .stderr(fs::File::create(&stderr_path).unwrap());

@@ -2,8 +2,12 @@
 
 use moor_integration::bundle::Bundle;
 use moor_integration::host::{cap_mask, parse_cap_hex, status_field, SysctlGuard};
+use moor_integration::runner::pass_fd;
 use moor_integration::{require_root, runtime_is, runtime_version, skip, Ctx};
 use serde_json::json;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::process::Command;
 
 /// Runs `script` under `sh -c` with `tweak` applied to the bundle; returns (stdout, stderr).
 fn run_sh(name: &str, script: &str, tweak: impl FnOnce(&mut Bundle)) -> (String, String) {
@@ -354,4 +358,50 @@ fn missing_binary_in_args_fails_and_leaves_nothing() {
     }
     assert!(o.stderr.contains("no-such-binary-xyz"), "{o}");
     ctx.assert_no_residue(&id, &b);
+}
+
+/// `run`s a container that prints its LISTEN_* variables and what it reads from fd 3, with a file
+/// handed to the runtime as fd 3 and LISTEN_FDS=1 in its environment. LISTEN_PID names the
+/// runtime (socket activation) or, with `for_runtime` false, the test (an inherited variable).
+fn listen_probe(name: &str, for_runtime: bool) -> String {
+    let ctx = Ctx::new(name);
+    let (id, mut b) = ctx.bundle(&[]);
+    b.set_sh("env | grep ^LISTEN_ | sort; if [ -e /proc/self/fd/3 ]; then cat <&3; fi; echo end");
+    b.save();
+    let data = ctx.work_dir().join("socket-stand-in");
+    fs::write(&data, "fd3-content\n").unwrap();
+    let f = fs::File::open(&data).unwrap();
+    let bundle = b.dir.display().to_string();
+    let args = ["run", "--bundle", &bundle, &id];
+    let pass = |c: &mut Command| pass_fd(c, f.as_raw_fd(), 3);
+    let o = if for_runtime {
+        ctx.run_socket_activated(&args, 1, pass)
+    } else {
+        ctx.run_with(&args, |c| {
+            c.env("LISTEN_FDS", "1")
+                .env("LISTEN_PID", std::process::id().to_string());
+            pass(c);
+        })
+    };
+    o.ok().stdout
+}
+
+#[test]
+fn listen_fds_socket_activation_reaches_init() {
+    require_root!();
+    // systemd socket activation, as runc does it: fd 3 stays open into the container and the
+    // init's env gains LISTEN_FDS=1 and LISTEN_PID=1 (the workload is pid 1 of its pid
+    // namespace), so that it accepts the fd.
+    let out = listen_probe("listen_fds", true);
+    assert_eq!(out, "LISTEN_FDS=1\nLISTEN_PID=1\nfd3-content\nend\n");
+}
+
+#[test]
+fn listen_fds_for_another_pid_are_ignored() {
+    require_root!();
+    // A LISTEN_FDS whose LISTEN_PID names another process (a socket-activated ancestor, here the
+    // test) is not for the runtime (sd_listen_fds(3); runc checks it too): fd 3 stays out and no
+    // variable is added.
+    let out = listen_probe("listen_fds_other", false);
+    assert_eq!(out, "end\n");
 }
