@@ -108,11 +108,6 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             Some(cg) => cgroup_memberships(cg),
             None => crate::rootfs::cgroupfs::memberships("self"),
         };
-        state.cgroup = cg
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| Error::sys("encode cgroup", e))?;
         cgroup = cg;
         let fifo = make_fifo(&dir.fifo_path())?;
         let (parent_end, init_end) = sync::pair().map_err(|e| Error::sys("socketpair", e))?;
@@ -140,9 +135,14 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         };
         let pid = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
         child = Some(pid);
-        if let (Some(cg), None) = (&cgroup, &into_cgroup) {
-            cg.add_task(pid)?;
+        if let (Some(cg), None) = (&mut cgroup, &into_cgroup) {
+            cg.enter(pid, linux.resources().as_ref(), &format!("moor container {id}"))?;
         }
+        state.cgroup = cgroup
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::sys("encode cgroup", e))?;
         state.pid = pid;
         state.pid_start_time = crate::state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
         drive_init(&parent_end, pid, &plan, spec, &state)?;
@@ -314,7 +314,8 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 }
 
 /// Creates the container's cgroup and applies linux.resources to it, before any process is in
-/// it. Where cgroups cannot be written (rootless) and no resources were asked for, none.
+/// it; with the systemd driver systemd creates it around init, and `enter` applies them. Where
+/// cgroups cannot be written (rootless) and no resources were asked for, none.
 fn make_cgroup(id: &str, linux: &oci_spec::runtime::Linux, systemd: bool) -> Result<Option<moor_cgroups::Cgroup>> {
     let path = linux
         .cgroups_path()
@@ -337,7 +338,7 @@ fn make_cgroup(id: &str, linux: &oci_spec::runtime::Linux, systemd: bool) -> Res
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(resources) = linux.resources() {
+    if let Some(resources) = linux.resources().as_ref().filter(|_| !cg.is_systemd()) {
         if let Err(e) = cg.apply(resources) {
             let _ = cg.destroy();
             return Err(e.into());

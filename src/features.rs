@@ -63,7 +63,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps,
-            "cgroup": {"v1": !unified, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": !unified, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
             "seccomp": {
                 "enabled": true,
                 "actions": [

@@ -15,7 +15,8 @@ use crate::fsutil::{read_opt, read_procs, read_string, walk_dirs, write_file};
 use crate::mode::{
     detect_mode, is_cgroup2, own_cgroups, relative_to_mount, v1_mounts, Mode, CGROUP_ROOT, HYBRID_UNIFIED,
 };
-use crate::paths::{join_rel, resolve_cgroupfs, systemd_cgroup_path, systemd_running, CgroupPath};
+use crate::paths::{join_rel, resolve_cgroupfs, systemd_running, CgroupPath, SystemdUnit};
+use crate::systemd;
 
 /// What the runtime knows about the container when creating its cgroup.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +46,12 @@ pub struct Cgroup {
     pub(crate) created: Vec<PathBuf>,
     #[serde(default)]
     pub(crate) rootless: bool,
+    /// With the systemd driver: the transient unit that owns the cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) systemd: Option<SystemdUnit>,
+    /// The unit was started by us (until then, a unit of that name belongs to someone else).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) unit_started: bool,
 }
 
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,19 +93,7 @@ impl Cgroup {
     pub fn create(cfg: &CgroupConfig) -> Result<Cgroup> {
         let mode = detect_mode()?;
         if cfg.systemd {
-            // Validate the syntax first so a typo is reported as such.
-            systemd_cgroup_path(cfg.cgroups_path, cfg.container_id)?;
-            let msg = if systemd_running() {
-                "moor has no systemd (D-Bus) cgroup driver yet; use the cgroupfs driver \
-                 (omit --systemd-cgroup)"
-            } else {
-                "systemd is not running on this host (no /run/systemd/system); use the cgroupfs \
-                 driver (omit --systemd-cgroup)"
-            };
-            return Err(Error::SystemdUnavailable {
-                path: cfg.cgroups_path.to_string(),
-                msg: msg.to_string(),
-            });
+            return Cgroup::for_systemd_unit(cfg, mode);
         }
         let spec = resolve_cgroupfs(cfg.cgroups_path, cfg.container_id)?;
         let own = own_cgroups()?;
@@ -108,6 +103,8 @@ impl Cgroup {
             unified: None,
             created: Vec::new(),
             rootless: cfg.rootless,
+            systemd: None,
+            unit_started: false,
         };
         match cg.create_dirs(&spec, &own) {
             Ok(()) => Ok(cg),
@@ -116,6 +113,82 @@ impl Cgroup {
                 Err(e)
             }
         }
+    }
+
+    /// With the systemd driver nothing exists until [`Cgroup::enter`] starts the unit: this
+    /// checks that systemd can be used and works out where the unit's cgroup will be.
+    fn for_systemd_unit(cfg: &CgroupConfig, mode: Mode) -> Result<Cgroup> {
+        let unit = SystemdUnit::parse(cfg.cgroups_path, cfg.container_id)?;
+        let unavailable = |msg: &str| Error::SystemdUnavailable {
+            path: cfg.cgroups_path.to_string(),
+            msg: format!("{msg}; use the cgroupfs driver (omit --systemd-cgroup)"),
+        };
+        if !systemd_running() {
+            return Err(unavailable(
+                "systemd is not running on this host (no /run/systemd/system)",
+            ));
+        }
+        if cfg.rootless {
+            return Err(unavailable(
+                "moor's systemd driver talks to the system manager, which needs root",
+            ));
+        }
+        if mode != Mode::Unified {
+            return Err(unavailable(
+                "moor's systemd driver supports pure cgroup v2 hosts only, and this host has v1 controllers",
+            ));
+        }
+        let root = systemd::Manager::connect()?.root_cgroup()?;
+        let dir = join_rel(
+            &join_rel(Path::new(CGROUP_ROOT), Path::new(&root)),
+            &unit.cgroup_path()?,
+        );
+        Ok(Cgroup {
+            mode,
+            v1: BTreeMap::new(),
+            unified: Some(dir),
+            created: Vec::new(),
+            rootless: false,
+            systemd: Some(unit),
+            unit_started: false,
+        })
+    }
+
+    /// True when systemd owns the cgroup (the systemd driver).
+    pub fn is_systemd(&self) -> bool {
+        self.systemd.is_some()
+    }
+
+    /// Puts the container's first process in its cgroup. With the systemd driver this starts
+    /// the unit around it, then writes `resources` (the cgroupfs driver has written them at
+    /// creation, before any process was inside).
+    pub fn enter(&mut self, pid: i32, resources: Option<&LinuxResources>, description: &str) -> Result<()> {
+        let Some(unit) = &self.systemd else {
+            return self.add_task(pid);
+        };
+        systemd::Manager::connect()?.start(unit, pid, description, resources)?;
+        self.unit_started = true;
+        let unit = unit.clone();
+        let placed = (|| {
+            let dir = self.v2_dir()?;
+            if unit.is_slice() {
+                self.add_task(pid)?;
+            } else if !read_procs(dir)?.contains(&pid) {
+                return Err(Error::Systemd {
+                    op: "start",
+                    unit: unit.unit.clone(),
+                    msg: format!("pid {pid} is not in {} afterwards", dir.display()),
+                });
+            }
+            if let Some(r) = resources {
+                self.apply(r)?;
+            }
+            Ok(())
+        })();
+        if placed.is_err() {
+            let _ = self.destroy();
+        }
+        placed
     }
 
     fn create_dirs(&mut self, spec: &CgroupPath, own: &BTreeMap<String, String>) -> Result<()> {
@@ -217,6 +290,10 @@ impl Cgroup {
     /// v2 only: the directory to open for clone3(CLONE_INTO_CGROUP). None on v1 and hybrid hosts
     /// (there the process must also join the v1 hierarchies: use [`Cgroup::add_task`]).
     pub fn unified_dir(&self) -> Option<&Path> {
+        if self.systemd.is_some() {
+            // It exists only once systemd has started the unit around init.
+            return None;
+        }
         match self.mode {
             Mode::Unified => self.unified.as_deref(),
             _ => None,
@@ -263,6 +340,9 @@ impl Cgroup {
     /// Applies changed resources to a running container; only the fields present are written and
     /// device rules only when some are given.
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            systemd::Manager::connect()?.set_properties(unit, r)?;
+        }
         self.set_resources(r, false)
     }
 
@@ -421,7 +501,11 @@ impl Cgroup {
     /// Kills what is left (only if we created the container's cgroup), waits until it is empty,
     /// and removes the directories we created, deepest first (with any nested cgroups inside).
     pub fn destroy(&self) -> Result<()> {
-        let ours = self.dirs().iter().any(|d| self.created.contains(d));
+        if self.systemd.is_some() && !self.unit_started {
+            // Nothing was made: a unit of that name, if any, is not ours to stop.
+            return Ok(());
+        }
+        let ours = self.systemd.is_some() || self.dirs().iter().any(|d| self.created.contains(d));
         if ours {
             self.kill_all()?;
             let deadline = Instant::now() + EMPTY_TIMEOUT;
@@ -440,6 +524,9 @@ impl Cgroup {
                 }
                 sleep(Duration::from_millis(5));
             }
+        }
+        if let Some(unit) = &self.systemd {
+            systemd::Manager::connect()?.stop(unit)?;
         }
         self.remove_created()
     }

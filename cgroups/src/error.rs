@@ -40,6 +40,14 @@ pub enum Error {
     #[error("systemd cgroup driver requested for cgroupsPath {path:?}, but {msg}")]
     SystemdUnavailable { path: String, msg: String },
 
+    /// systemd refused or failed a request about the container's unit.
+    #[error("systemd: {op} {unit}: {msg}")]
+    Systemd {
+        op: &'static str,
+        unit: String,
+        msg: String,
+    },
+
     /// The cgroup layout of this host could not be understood.
     #[error("cgroup setup: {0}")]
     Setup(String),

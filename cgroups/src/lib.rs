@@ -25,6 +25,7 @@ mod fsutil;
 mod mode;
 pub mod paths;
 mod stats;
+mod systemd;
 mod update;
 mod v1;
 mod v2;

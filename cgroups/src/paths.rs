@@ -111,37 +111,68 @@ pub fn expand_slice(slice: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Parses a systemd-driver `cgroupsPath` (`slice:prefix:name`, "" → `system.slice:moor:<id>`) into
-/// the cgroupfs path systemd would use: `/<expanded slice>/<prefix>-<name>.scope`.
-pub fn systemd_cgroup_path(cgroups_path: &str, container_id: &str) -> Result<PathBuf> {
-    let (slice, prefix, name) = if cgroups_path.is_empty() {
-        check_id(container_id)?;
-        ("system.slice", "moor", container_id)
-    } else {
-        let parts: Vec<&str> = cgroups_path.split(':').collect();
-        if parts.len() != 3 {
-            return Err(Error::InvalidPath {
-                path: cgroups_path.to_string(),
-                msg: "expected \"slice:prefix:name\" with the systemd cgroup driver".into(),
-            });
-        }
-        let slice = if parts[0].is_empty() { "system.slice" } else { parts[0] };
-        (slice, parts[1], parts[2])
-    };
-    if name.is_empty() || name.contains('/') || prefix.contains('/') {
-        return Err(Error::InvalidPath {
+/// A systemd-driver `cgroupsPath` (`slice:prefix:name`) taken apart.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SystemdUnit {
+    /// The parent slice, e.g. `system.slice`.
+    pub slice: String,
+    /// The unit systemd creates: `<prefix>-<name>.scope`, or `<name>` when it is a slice.
+    pub unit: String,
+}
+
+impl SystemdUnit {
+    /// Parses `slice:prefix:name` ("" → `system.slice:moor:<id>`; an empty slice is
+    /// `system.slice`), as runc does.
+    pub fn parse(cgroups_path: &str, container_id: &str) -> Result<SystemdUnit> {
+        let bad = |msg: &str| Error::InvalidPath {
             path: cgroups_path.to_string(),
-            msg: "bad unit name".into(),
-        });
+            msg: msg.to_string(),
+        };
+        let (slice, prefix, name) = if cgroups_path.is_empty() {
+            check_id(container_id)?;
+            ("system.slice", "moor", container_id)
+        } else {
+            let parts: Vec<&str> = cgroups_path.split(':').collect();
+            let [slice, prefix, name] = parts[..] else {
+                return Err(bad("expected \"slice:prefix:name\" with the systemd cgroup driver"));
+            };
+            (if slice.is_empty() { "system.slice" } else { slice }, prefix, name)
+        };
+        let unit_char = |c: char| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c);
+        if name.is_empty() || !name.chars().all(unit_char) || !prefix.chars().all(unit_char) {
+            return Err(bad("a unit name takes only ASCII letters, digits and \":-_.\\@\""));
+        }
+        let unit = if name.ends_with(".slice") {
+            name.to_string()
+        } else if prefix.is_empty() {
+            format!("{name}.scope")
+        } else {
+            format!("{prefix}-{name}.scope")
+        };
+        if unit.len() > 255 {
+            return Err(bad("the unit name is longer than 255 bytes"));
+        }
+        expand_slice(slice)?;
+        Ok(SystemdUnit {
+            slice: slice.to_string(),
+            unit,
+        })
     }
-    let unit = if name.ends_with(".slice") {
-        name.to_string()
-    } else if prefix.is_empty() {
-        format!("{name}.scope")
-    } else {
-        format!("{prefix}-{name}.scope")
-    };
-    Ok(expand_slice(slice)?.join(unit))
+
+    /// True when the container's cgroup is a slice unit of its own rather than a scope.
+    pub fn is_slice(&self) -> bool {
+        self.unit.ends_with(".slice")
+    }
+
+    /// The cgroup path systemd gives the unit, relative to systemd's root cgroup:
+    /// `/<expanded slice>/<unit>`.
+    pub fn cgroup_path(&self) -> Result<PathBuf> {
+        if self.is_slice() {
+            // A slice's own name already spells out its parents.
+            return expand_slice(&self.unit);
+        }
+        Ok(expand_slice(&self.slice)?.join(&self.unit))
+    }
 }
 
 /// True when systemd is the running init (the same test as sd_booted()).
@@ -202,15 +233,42 @@ mod tests {
         assert_eq!(expand_slice("-.slice").unwrap(), PathBuf::from("/"));
         assert!(expand_slice("a--b.slice").is_err());
         assert!(expand_slice("nope").is_err());
+    }
+
+    #[test]
+    fn systemd_units() {
+        let path = |p: &str, id: &str| SystemdUnit::parse(p, id).and_then(|u| u.cgroup_path());
         assert_eq!(
-            systemd_cgroup_path("machine.slice:moor:abc", "x").unwrap(),
+            path("machine.slice:moor:abc", "x").unwrap(),
             PathBuf::from("/machine.slice/moor-abc.scope")
         );
+        assert_eq!(path("", "abc").unwrap(), PathBuf::from("/system.slice/moor-abc.scope"));
         assert_eq!(
-            systemd_cgroup_path("", "abc").unwrap(),
-            PathBuf::from("/system.slice/moor-abc.scope")
+            path(":cri:abc", "x").unwrap(),
+            PathBuf::from("/system.slice/cri-abc.scope")
         );
-        assert!(systemd_cgroup_path("/abs/path", "x").is_err());
+        assert_eq!(
+            path("kubepods-burstable.slice:cri-containerd:0123", "x").unwrap(),
+            PathBuf::from("/kubepods.slice/kubepods-burstable.slice/cri-containerd-0123.scope")
+        );
+        assert_eq!(path("x.slice::abc", "x").unwrap(), PathBuf::from("/x.slice/abc.scope"));
+        assert_eq!(
+            path("system.slice:p:a-b.slice", "x").unwrap(),
+            PathBuf::from("/a.slice/a-b.slice")
+        );
+        assert!(SystemdUnit::parse("system.slice:p:a-b.slice", "x").unwrap().is_slice());
+        for bad in [
+            "/abs/path",
+            "a:b",
+            "a.slice:b:c:d",
+            "system.slice:moor:",
+            "system.slice:moor:a/b",
+            "system.slice:mo or:x",
+            "system.slice:moor:x\n",
+            "noslice:moor:x",
+        ] {
+            assert!(SystemdUnit::parse(bad, "x").is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
