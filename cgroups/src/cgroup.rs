@@ -133,25 +133,32 @@ impl Cgroup {
                 "moor's systemd driver talks to the system manager, which needs root",
             ));
         }
-        if mode != Mode::Unified {
-            return Err(unavailable(
-                "moor's systemd driver supports pure cgroup v2 hosts only, and this host has v1 controllers",
-            ));
-        }
         let root = systemd::Manager::connect()?.root_cgroup()?;
-        let dir = join_rel(
-            &join_rel(Path::new(CGROUP_ROOT), Path::new(&root)),
+        let rel = join_rel(
+            &PathBuf::from("/").join(root.trim_start_matches('/')),
             &unit.cgroup_path()?,
         );
-        Ok(Cgroup {
+        let mut cg = Cgroup {
             mode,
             v1: BTreeMap::new(),
-            unified: Some(dir),
+            unified: None,
             created: Vec::new(),
             rootless: false,
             systemd: Some(unit),
             unit_started: false,
-        })
+        };
+        if mode == Mode::Unified {
+            cg.unified = Some(join_rel(Path::new(CGROUP_ROOT), &rel));
+        } else {
+            for (ctrl, m) in v1_mounts()? {
+                cg.v1.insert(ctrl, join_rel(&m.mount_point, &rel));
+            }
+            let uroot = Path::new(HYBRID_UNIFIED);
+            if mode == Mode::Hybrid && is_cgroup2(uroot) {
+                cg.unified = Some(join_rel(uroot, &rel));
+            }
+        }
+        Ok(cg)
     }
 
     /// True when systemd owns the cgroup (the systemd driver).
@@ -166,22 +173,29 @@ impl Cgroup {
         let Some(unit) = &self.systemd else {
             return self.add_task(pid);
         };
-        systemd::Manager::connect()?.start(unit, pid, description, resources)?;
+        let v2 = self.mode == Mode::Unified;
+        let mut manager = systemd::Manager::connect()?;
+        manager.start(unit, pid, description, resources, v2)?;
         self.unit_started = true;
         let unit = unit.clone();
         let placed = (|| {
-            let dir = self.v2_dir()?;
-            if unit.is_slice() {
+            if !v2 {
+                // systemd made the unit's cgroup in the v1 hierarchies it manages; the others
+                // (cpuset, freezer, net_cls, ...) are ours to make, and init joins them all.
+                self.make_v1_dirs()?;
                 self.add_task(pid)?;
-            } else if !read_procs(dir)?.contains(&pid) {
+            } else if unit.is_slice() {
+                self.add_task(pid)?;
+            } else if !read_procs(self.v2_dir()?)?.contains(&pid) {
                 return Err(Error::Systemd {
                     op: "start",
                     unit: unit.unit.clone(),
-                    msg: format!("pid {pid} is not in {} afterwards", dir.display()),
+                    msg: format!("pid {pid} is not in {} afterwards", self.v2_dir()?.display()),
                 });
             }
             if let Some(r) = resources {
                 self.apply(r)?;
+                self.sync_v1_devices(&mut manager, &unit)?;
             }
             Ok(())
         })();
@@ -189,6 +203,28 @@ impl Cgroup {
             let _ = self.destroy();
         }
         placed
+    }
+
+    fn make_v1_dirs(&mut self) -> Result<()> {
+        let mounts = v1_mounts()?;
+        for (ctrl, dir) in self.v1.clone() {
+            if let Some(m) = mounts.get(&ctrl) {
+                self.mkdir_p(&m.mount_point, &dir, false)?;
+            }
+        }
+        if let Some(dir) = self.v1.get("cpuset").cloned() {
+            self.init_cpuset(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// v1 only: systemd rewrites devices.allow/deny from its own view when it reloads, so it is
+    /// told the list the kernel now holds.
+    fn sync_v1_devices(&self, manager: &mut systemd::Manager, unit: &SystemdUnit) -> Result<()> {
+        let Some(dir) = self.v1_dir("devices").filter(|_| self.mode != Mode::Unified) else {
+            return Ok(());
+        };
+        manager.set_device_list(unit, &read_string(&dir.join("devices.list"))?)
     }
 
     fn create_dirs(&mut self, spec: &CgroupPath, own: &BTreeMap<String, String>) -> Result<()> {
@@ -340,10 +376,16 @@ impl Cgroup {
     /// Applies changed resources to a running container; only the fields present are written and
     /// device rules only when some are given.
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(unit) = &self.systemd {
-            systemd::Manager::connect()?.set_properties(unit, r)?;
+        let Some(unit) = &self.systemd else {
+            return self.set_resources(r, false);
+        };
+        let mut manager = systemd::Manager::connect()?;
+        manager.set_properties(unit, r, self.mode == Mode::Unified)?;
+        self.set_resources(r, false)?;
+        if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            self.sync_v1_devices(&mut manager, unit)?;
         }
-        self.set_resources(r, false)
+        Ok(())
     }
 
     fn set_resources(&self, r: &LinuxResources, initial: bool) -> Result<()> {

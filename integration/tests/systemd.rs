@@ -23,12 +23,13 @@ fn unsupported() -> Option<&'static str> {
     if !Path::new("/run/systemd/system").is_dir() {
         return Some("systemd is not the running init (no /run/systemd/system)");
     }
-    let v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-    if !v2 {
-        return Some("the systemd driver is tested on pure cgroup v2 hosts");
-    }
     None
+}
+
+/// Pure cgroup v2, as opposed to v1 or hybrid.
+fn is_v2() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
 
 macro_rules! require_systemd {
@@ -55,9 +56,76 @@ fn scoped_bundle(ctx: &Ctx, args: &[&str]) -> (String, Bundle, String) {
     (id, b, unit)
 }
 
-/// The unit's cgroup directory (systemd's root is ours: the tests run under that systemd).
-fn unit_dir(unit: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup").join(SLICE).join(unit)
+/// The unit's cgroup directory in the hierarchy of a v1 controller (`cpu`, `memory`, `systemd`
+/// for the named hierarchy...), or on v2 the only one. systemd's root is ours: the tests run
+/// under that systemd.
+fn unit_dir(unit: &str, controller: &str) -> PathBuf {
+    let mut top = PathBuf::from("/sys/fs/cgroup");
+    if !is_v2() {
+        // cpu is mounted as "cpu" (with a "cpu,cpuacct" link) or as "cpu,cpuacct" only.
+        let combined = format!("{controller},cpuacct");
+        top.push(if top.join(controller).exists() {
+            controller
+        } else {
+            &combined
+        });
+    }
+    top.join(SLICE).join(unit)
+}
+
+/// Every directory named after the unit, in every hierarchy.
+fn all_unit_dirs(unit: &str) -> Vec<PathBuf> {
+    let mut tops = vec![PathBuf::from("/sys/fs/cgroup")];
+    if !is_v2() {
+        tops = fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+    }
+    tops.into_iter()
+        .map(|t| t.join(SLICE).join(unit))
+        .filter(|d| d.exists())
+        .collect()
+}
+
+fn memory_limit(unit: &str) -> String {
+    if is_v2() {
+        read(&unit_dir(unit, ""), "memory.max")
+    } else {
+        read(&unit_dir(unit, "memory"), "memory.limit_in_bytes")
+    }
+}
+
+fn pids_max(unit: &str) -> String {
+    read(&unit_dir(unit, "pids"), "pids.max")
+}
+
+/// "QUOTA PERIOD", as v2's cpu.max.
+fn cpu_max(unit: &str) -> String {
+    if is_v2() {
+        return read(&unit_dir(unit, ""), "cpu.max");
+    }
+    let d = unit_dir(unit, "cpu");
+    format!("{} {}", read(&d, "cpu.cfs_quota_us"), read(&d, "cpu.cfs_period_us"))
+}
+
+fn frozen(unit: &str) -> bool {
+    if is_v2() {
+        read(&unit_dir(unit, ""), "cgroup.freeze") == "1"
+    } else {
+        read(&unit_dir(unit, "freezer"), "freezer.state") == "FROZEN"
+    }
+}
+
+/// systemd's name for the memory limit property on this hierarchy.
+fn memory_property() -> &'static str {
+    if is_v2() {
+        "MemoryMax"
+    } else {
+        "MemoryLimit"
+    }
 }
 
 #[track_caller]
@@ -98,13 +166,18 @@ fn assert_unit_gone(unit: &str) {
         unit_property(unit, "LoadState"),
         unit_property(unit, "ActiveState")
     );
-    assert!(!unit_dir(unit).exists(), "{} is left", unit_dir(unit).display());
+    let left = all_unit_dirs(unit);
+    assert!(left.is_empty(), "cgroup directories left: {left:?}");
 }
 
-/// The cgroup a process is in, from /proc/PID/cgroup's v2 line.
+/// The cgroup systemd tracks a process in: /proc/PID/cgroup's v2 line, or on v1 its
+/// name=systemd line.
 fn cgroup_of(pid: i32) -> String {
     let s = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    s.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("").to_string()
+    let key = if is_v2() { "0::" } else { ":name=systemd:" };
+    s.lines()
+        .find_map(|l| l.split_once(key).map(|(_, p)| p.to_string()))
+        .unwrap_or_default()
 }
 
 fn exec(ctx: &Ctx, id: &str, args: &[&str]) -> Output {
@@ -136,12 +209,11 @@ fn the_container_runs_in_a_transient_scope_with_its_limits() {
         "the container owns its subtree"
     );
 
-    let dir = unit_dir(&unit);
-    assert_eq!(read(&dir, "memory.max"), (64 * MIB).to_string());
-    assert_eq!(read(&dir, "pids.max"), "32");
-    assert_eq!(read(&dir, "cpu.max"), "20000 100000");
+    assert_eq!(memory_limit(&unit), (64 * MIB).to_string());
+    assert_eq!(pids_max(&unit), "32");
+    assert_eq!(cpu_max(&unit), "20000 100000");
     // systemd knows the limits too, so it keeps them.
-    assert_eq!(unit_property(&unit, "MemoryMax"), (64 * MIB).to_string());
+    assert_eq!(unit_property(&unit, memory_property()), (64 * MIB).to_string());
     assert_eq!(unit_property(&unit, "TasksMax"), "32");
     assert_eq!(unit_property(&unit, "CPUQuotaPerSecUSec"), "200ms");
 
@@ -194,13 +266,8 @@ fn limits_and_device_rules_survive_a_daemon_reload() {
     probe();
 
     systemctl(&["daemon-reload"]);
-    let dir = unit_dir(&unit);
-    assert_eq!(
-        read(&dir, "memory.max"),
-        (80 * MIB).to_string(),
-        "memory.max after reload"
-    );
-    assert_eq!(read(&dir, "pids.max"), "40", "pids.max after reload");
+    assert_eq!(memory_limit(&unit), (80 * MIB).to_string(), "memory limit after reload");
+    assert_eq!(pids_max(&unit), "40", "pids.max after reload");
     probe();
 
     ctx.delete_force(&id).ok();
@@ -217,14 +284,13 @@ fn update_changes_the_files_and_the_unit() {
     ctx.create_start(&b, &id);
 
     ctx.run(&["update", "--memory", "96m", "--pids-limit", "50", &id]).ok();
-    let dir = unit_dir(&unit);
-    assert_eq!(read(&dir, "memory.max"), (96 * MIB).to_string());
-    assert_eq!(read(&dir, "pids.max"), "50");
-    assert_eq!(unit_property(&unit, "MemoryMax"), (96 * MIB).to_string());
+    assert_eq!(memory_limit(&unit), (96 * MIB).to_string());
+    assert_eq!(pids_max(&unit), "50");
+    assert_eq!(unit_property(&unit, memory_property()), (96 * MIB).to_string());
     assert_eq!(unit_property(&unit, "TasksMax"), "50");
     systemctl(&["daemon-reload"]);
     assert_eq!(
-        read(&dir, "memory.max"),
+        memory_limit(&unit),
         (96 * MIB).to_string(),
         "the updated limit after a reload"
     );
@@ -243,7 +309,7 @@ fn exec_pause_ps_and_stats_use_the_scope() {
     // Seen from the host, exec'd processes join the same scope as init.
     let (child, out) = ctx.spawn_with(&["exec", &id, "sleep", "30"], |_| {});
     let exec_pid = poll_for(TIMEOUT, || {
-        let procs = fs::read_to_string(unit_dir(&unit).join("cgroup.procs")).unwrap_or_default();
+        let procs = fs::read_to_string(unit_dir(&unit, "systemd").join("cgroup.procs")).unwrap_or_default();
         procs
             .lines()
             .filter_map(|l| l.trim().parse::<i32>().ok())
@@ -253,7 +319,7 @@ fn exec_pause_ps_and_stats_use_the_scope() {
 
     ctx.run(&["pause", &id]).ok();
     assert_eq!(ctx.status(&id).as_deref(), Some("paused"));
-    assert_eq!(read(&unit_dir(&unit), "cgroup.freeze"), "1");
+    assert!(frozen(&unit), "the unit's cgroup is not frozen");
     ctx.run(&["resume", &id]).ok();
     assert_eq!(ctx.status(&id).as_deref(), Some("running"));
 

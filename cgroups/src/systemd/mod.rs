@@ -72,14 +72,21 @@ impl Manager {
 
     /// Starts the container's transient unit and waits for systemd to finish the job. A scope
     /// is started around `pid`; a slice unit is started empty (the caller adds the process).
-    pub fn start(&mut self, unit: &SystemdUnit, pid: i32, description: &str, r: Option<&LinuxResources>) -> Result<()> {
+    pub fn start(
+        &mut self,
+        unit: &SystemdUnit,
+        pid: i32,
+        description: &str,
+        r: Option<&LinuxResources>,
+        v2: bool,
+    ) -> Result<()> {
         let name = unit.unit.as_str();
         let mut props = if unit.is_slice() {
-            properties::unit_properties(description, None, None)
+            properties::unit_properties(description, None, None, v2)
         } else {
-            properties::unit_properties(description, Some(&unit.slice), Some(pid))
+            properties::unit_properties(description, Some(&unit.slice), Some(pid), v2)
         };
-        props.extend(r.map(properties::resource_properties).unwrap_or_default());
+        props.extend(r.map(|r| properties::resource_properties(r, v2)).unwrap_or_default());
         self.subscribe()
             .map_err(|e| failed("subscribe to job signals for", name, e))?;
         let args = [
@@ -95,8 +102,20 @@ impl Manager {
     }
 
     /// Hands changed limits to systemd (runtime only: they last until the unit stops).
-    pub fn set_properties(&mut self, unit: &SystemdUnit, r: &LinuxResources) -> Result<()> {
-        let props = properties::resource_properties(r);
+    pub fn set_properties(&mut self, unit: &SystemdUnit, r: &LinuxResources, v2: bool) -> Result<()> {
+        self.set(unit, properties::resource_properties(r, v2))
+    }
+
+    /// Tells systemd the v1 device list the kernel holds for the container (see
+    /// [`properties::device_properties`]).
+    pub fn set_device_list(&mut self, unit: &SystemdUnit, devices_list: &str) -> Result<()> {
+        self.set(
+            unit,
+            properties::device_properties(devices_list, &properties::proc_devices_name),
+        )
+    }
+
+    fn set(&mut self, unit: &SystemdUnit, props: Vec<properties::Property>) -> Result<()> {
         if props.is_empty() {
             return Ok(());
         }
