@@ -175,10 +175,12 @@ impl Cgroup {
         };
         let v2 = self.mode == Mode::Unified;
         let mut manager = systemd::Manager::connect()?;
-        manager.start(unit, pid, description, resources, v2)?;
+        let job = manager.start(unit, pid, description, resources, v2)?;
+        // From here on the unit is ours, also if its start fails: stop and reset it then.
         self.unit_started = true;
         let unit = unit.clone();
         let placed = (|| {
+            manager.wait_started(job, &unit)?;
             if !v2 {
                 // systemd made the unit's cgroup in the v1 hierarchies it manages; the others
                 // (cpuset, freezer, net_cls, ...) are ours to make, and init joins them all.

@@ -20,6 +20,9 @@ const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The reply to a start request: the job systemd queued.
+pub struct StartJob(Vec<Value>);
+
 /// A connection to systemd's manager.
 pub struct Manager {
     conn: Connection,
@@ -70,8 +73,9 @@ impl Manager {
         }
     }
 
-    /// Starts the container's transient unit and waits for systemd to finish the job. A scope
-    /// is started around `pid`; a slice unit is started empty (the caller adds the process).
+    /// Asks systemd to start the container's transient unit: a scope around `pid`, or an empty
+    /// slice unit (the caller adds the process). Once this returns the unit exists and is ours;
+    /// [`Manager::wait_started`] waits for systemd to finish starting it.
     pub fn start(
         &mut self,
         unit: &SystemdUnit,
@@ -79,7 +83,7 @@ impl Manager {
         description: &str,
         r: Option<&LinuxResources>,
         v2: bool,
-    ) -> Result<()> {
+    ) -> Result<StartJob> {
         let name = unit.unit.as_str();
         let mut props = if unit.is_slice() {
             properties::unit_properties(description, None, None, v2)
@@ -98,7 +102,12 @@ impl Manager {
         let reply = self
             .call("StartTransientUnit", &args)
             .map_err(|e| failed("start", name, e))?;
-        self.wait_job(&reply, "start", name)
+        Ok(StartJob(reply))
+    }
+
+    /// Waits until systemd has run the start job; it must have succeeded.
+    pub fn wait_started(&mut self, job: StartJob, unit: &SystemdUnit) -> Result<()> {
+        self.wait_job(&job.0, "start", &unit.unit)
     }
 
     /// Hands changed limits to systemd (runtime only: they last until the unit stops).
