@@ -522,7 +522,13 @@ impl Cgroup {
         if let Some(u) = &self.unified {
             let kill = u.join("cgroup.kill");
             if kill.exists() {
-                write_file(&kill, "1")?;
+                match write_file(&kill, "1") {
+                    // The cgroup emptied and was removed meanwhile (systemd collects an empty
+                    // unit on its own): nothing is left to kill in it.
+                    Err(Error::Io { source, .. })
+                        if matches!(source.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENOENT)) => {}
+                    r => r?,
+                }
                 if self.mode == Mode::Unified {
                     return Ok(());
                 }
