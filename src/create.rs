@@ -60,6 +60,12 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         }
         None => None,
     };
+    let memory_policy = linux
+        .memory_policy()
+        .as_ref()
+        .map(crate::mempolicy::MemPolicy::parse)
+        .transpose()?;
+    let net_devices = crate::netdev::plan(linux.net_devices().as_ref(), &plan)?;
     if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.console_fd.is_none() {
         return Err(Error::config("process.terminal", "a terminal needs --console-socket"));
     }
@@ -128,6 +134,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             caps,
             last_cap,
             seccomp: seccomp.as_ref(),
+            memory_policy: memory_policy.as_ref(),
             state_lock: dir.lock_fd().as_raw_fd(),
             cgroups: memberships,
             seccomp_listener: connect_listener(seccomp.as_ref())?,
@@ -145,7 +152,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             .map_err(|e| Error::sys("encode cgroup", e))?;
         state.pid = pid;
         state.pid_start_time = crate::state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
-        drive_init(&parent_end, pid, &plan, spec, &state)?;
+        drive_init(&parent_end, pid, &plan, spec, &state, &net_devices)?;
         state.recorded_status = Status::Created;
         dir.save(&state)?;
         if let Some(pid_file) = &opts.pid_file {
@@ -244,6 +251,7 @@ fn drive_init(
     plan: &namespaces::Plan,
     spec: &oci_spec::runtime::Spec,
     state: &ContainerState,
+    net_devices: &[crate::netdev::Move],
 ) -> Result<()> {
     let linux = spec.linux().clone().unwrap_or_default();
     if plan.new_ns(LinuxNamespaceType::User) {
@@ -253,6 +261,8 @@ fn drive_init(
         let unprivileged = unsafe { libc::geteuid() } != 0;
         user::write_id_maps(pid, &uid, &gid, unprivileged)?;
     }
+    // Before any hook runs, so prestart/createRuntime hooks already see the devices inside.
+    crate::netdev::move_into(net_devices, pid)?;
     send(sync, Msg::Continue)?;
     let hooks_cfg = spec.hooks().clone().unwrap_or_default();
     loop {

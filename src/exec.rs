@@ -88,6 +88,18 @@ impl Runtime {
         let last_cap = capabilities::last_cap();
         let caps = capabilities::of_process(&process, last_cap)?;
         let seccomp = linux.seccomp().as_ref().map(moor_seccomp::compile).transpose()?;
+        let memory_policy = linux
+            .memory_policy()
+            .as_ref()
+            .map(crate::mempolicy::MemPolicy::parse)
+            .transpose()?;
+        // The exec process's own execCPUAffinity, else the one config.json gives exec'd processes.
+        let template = bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.exec_cpu_affinity().as_ref());
+        let affinity = crate::affinity::ExecAffinity::parse(process.exec_cpu_affinity().as_ref().or(template))?;
         let pidfd = sys::pidfd_open(state.pid).map_err(|_| Error::NotRunning(id.to_string()))?;
         if !state.init_alive() {
             return Err(Error::NotRunning(id.to_string()));
@@ -132,6 +144,12 @@ impl Runtime {
             Forked::Child => {
                 drop(err_rx);
                 drop(pid_rx);
+                // The initial CPUs hold while entering the container; the new process inherits them.
+                if let Err(e) = affinity.apply_initial() {
+                    let _ = sys::write_all(pid_tx.as_fd(), format!("error: {e}").as_bytes());
+                    // SAFETY: the middle process leaves without the parent's destructors.
+                    unsafe { libc::_exit(0) }
+                }
                 // SAFETY: setns with init's pidfd and the namespace flags that differ from ours.
                 let joined = unsafe { libc::setns(pidfd.as_raw_fd(), ns_flags) } == 0;
                 let reply = if !joined {
@@ -152,6 +170,7 @@ impl Runtime {
                             let child = Child {
                                 process: &process,
                                 linux: &linux,
+                                memory_policy: memory_policy.as_ref(),
                                 caps,
                                 last_cap,
                                 seccomp: seccomp.as_ref(),
@@ -201,6 +220,14 @@ impl Runtime {
                         return Err(e.into());
                     }
                 }
+                if let Err(e) = affinity.apply_final(pid) {
+                    // SAFETY: the new process is our child and has not run anything yet.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, std::ptr::null_mut(), 0);
+                    }
+                    return Err(e);
+                }
                 sys::write_all(go_tx.as_fd(), b"g").map_err(|e| Error::sys("release the exec process", e))?;
                 let master = match console_rx {
                     Some(rx) => Some(terminal::recv_fd(rx.as_fd())?),
@@ -229,6 +256,7 @@ impl Runtime {
 struct Child<'a> {
     process: &'a Process,
     linux: &'a oci_spec::runtime::Linux,
+    memory_policy: Option<&'a crate::mempolicy::MemPolicy>,
     caps: Option<Sets>,
     last_cap: u32,
     seccomp: Option<&'a moor_seccomp::Compiled>,
@@ -264,6 +292,7 @@ impl Child<'_> {
             &workload::Workload {
                 process: self.process,
                 personality: self.linux.personality().as_ref(),
+                memory_policy: self.memory_policy,
                 caps: self.caps,
                 last_cap: self.last_cap,
                 seccomp: self.seccomp,

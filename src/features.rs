@@ -87,7 +87,15 @@ pub fn features() -> Value {
             "apparmor": {"enabled": lsm("/sys/kernel/security/apparmor")},
             "selinux": {"enabled": lsm("/sys/fs/selinux/enforce")},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": true}}
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "memoryPolicy": {
+                "modes": [
+                    "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                    "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"
+                ],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+            },
+            "netDevices": {"enabled": true}
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features": "moor",

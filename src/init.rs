@@ -33,6 +33,7 @@ pub struct Init<'a> {
     pub caps: Option<Sets>,
     pub last_cap: u32,
     pub seccomp: Option<&'a moor_seccomp::Compiled>,
+    pub memory_policy: Option<&'a crate::mempolicy::MemPolicy>,
     /// The parent's copy of the state directory lock: closed first thing, or init would hold
     /// the container locked for its whole life.
     pub state_lock: RawFd,
@@ -196,6 +197,7 @@ fn steps(init: &Init) -> Result<Infallible> {
         &workload::Workload {
             process,
             personality: linux.personality().as_ref(),
+            memory_policy: init.memory_policy,
             caps: init.caps,
             last_cap: init.last_cap,
             seccomp: init.seccomp,

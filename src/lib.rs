@@ -11,9 +11,11 @@
 //!    the exec fifo.
 //! 3. **exec**: `start` opens the fifo, init runs the startContainer hooks and execs the workload.
 
+mod affinity;
 pub mod capabilities;
 mod cgroup_ops;
 pub mod config;
+mod cpulist;
 pub mod create;
 pub mod error;
 pub mod exe;
@@ -22,7 +24,10 @@ pub mod fds;
 pub mod features;
 pub mod hooks;
 mod init;
+mod mempolicy;
 pub mod namespaces;
+mod netdev;
+mod netlink;
 pub mod operations;
 pub mod process;
 mod procfs;
@@ -43,7 +48,7 @@ pub use operations::Runtime;
 pub use state::{ContainerState, Status};
 
 /// The runtime-spec version moor implements.
-pub const OCI_VERSION: &str = "1.2.1";
+pub const OCI_VERSION: &str = "1.3.0";
 
 /// Where warnings and debug messages go: stderr unless the binary installs its logger.
 static LOG_SINK: std::sync::OnceLock<fn(Level, &str)> = std::sync::OnceLock::new();

@@ -2,7 +2,7 @@
 //! credentials, capabilities and seccomp in a fixed order, the working directory and the
 //! program, then execve.
 //!
-//! Order: oom_score_adj, I/O priority, scheduler, personality, LSM labels, rlimits (all while
+//! Order: oom_score_adj, I/O priority, scheduler, personality, memory policy, LSM labels, rlimits (all while
 //! privileged) → bounding set → [seccomp when !no_new_privs, which needs CAP_SYS_ADMIN] → user
 //! and groups → no_new_privs → capability sets → chdir (as the user) → program lookup →
 //! [seccomp when no_new_privs, as late as possible] → (caller: console, fds) → execve.
@@ -22,6 +22,7 @@ use crate::{process as attrs, user};
 pub struct Workload<'a> {
     pub process: &'a Process,
     pub personality: Option<&'a LinuxPersonality>,
+    pub memory_policy: Option<&'a crate::mempolicy::MemPolicy>,
     pub caps: Option<Sets>,
     pub last_cap: u32,
     pub seccomp: Option<&'a moor_seccomp::Compiled>,
@@ -44,6 +45,9 @@ pub fn become_workload(procfs: &Procfs, w: &Workload) -> Result<Ready> {
     }
     if let Some(p) = w.personality {
         attrs::set_personality(p)?;
+    }
+    if let Some(policy) = w.memory_policy {
+        policy.apply()?;
     }
     attrs::set_lsm_labels(procfs, process)?;
     attrs::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
