@@ -6,7 +6,8 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
-use super::mounts::{self, Options};
+use super::mounts;
+use super::options::Options;
 use super::paths::{self, Kind};
 use crate::error::{Error, Result};
 
