@@ -81,7 +81,7 @@ fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
-    check_proc_mounts(spec)?;
+    crate::rootfs::validate(spec)?;
     let Some(linux) = spec.linux() else { return Ok(()) };
     let mut types = HashSet::new();
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
@@ -182,46 +182,6 @@ fn check_sysctl_namespace(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -
                 crate::namespaces::ns_name(need)
             ),
         ));
-    }
-    Ok(())
-}
-
-/// Files under /proc a config may mount over (what lxcfs and runc allow): anything else over
-/// /proc could hide or redirect what the runtime and the workload rely on (CVE-2019-19921).
-const PROC_OVERMOUNT_ALLOWED: [&str; 10] = [
-    "/proc/cpuinfo",
-    "/proc/diskstats",
-    "/proc/meminfo",
-    "/proc/stat",
-    "/proc/swaps",
-    "/proc/uptime",
-    "/proc/loadavg",
-    "/proc/slabinfo",
-    "/proc/net/dev",
-    "/proc/sys/kernel/ns_last_pid",
-];
-
-fn check_proc_mounts(spec: &Spec) -> Result<()> {
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        let dest: std::path::PathBuf = std::path::Path::new("/").join(
-            crate::rootfs::paths::clean(m.destination())
-                .iter()
-                .collect::<std::path::PathBuf>(),
-        );
-        if !dest.starts_with("/proc") {
-            continue;
-        }
-        let field = format!("mounts[{i}].destination");
-        if dest == std::path::Path::new("/proc") {
-            if m.typ().as_deref() != Some("proc") {
-                return Err(Error::config(field, "only a procfs may be mounted on /proc"));
-            }
-        } else if !PROC_OVERMOUNT_ALLOWED.iter().any(|a| dest == std::path::Path::new(a)) {
-            return Err(Error::config(
-                field,
-                format!("mounting over {} is not allowed", dest.display()),
-            ));
-        }
     }
     Ok(())
 }

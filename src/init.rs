@@ -111,16 +111,12 @@ fn steps(init: &Init) -> Result<Infallible> {
         join_session_keyring(init.id)?;
     }
 
-    // 5. The root filesystem, up to the point where the createRuntime hooks run.
-    if !init.plan.new_ns(LinuxNamespaceType::Mount) && !init.plan.joins(LinuxNamespaceType::Mount) {
-        return Err(Error::config(
-            "linux.namespaces",
-            "moor needs a mount namespace to build the rootfs",
-        ));
-    }
+    // 5. The root filesystem, up to the point where the createRuntime hooks run. Without a
+    //    mount namespace of its own the container mounts into the caller's (as with runc).
     let prepared = rootfs::prepare(
         spec,
         init.rootfs,
+        init.plan.new_ns(LinuxNamespaceType::Mount) || init.plan.joins(LinuxNamespaceType::Mount),
         init.plan.new_ns(LinuxNamespaceType::User) || init.plan.joins(LinuxNamespaceType::User),
         &init.cgroups,
         &init.idmaps,
@@ -176,7 +172,7 @@ fn steps(init: &Init) -> Result<Infallible> {
     let cwd = process.cwd().clone();
     rootfs::paths::ensure_in_root(prepared.root.as_fd(), &cwd, rootfs::paths::Kind::Dir)?;
     let readonly = spec.root().as_ref().is_some_and(|r| r.readonly().unwrap_or(false));
-    rootfs::enter(prepared.root, init.no_pivot, readonly)?;
+    rootfs::enter(prepared, init.no_pivot, readonly)?;
 
     // 9. Names and kernel parameters while we still hold privileges, then the workload's
     //    attributes, credentials, capabilities and seccomp (see workload.rs for the order).

@@ -741,28 +741,3 @@ fn sysfs_in_user_namespace_without_network_namespace() {
         "{out}"
     );
 }
-
-#[test]
-fn cgroup_mount_is_read_only_without_options() {
-    require_root!();
-    // A cgroup mount that says neither "ro" nor "rw" must not let the workload change limits.
-    if runtime_is("runc") {
-        // runc 1.1.5 mounts it read-write unless "ro" is given (its default spec says "ro").
-        skip!("runc 1.1.5 mounts cgroupfs read-write when the config does not say ro");
-    }
-    let ctx = Ctx::new("cgroup_default_ro");
-    let (id, mut b) = ctx.bundle(&[]);
-    b.set(
-        "/mounts",
-        json!([
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
-        ]),
-    );
-    b.set("/linux/maskedPaths", json!([]));
-    b.set("/linux/readonlyPaths", json!([]));
-    b.set_sh("cat /proc/self/mountinfo");
-    let (out, err) = run(&ctx, &b, &id, &[]);
-    let l = mi_line(&out, "/sys/fs/cgroup").unwrap_or_else(|| panic!("no /sys/fs/cgroup:\n{out}\n{err}"));
-    assert_eq!(mount_opts(l)[0], "ro", "/sys/fs/cgroup is writable: {l}");
-}

@@ -1,12 +1,14 @@
 //! The container's view of /sys/fs/cgroup. On a unified host that is one cgroup2 mount. On
 //! v1 and hybrid hosts it is a tmpfs holding one entry per hierarchy, each a bind of the
 //! container's own cgroup directory (what a cgroup namespace would show, and the only form a
-//! user namespace may mount), read-only unless the config says rw.
+//! user namespace may mount). Read-only only when the config says "ro", as with runc (its
+//! default spec does).
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
-use super::mounts::{self, Options};
+use super::mounts;
+use super::options::Options;
 use super::paths::{self, Kind};
 use crate::error::{Error, Result};
 
@@ -60,12 +62,7 @@ pub fn mount(
     cgroups: &[Membership],
 ) -> Result<()> {
     let err = |e: std::io::Error| Error::config(field, format!("mount cgroup on {}: {e}", dest.display()));
-    let mut flags = opts.flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    // Read-only unless the config explicitly asks for "rw": a writable cgroupfs would let the
-    // workload change its own limits.
-    if opts.clear & libc::MS_RDONLY == 0 {
-        flags |= libc::MS_RDONLY;
-    }
+    let flags = opts.flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     if typ == "cgroup2" || unified_host() {
         return mounts::mount_fs(target, "cgroup2", "cgroup2", flags, "").map_err(err);
     }

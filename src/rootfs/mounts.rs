@@ -1,8 +1,8 @@
-//! One OCI mount: option parsing, target creation inside the root, and the mount itself.
-//! Bind mounts are cloned with open_tree, shaped with mount_setattr while still detached and
-//! attached with move_mount onto the target's fd; other filesystems are mounted onto the
-//! target through its /proc/self/fd path. No mount ever takes a path string built from the
-//! rootfs.
+//! One OCI mount: where its destination resolves, the checks on that, target creation inside
+//! the root, and the mount itself. Bind mounts are cloned with open_tree, shaped with
+//! mount_setattr while still detached and attached with move_mount onto the target's fd; other
+//! filesystems are mounted onto the target through its /proc/self/fd path. No mount ever takes
+//! a path string built from the rootfs.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -10,173 +10,39 @@ use std::path::Path;
 
 use oci_spec::runtime::Mount;
 
+use super::options::{self, Options};
 use super::paths::{self, Kind};
 use crate::error::{Error, Result};
 use crate::sys;
 
-/// Mount options split the way the kernel wants them.
-#[derive(Default, Debug, PartialEq, Eq)]
-pub struct Options {
-    pub flags: libc::c_ulong,
-    pub clear: libc::c_ulong,
-    pub propagation: libc::c_ulong,
-    /// mount_setattr attributes applied recursively (the `r*` forms).
-    pub rec_set: u64,
-    pub rec_clear: u64,
-    pub bind: bool,
-    pub recursive: bool,
-    pub data: Vec<String>,
-}
-
-pub fn parse_options(opts: &[String]) -> Options {
-    let mut o = Options::default();
-    for opt in opts {
-        let (set, clear): (libc::c_ulong, libc::c_ulong) = match opt.as_str() {
-            "ro" => (libc::MS_RDONLY, 0),
-            "rw" => (0, libc::MS_RDONLY),
-            "nosuid" => (libc::MS_NOSUID, 0),
-            "suid" => (0, libc::MS_NOSUID),
-            "nodev" => (libc::MS_NODEV, 0),
-            "dev" => (0, libc::MS_NODEV),
-            "noexec" => (libc::MS_NOEXEC, 0),
-            "exec" => (0, libc::MS_NOEXEC),
-            "sync" => (libc::MS_SYNCHRONOUS, 0),
-            "async" => (0, libc::MS_SYNCHRONOUS),
-            "dirsync" => (libc::MS_DIRSYNC, 0),
-            "mand" => (libc::MS_MANDLOCK, 0),
-            "nomand" => (0, libc::MS_MANDLOCK),
-            "noatime" => (libc::MS_NOATIME, 0),
-            "atime" => (0, libc::MS_NOATIME),
-            "nodiratime" => (libc::MS_NODIRATIME, 0),
-            "diratime" => (0, libc::MS_NODIRATIME),
-            "relatime" => (libc::MS_RELATIME, 0),
-            "norelatime" => (0, libc::MS_RELATIME),
-            "strictatime" => (libc::MS_STRICTATIME, 0),
-            "nostrictatime" => (0, libc::MS_STRICTATIME),
-            "remount" => (libc::MS_REMOUNT, 0),
-            "bind" => {
-                o.bind = true;
-                (0, 0)
-            }
-            "rbind" => {
-                o.bind = true;
-                o.recursive = true;
-                (0, 0)
-            }
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
-                o.propagation |= propagation_flag(opt).unwrap_or(0);
-                (0, 0)
-            }
-            "rro" => {
-                o.rec_set |= libc::MOUNT_ATTR_RDONLY;
-                (0, 0)
-            }
-            "rrw" => {
-                o.rec_clear |= libc::MOUNT_ATTR_RDONLY;
-                (0, 0)
-            }
-            "rnosuid" => {
-                o.rec_set |= libc::MOUNT_ATTR_NOSUID;
-                (0, 0)
-            }
-            "rsuid" => {
-                o.rec_clear |= libc::MOUNT_ATTR_NOSUID;
-                (0, 0)
-            }
-            "rnodev" => {
-                o.rec_set |= libc::MOUNT_ATTR_NODEV;
-                (0, 0)
-            }
-            "rdev" => {
-                o.rec_clear |= libc::MOUNT_ATTR_NODEV;
-                (0, 0)
-            }
-            "rnoexec" => {
-                o.rec_set |= libc::MOUNT_ATTR_NOEXEC;
-                (0, 0)
-            }
-            "rexec" => {
-                o.rec_clear |= libc::MOUNT_ATTR_NOEXEC;
-                (0, 0)
-            }
-            "rnoatime" => {
-                o.rec_set |= libc::MOUNT_ATTR_NOATIME;
-                (0, 0)
-            }
-            "rrelatime" => {
-                o.rec_set |= libc::MOUNT_ATTR_RELATIME;
-                (0, 0)
-            }
-            "rstrictatime" => {
-                o.rec_set |= libc::MOUNT_ATTR_STRICTATIME;
-                (0, 0)
-            }
-            "rnodiratime" => {
-                o.rec_set |= libc::MOUNT_ATTR_NODIRATIME;
-                (0, 0)
-            }
-            _ => {
-                o.data.push(opt.clone());
-                (0, 0)
-            }
-        };
-        o.flags |= set;
-        o.flags &= !clear;
-        o.clear |= clear;
-    }
-    o
-}
-
-pub fn propagation_flag(name: &str) -> Option<libc::c_ulong> {
-    Some(match name {
-        "private" => libc::MS_PRIVATE,
-        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
-        "shared" => libc::MS_SHARED,
-        "rshared" => libc::MS_SHARED | libc::MS_REC,
-        "slave" => libc::MS_SLAVE,
-        "rslave" => libc::MS_SLAVE | libc::MS_REC,
-        "unbindable" => libc::MS_UNBINDABLE,
-        "runbindable" => libc::MS_UNBINDABLE | libc::MS_REC,
-        _ => return None,
-    })
-}
-
-/// mount_setattr attributes for the per-mount MS_* flags of a bind mount.
-fn attrs(flags: libc::c_ulong) -> u64 {
-    let mut a = 0;
-    for (ms, attr) in [
-        (libc::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
-        (libc::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
-        (libc::MS_NODEV, libc::MOUNT_ATTR_NODEV),
-        (libc::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
-        (libc::MS_NOATIME, libc::MOUNT_ATTR_NOATIME),
-        (libc::MS_NODIRATIME, libc::MOUNT_ATTR_NODIRATIME),
-        (libc::MS_STRICTATIME, libc::MOUNT_ATTR_STRICTATIME),
-    ] {
-        if flags & ms != 0 {
-            a |= attr;
-        }
-    }
-    a
-}
-
-fn c(s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| Error::config("mounts", format!("{s:?} contains NUL")))
-}
-
-/// Performs one config mount below `root`. `field` names it in errors ("mounts[3]").
+/// Performs one config mount below `root`. `field` names it in errors ("mounts[3]"). A mount
+/// that must end read-only but is still to be filled (a tmpfs, /dev) is mounted read-write and
+/// its fd pushed to `readonly_later`.
 pub fn mount_one(
     root: BorrowedFd,
     m: &Mount,
     field: &str,
     cgroups: &[super::cgroupfs::Membership],
     prepared: Option<BorrowedFd>,
+    readonly_later: &mut Vec<OwnedFd>,
 ) -> Result<()> {
     let dest = m.destination();
-    let opts = parse_options(m.options().as_deref().unwrap_or_default());
+    let opts = options::parse(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
     let is_bind = opts.bind || typ == "bind";
     let err = |what: &str, e: std::io::Error| Error::config(field, format!("{what} {}: {e}", dest.display()));
+
+    // The checks on the destination hold for where it leads, not for how it is spelled: an
+    // image symlink must not steer a mount over /proc or over the root itself.
+    let resolved = paths::resolve_in_root(root, dest).map_err(|e| err("resolve", e))?;
+    let dest_field = format!("{field}.destination");
+    if resolved == Path::new("/") {
+        return Err(Error::config(
+            dest_field,
+            format!("{} resolves to the container's root", dest.display()),
+        ));
+    }
+    super::validate::check_proc(&resolved, typ, is_bind, &dest_field)?;
 
     if is_bind {
         // An idmapped tree was made by the parent (only the host may idmap the host's
@@ -189,35 +55,32 @@ pub fn mount_one(
                 own.as_fd()
             }
         };
+        if resolved == Path::new("/proc") && !is_procfs(tree) {
+            return Err(Error::config(
+                dest_field,
+                format!("only a procfs may be mounted on /proc, and {} is not one", source_of(m)),
+            ));
+        }
         let kind = if paths::is_dir(tree) { Kind::Dir } else { Kind::File };
-        let target = paths::ensure_in_root(root, dest, kind)?;
+        let target = paths::ensure_in_root(root, &resolved, kind)?;
         sys::move_mount_fd(tree, target.as_fd()).map_err(|e| err("attach bind mount at", e))?;
-        return set_propagation(root, dest, opts.propagation, field);
+        return set_propagation(root, &resolved, opts.propagation, field);
     }
 
-    let target = paths::ensure_in_root(root, dest, Kind::Dir)?;
+    let target = paths::ensure_in_root(root, &resolved, Kind::Dir)?;
     if typ == "cgroup" || typ == "cgroup2" {
-        return super::cgroupfs::mount(root, target.as_fd(), dest, typ, &opts, field, cgroups);
+        return super::cgroupfs::mount(root, target.as_fd(), &resolved, typ, &opts, field, cgroups);
     }
-    let source = m
-        .source()
-        .as_ref()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| typ.to_string());
-    let copy_up = opts.data.iter().any(|d| d == "tmpcopyup");
-    let data: Vec<&str> = opts
-        .data
-        .iter()
-        .map(String::as_str)
-        .filter(|d| *d != "tmpcopyup")
-        .collect();
-    match mount_fs(
-        target.as_fd(),
-        &source,
-        typ,
-        opts.flags & !libc::MS_REMOUNT,
-        &data.join(","),
-    ) {
+    // Like runc: a tmpfs (which tmpcopyup fills) and /dev (which gets its devices, links and
+    // submounts after this) are mounted writable and made read-only at the end.
+    let ro_later = opts.flags & libc::MS_RDONLY != 0 && (typ == "tmpfs" || resolved == Path::new("/dev"));
+    let flags = if ro_later {
+        opts.flags & !libc::MS_RDONLY
+    } else {
+        opts.flags
+    };
+    let source = source_of(m);
+    match mount_fs(target.as_fd(), &source, typ, flags, &opts.data.join(",")) {
         // In a user namespace without its own network namespace the kernel refuses a new
         // sysfs: bind the host's /sys read-only instead, as runc does.
         Err(e) if typ == "sysfs" && e.raw_os_error() == Some(libc::EPERM) => {
@@ -234,44 +97,72 @@ pub fn mount_one(
         }
         r => r.map_err(|e| err(&format!("mount {typ} on"), e))?,
     }
-    if copy_up {
+    if opts.copy_up {
         // `target` still refers to the directory under the new mount: copy it up.
-        let fresh =
-            paths::open_file_in_root(root, dest, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| err("reopen", e))?;
+        let fresh = paths::open_file_in_root(root, &resolved, libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|e| err("reopen", e))?;
         super::copyup::copy_tree(target.as_fd(), fresh.as_fd(), 0)?;
     }
-    set_propagation(root, dest, opts.propagation, field)
+    if ro_later {
+        readonly_later.push(paths::open_in_root(root, &resolved, 0).map_err(|e| err("reopen", e))?);
+    }
+    set_propagation(root, &resolved, opts.propagation, field)
+}
+
+fn source_of(m: &Mount) -> String {
+    m.source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| m.typ().clone().unwrap_or_default())
+}
+
+fn is_procfs(fd: BorrowedFd) -> bool {
+    // SAFETY: statfs is plain data filled by fstatfs.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd and out pointer.
+    let r = unsafe { libc::fstatfs(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut st) };
+    r == 0 && st.f_type == libc::PROC_SUPER_MAGIC
+}
+
+/// Makes read-only the mounts `mount_one` left writable to be filled.
+pub fn finish_readonly(mounts: &[OwnedFd]) -> Result<()> {
+    for fd in mounts {
+        sys::mount_setattr(fd.as_fd(), false, libc::MOUNT_ATTR_RDONLY, 0, 0)
+            .map_err(|e| Error::sys("make a filled mount read-only", e))?;
+    }
+    Ok(())
 }
 
 /// A detached clone of a bind mount's source with its options applied (and, given a user
 /// namespace, idmapped), ready to be attached.
 pub fn bind_tree(m: &Mount, field: &str, idmap: Option<BorrowedFd>) -> Result<OwnedFd> {
-    let opts = parse_options(m.options().as_deref().unwrap_or_default());
+    let opts: Options = options::parse(m.options().as_deref().unwrap_or_default());
     let err =
         |what: &str, e: std::io::Error| Error::config(field, format!("{what} {}: {e}", m.destination().display()));
     let source = m
         .source()
         .as_ref()
         .ok_or_else(|| Error::config(format!("{field}.source"), "a bind mount needs a source"))?;
-    let src_c = c(&source.to_string_lossy())?;
+    let src_c = CString::new(source.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::config(format!("{field}.source"), "contains a NUL byte"))?;
     let mut tree_flags = libc::OPEN_TREE_CLONE;
     if opts.recursive {
         tree_flags |= libc::AT_RECURSIVE as u32;
     }
     let tree = sys::open_tree(libc::AT_FDCWD, &src_c, tree_flags)
         .map_err(|e| err(&format!("bind {}", source.display()), e))?;
-    let (set, clear) = (attrs(opts.flags), attrs(opts.clear));
+    let (set, clear) = opts.bind_attrs();
     if set != 0 || clear != 0 {
         sys::mount_setattr(tree.as_fd(), false, set, clear, 0).map_err(|e| err("set bind mount options on", e))?;
     }
     if let Some(userns) = idmap {
-        let recursive = opts.recursive || opts.data.iter().any(|d| d == "ridmap");
+        let recursive = opts.recursive || opts.recursive_idmap;
         sys::mount_setattr_userns(tree.as_fd(), recursive, libc::MOUNT_ATTR_IDMAP, 0, 0, Some(userns))
             .map_err(|e| err("idmap the bind mount for", e))?;
     }
-    if opts.rec_set != 0 || opts.rec_clear != 0 {
-        sys::mount_setattr(tree.as_fd(), true, opts.rec_set, opts.rec_clear, 0)
-            .map_err(|e| err("set recursive mount options on", e))?;
+    if opts.has_rec_attrs() {
+        let (set, clear) = opts.rec_attrs();
+        sys::mount_setattr(tree.as_fd(), true, set, clear, 0).map_err(|e| err("set recursive mount options on", e))?;
     }
     Ok(tree)
 }
@@ -297,7 +188,13 @@ fn set_propagation(root: BorrowedFd, dest: &Path, propagation: libc::c_ulong, fi
     // Reopen: the fd taken before mounting points below the new mount, not at it.
     let fd = paths::open_in_root(root, dest, 0)
         .map_err(|e| Error::config(field, format!("reopen {}: {e}", dest.display())))?;
-    let to = paths::fd_path(fd.as_fd());
+    set_propagation_fd(fd.as_fd(), propagation)
+        .map_err(|e| Error::config(field, format!("set propagation of {}: {e}", dest.display())))
+}
+
+/// Changes the propagation of the mount `fd` is the root of.
+pub fn set_propagation_fd(fd: BorrowedFd, propagation: libc::c_ulong) -> std::io::Result<()> {
+    let to = paths::fd_path(fd);
     // SAFETY: NUL-terminated target; no source, type or data for a propagation change.
     let r = unsafe {
         libc::mount(
@@ -309,14 +206,7 @@ fn set_propagation(root: BorrowedFd, dest: &Path, propagation: libc::c_ulong, fi
         )
     };
     if r != 0 {
-        return Err(Error::config(
-            field,
-            format!(
-                "set propagation of {}: {}",
-                dest.display(),
-                std::io::Error::last_os_error()
-            ),
-        ));
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
@@ -330,37 +220,4 @@ pub fn bind_fd(fd: BorrowedFd, target: BorrowedFd, recursive: bool) -> std::io::
     let tree = sys::open_tree(std::os::fd::AsRawFd::as_raw_fd(&fd), c"", flags)?;
     sys::move_mount_fd(tree.as_fd(), target)?;
     Ok(tree)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn o(v: &[&str]) -> Options {
-        parse_options(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn splits_flags_data_and_recursive_forms() {
-        let p = o(&[
-            "nosuid",
-            "noexec",
-            "mode=755",
-            "size=65536k",
-            "rbind",
-            "rro",
-            "rprivate",
-        ]);
-        assert_eq!(p.flags, libc::MS_NOSUID | libc::MS_NOEXEC);
-        assert_eq!(p.data, vec!["mode=755", "size=65536k"]);
-        assert!(p.bind && p.recursive);
-        assert_eq!(p.rec_set, libc::MOUNT_ATTR_RDONLY);
-        assert_eq!(p.propagation, libc::MS_PRIVATE | libc::MS_REC);
-    }
-
-    #[test]
-    fn later_options_win() {
-        assert_eq!(o(&["ro", "rw"]).flags & libc::MS_RDONLY, 0);
-        assert_eq!(o(&["rw", "ro"]).flags & libc::MS_RDONLY, libc::MS_RDONLY);
-    }
 }

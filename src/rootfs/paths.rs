@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::sys;
@@ -47,6 +47,36 @@ pub fn open_file_in_root(root: BorrowedFd, path: &Path, flags: i32) -> io::Resul
     };
     let c = CString::new(rel.as_os_str().as_encoded_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     sys::openat2(root, &c, flags as u64, 0, IN_ROOT)
+}
+
+/// Where `path` leads inside `root`, as a clean absolute container path: the part that exists
+/// resolved in the root (symlinks included), the rest, which `ensure_in_root` would create as
+/// plain directories and files, appended as spelled.
+pub fn resolve_in_root(root: BorrowedFd, path: &Path) -> io::Result<PathBuf> {
+    let parts = clean(path);
+    let root_path = host_path(root)?;
+    for n in (0..=parts.len()).rev() {
+        let prefix: PathBuf = parts[..n].iter().collect();
+        let fd = match open_in_root(root, &prefix, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        // The kernel's name of the inode (components never contain '/', so the prefix test is
+        // exact); RESOLVE_IN_ROOT kept it below the root.
+        let inside = host_path(fd.as_fd())?
+            .strip_prefix(&root_path)
+            .map(Path::to_path_buf)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EXDEV))?;
+        let mut out = PathBuf::from("/").join(inside);
+        out.extend(&parts[n..]);
+        return Ok(out);
+    }
+    Err(io::Error::from_raw_os_error(libc::ENOENT))
+}
+
+fn host_path(fd: BorrowedFd) -> io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 /// The kind of inode to create at a mount target that does not exist yet.
