@@ -7,6 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -85,26 +87,38 @@ pub fn read_bounded(file: &Path, what: &'static str) -> Result<Vec<u8>> {
 
 /// Parses config.json, naming the JSON path of the first offending field.
 pub fn parse(data: &[u8]) -> Result<Spec> {
-    let value: Value = serde_json::from_slice(data).map_err(|e| Error::config("config.json", e.to_string()))?;
-    check_strings(&value, &mut String::new())?;
-    let spec: Spec = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "config.json".to_string() } else { path };
-        Error::config(field, e.into_inner().to_string())
+    let spec: Spec = parse_json(data).map_err(|(field, reason)| {
+        Error::config(if field.is_empty() { "config.json".into() } else { field }, reason)
     })?;
-    // serde takes an array for a struct (its fields in order): `"root": []` would become a
-    // root with an empty path. Where moor's model has an object, the input must have one.
-    let model = serde_json::to_value(&spec).map_err(|e| Error::config("config.json", e.to_string()))?;
-    check_shape(&value, &model, &mut String::new())?;
     check_semver(spec.version()).map_err(|why| Error::config("ociVersion", format!("{:?} {why}", spec.version())))?;
     Ok(spec)
 }
 
+/// Parses a runtime-spec JSON document (config.json, `exec --process`, `update --resources`)
+/// into `T`. On error: the JSON path of the first offending field ("" for the document) and
+/// what is wrong with it.
+pub fn parse_json<T: DeserializeOwned + Serialize>(data: &[u8]) -> std::result::Result<T, (String, String)> {
+    let value: Value = serde_json::from_slice(data).map_err(|e| (String::new(), e.to_string()))?;
+    check_strings(&value, &mut String::new())?;
+    let parsed: T = serde_path_to_error::deserialize(&value).map_err(|e| {
+        let path = e.path().to_string();
+        (
+            if path == "." { String::new() } else { path },
+            e.into_inner().to_string(),
+        )
+    })?;
+    // serde takes an array for a struct (its fields in order): `"root": []` would become a
+    // root with an empty path. Where moor's model has an object, the input must have one.
+    let model = serde_json::to_value(&parsed).map_err(|e| (String::new(), e.to_string()))?;
+    check_shape(&value, &model, &mut String::new())?;
+    Ok(parsed)
+}
+
 /// Every string of the config reaches the kernel or a C API, where a NUL byte silently cuts
 /// it short. Annotations are opaque to moor and only passed on as JSON.
-fn check_strings(v: &Value, path: &mut String) -> Result<()> {
+fn check_strings(v: &Value, path: &mut String) -> std::result::Result<(), (String, String)> {
     match v {
-        Value::String(s) if s.contains('\0') => Err(Error::config(path.clone(), "contains a NUL byte")),
+        Value::String(s) if s.contains('\0') => Err((path.clone(), "contains a NUL byte".into())),
         Value::Array(a) => a.iter().enumerate().try_for_each(|(i, e)| {
             let len = path.len();
             path.push_str(&format!("[{i}]"));
@@ -117,7 +131,7 @@ fn check_strings(v: &Value, path: &mut String) -> Result<()> {
                 return Ok(());
             }
             if k.contains('\0') {
-                return Err(Error::config(format!("{path}.{k:?}"), "key contains a NUL byte"));
+                return Err((format!("{path}.{k:?}"), "key contains a NUL byte".into()));
             }
             let len = path.len();
             if !path.is_empty() {
@@ -132,16 +146,9 @@ fn check_strings(v: &Value, path: &mut String) -> Result<()> {
     }
 }
 
-fn check_shape(input: &Value, model: &Value, path: &mut String) -> Result<()> {
+fn check_shape(input: &Value, model: &Value, path: &mut String) -> std::result::Result<(), (String, String)> {
     match (input, model) {
-        (Value::Array(_), Value::Object(_)) => Err(Error::config(
-            if path.is_empty() {
-                "config.json".into()
-            } else {
-                path.clone()
-            },
-            "must be a JSON object, not an array",
-        )),
+        (Value::Array(_), Value::Object(_)) => Err((path.clone(), "must be a JSON object, not an array".into())),
         (Value::Object(i), Value::Object(m)) => m.iter().try_for_each(|(k, mv)| {
             let Some(iv) = i.get(k) else { return Ok(()) };
             let len = path.len();

@@ -523,8 +523,7 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
     let process: oci_spec::runtime::Process = match &a.process {
         Some(file) => {
             let data = moor::config::read_bounded(file, "--process")?;
-            let de = &mut serde_json::Deserializer::from_slice(&data);
-            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("--process {}: {e}", file.display()))?
+            moor::config::parse_json(&data).map_err(|e| json_error(&format!("--process {}", file.display()), e))?
         }
         None => {
             if a.command.is_empty() {
@@ -600,6 +599,15 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
     Ok(rt.exec(&a.id, &opts)?)
 }
 
+/// An input document's error, with the offending field when it is inside.
+fn json_error(input: &str, (field, why): (String, String)) -> anyhow::Error {
+    if field.is_empty() {
+        anyhow::anyhow!("{input}: {why}")
+    } else {
+        anyhow::anyhow!("{input}: {field}: {why}")
+    }
+}
+
 fn empty_caps() -> oci_spec::runtime::LinuxCapabilities {
     serde_json::from_str("{}").unwrap_or_default()
 }
@@ -649,8 +657,7 @@ fn update(rt: &Runtime, a: UpdateArgs) -> Result<()> {
             } else {
                 moor::config::read_bounded(path, "--resources")?
             };
-            let de = &mut serde_json::Deserializer::from_slice(&data);
-            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("--resources: {e}"))?
+            moor::config::parse_json(&data).map_err(|e| json_error("--resources", e))?
         }
         None => {
             let flags = moor_cgroups::UpdateFlags {

@@ -210,8 +210,13 @@ impl Runtime {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(id) = name.to_str() else { continue };
-            if let Ok(s) = self.load(id) {
-                out.push(s);
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            match self.load(id) {
+                Ok(s) => out.push(s),
+                // As runc: the others are still listed.
+                Err(e) => crate::warn(&format!("load container {id}: {e}")),
             }
         }
         // By id, as runc lists its state directory.

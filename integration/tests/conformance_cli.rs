@@ -562,6 +562,16 @@ fn nul_bytes_are_refused_naming_the_field() {
     b.set("/hostname", json!("a\u{0}b"));
     let o = ctx.create(&b, &id, &[]);
     assert_refused(&ctx, &b, &id, &o, "hostname");
+
+    // The same for `exec --process`.
+    let (id, b) = ctx.bundle(&["sleep", "1000"]);
+    ctx.create_start(&b, &id);
+    let process = ctx.work_dir().join("process.json");
+    let p = json!({"args": ["sh", "-c", "echo a\u{0}b"], "cwd": "/", "user": {"uid": 0, "gid": 0}});
+    fs::write(&process, p.to_string()).unwrap();
+    let o = ctx.run(&["exec", "--process", &process.display().to_string(), &id]);
+    assert_eq!(o.code(), Some(255), "{o}");
+    assert!(o.stderr.contains("args[2]"), "the error does not name args[2]: {o}");
 }
 
 /// `create` on a bundle whose config.json was replaced by hand (not by [`Bundle::save`]).
