@@ -65,7 +65,8 @@ fn make_sub_cgroup(dir: &Path, name: &str) {
     let sub = dir.join(name);
     fs::create_dir(&sub).unwrap();
     for f in ["cpuset.cpus", "cpuset.mems"] {
-        if let Ok(v) = fs::read_to_string(dir.join(f)) {
+        // On cgroup v2 the files exist only where cpuset is enabled, and empty means inherit.
+        if let (Ok(v), true) = (fs::read_to_string(dir.join(f)), sub.join(f).exists()) {
             fs::write(sub.join(f), v.trim()).unwrap();
         }
     }
