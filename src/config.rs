@@ -146,6 +146,8 @@ fn check_strings(v: &Value, path: &mut String) -> std::result::Result<(), (Strin
     }
 }
 
+/// Walks the input beside moor's re-serialized model of it: an array where the model has an
+/// object was taken positionally by serde and is refused.
 fn check_shape(input: &Value, model: &Value, path: &mut String) -> std::result::Result<(), (String, String)> {
     match (input, model) {
         (Value::Array(_), Value::Object(_)) => Err((path.clone(), "must be a JSON object, not an array".into())),
