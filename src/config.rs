@@ -7,6 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 
@@ -17,12 +20,23 @@ pub struct Bundle {
     pub spec: Spec,
 }
 
+/// config.json is refused above this size: real ones (with a large seccomp profile and many
+/// annotations) stay well below 1 MiB; the cap only keeps a hostile bundle from making moor
+/// read without end (a link to /dev/zero, a huge sparse file).
+pub const MAX_CONFIG_SIZE: u64 = 64 << 20;
+
 pub fn load(bundle_dir: &Path) -> Result<Bundle> {
     let dir = fs::canonicalize(bundle_dir).map_err(|e| Error::path("bundle", bundle_dir, e))?;
     let file = dir.join("config.json");
-    let data = fs::read(&file).map_err(|e| Error::path("cannot read", &file, e))?;
+    let data = read_bounded(&file, "config.json")?;
     let spec = parse(&data)?;
     let root = spec.root().as_ref().ok_or_else(|| Error::config("root", "missing"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(Error::config(
+            "root.path",
+            "missing: it names the container's root filesystem",
+        ));
+    }
     let rootfs_cfg = dir.join(root.path());
     let rootfs = fs::canonicalize(&rootfs_cfg).map_err(|e| Error::path("root.path", &rootfs_cfg, e))?;
     if !rootfs.is_dir() {
@@ -31,18 +45,195 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
             format!("{} is not a directory", rootfs.display()),
         ));
     }
+    if rootfs == Path::new("/") {
+        return Err(Error::config(
+            "root.path",
+            format!("{} resolves to /, the host's own root", rootfs_cfg.display()),
+        ));
+    }
     validate(&spec)?;
     Ok(Bundle { dir, rootfs, spec })
 }
 
+/// Reads a JSON input file (`what` names it in errors): only a regular file, at most
+/// [`MAX_CONFIG_SIZE`] bytes. Opened without blocking, so a FIFO cannot hang moor.
+pub fn read_bounded(file: &Path, what: &'static str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |why: String| Error::path(what, file, std::io::Error::other(why));
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(file)
+        .map_err(|e| Error::path(what, file, e))?;
+    let meta = f.metadata().map_err(|e| Error::path(what, file, e))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    let too_big = || refuse(format!("larger than {} MiB", MAX_CONFIG_SIZE >> 20));
+    if meta.len() > MAX_CONFIG_SIZE {
+        return Err(too_big());
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    // The file may grow after the check.
+    f.take(MAX_CONFIG_SIZE + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| Error::path(what, file, e))?;
+    if data.len() as u64 > MAX_CONFIG_SIZE {
+        return Err(too_big());
+    }
+    Ok(data)
+}
+
 /// Parses config.json, naming the JSON path of the first offending field.
 pub fn parse(data: &[u8]) -> Result<Spec> {
-    let de = &mut serde_json::Deserializer::from_slice(data);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let spec: Spec = parse_json(data).map_err(|(field, reason)| {
+        Error::config(if field.is_empty() { "config.json".into() } else { field }, reason)
+    })?;
+    check_semver(spec.version()).map_err(|why| Error::config("ociVersion", format!("{:?} {why}", spec.version())))?;
+    Ok(spec)
+}
+
+/// Parses a runtime-spec JSON document (config.json, `exec --process`, `update --resources`)
+/// into `T`. On error: the JSON path of the first offending field ("" for the document) and
+/// what is wrong with it.
+pub fn parse_json<T: DeserializeOwned + Serialize>(data: &[u8]) -> std::result::Result<T, (String, String)> {
+    let value: Value = serde_json::from_slice(data).map_err(|e| (String::new(), e.to_string()))?;
+    check_strings(&value, &mut String::new())?;
+    let parsed: T = serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "config.json".to_string() } else { path };
-        Error::config(field, e.into_inner().to_string())
-    })
+        (
+            if path == "." { String::new() } else { path },
+            e.into_inner().to_string(),
+        )
+    })?;
+    // serde takes an array for a struct (its fields in order): `"root": []` would become a
+    // root with an empty path. Where moor's model has an object, the input must have one.
+    let model = serde_json::to_value(&parsed).map_err(|e| (String::new(), e.to_string()))?;
+    check_shape(&value, &model, &mut String::new())?;
+    Ok(parsed)
+}
+
+/// Every string of the config reaches the kernel or a C API, where a NUL byte silently cuts
+/// it short. Annotations are opaque to moor and only passed on as JSON.
+fn check_strings(v: &Value, path: &mut String) -> std::result::Result<(), (String, String)> {
+    match v {
+        Value::String(s) if s.contains('\0') => Err((path.clone(), "contains a NUL byte".into())),
+        Value::Array(a) => a.iter().enumerate().try_for_each(|(i, e)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let r = check_strings(e, path);
+            path.truncate(len);
+            r
+        }),
+        Value::Object(m) => m.iter().try_for_each(|(k, e)| {
+            if path.is_empty() && k == "annotations" {
+                return Ok(());
+            }
+            if k.contains('\0') {
+                return Err((format!("{path}.{k:?}"), "key contains a NUL byte".into()));
+            }
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(k);
+            let r = check_strings(e, path);
+            path.truncate(len);
+            r
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Walks the input beside moor's re-serialized model of it: an array where the model has an
+/// object was taken positionally by serde and is refused.
+fn check_shape(input: &Value, model: &Value, path: &mut String) -> std::result::Result<(), (String, String)> {
+    match (input, model) {
+        (Value::Array(_), Value::Object(_)) => Err((path.clone(), "must be a JSON object, not an array".into())),
+        (Value::Object(i), Value::Object(m)) => m.iter().try_for_each(|(k, mv)| {
+            let Some(iv) = i.get(k) else { return Ok(()) };
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(k);
+            let r = check_shape(iv, mv, path);
+            path.truncate(len);
+            r
+        }),
+        (Value::Array(i), Value::Array(m)) => i.iter().zip(m).enumerate().try_for_each(|(n, (iv, mv))| {
+            let len = path.len();
+            path.push_str(&format!("[{n}]"));
+            let r = check_shape(iv, mv, path);
+            path.truncate(len);
+            r
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The runtime-spec requires ociVersion in SemVer 2.0.0 form: MAJOR.MINOR.PATCH, numbers
+/// without leading zeros, then optional `-pre.release` and `+build` identifiers.
+fn check_semver(v: &str) -> std::result::Result<(), &'static str> {
+    const NOT: &str = "is not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD])";
+    let ident_ok = |id: &str| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let number_ok =
+        |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'));
+    let (rest, build) = match v.split_once('+') {
+        Some((r, b)) => (r, Some(b)),
+        None => (v, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (rest, None),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() != 3 || !parts.iter().all(|p| number_ok(p)) {
+        return Err(NOT);
+    }
+    if let Some(pre) = pre {
+        let numeric_leading_zero =
+            |id: &str| id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit());
+        if !pre.split('.').all(|id| ident_ok(id) && !numeric_leading_zero(id)) {
+            return Err(NOT);
+        }
+    }
+    if let Some(build) = build {
+        if !build.split('.').all(ident_ok) {
+            return Err(NOT);
+        }
+    }
+    Ok(())
+}
+
+/// What moor accepts but ignores, to be said once at create.
+pub fn warnings(spec: &Spec) -> Vec<String> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .map(resource_warnings)
+        .unwrap_or_default()
+}
+
+/// Kernel memory limits are ignored, as runc does: the runtime-spec marks them NOT
+/// RECOMMENDED, cgroup v1 kernels since 6.x accept and ignore them, cgroup v2 has none.
+pub fn resource_warnings(r: &oci_spec::runtime::LinuxResources) -> Vec<String> {
+    let Some(m) = r.memory() else { return Vec::new() };
+    #[allow(deprecated)]
+    let kernel = m.kernel();
+    let set: Vec<&str> = [("kernel", kernel.is_some()), ("kernelTCP", m.kernel_tcp().is_some())]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(f, _)| *f)
+        .collect();
+    if set.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "linux.resources.memory.{} ignored: kernel memory limits are not supported (NOT RECOMMENDED by the runtime-spec)",
+        set.join(" and ")
+    )]
 }
 
 fn validate(spec: &Spec) -> Result<()> {
@@ -82,6 +273,7 @@ fn validate(spec: &Spec) -> Result<()> {
         }
     }
     crate::rootfs::validate(spec)?;
+    check_lsm(spec, process)?;
     let Some(linux) = spec.linux() else { return Ok(()) };
     let mut types = HashSet::new();
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
@@ -148,6 +340,28 @@ fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// A confinement that was asked for and cannot be applied is an error (as runc's), never a
+/// silently weaker container.
+fn check_lsm(spec: &Spec, process: &oci_spec::runtime::Process) -> Result<()> {
+    let set = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
+    if set(process.apparmor_profile()) && !crate::process::apparmor_enabled() {
+        return Err(Error::config(
+            "process.apparmorProfile",
+            "AppArmor is not enabled on this host",
+        ));
+    }
+    if set(process.selinux_label()) && !crate::process::selinux_enabled() {
+        return Err(Error::config(
+            "process.selinuxLabel",
+            "SELinux is not enabled on this host",
+        ));
+    }
+    if spec.linux().as_ref().is_some_and(|l| set(l.mount_label())) && !crate::process::selinux_enabled() {
+        return Err(Error::config("linux.mountLabel", "SELinux is not enabled on this host"));
+    }
+    Ok(())
+}
+
 /// A sysctl may only be set when it belongs to a namespace the container has: otherwise the
 /// write would change the host (as runc, which refuses the same keys).
 fn check_sysctl_namespace(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()> {
@@ -184,4 +398,41 @@ fn check_sysctl_namespace(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -
         ));
     }
     Ok(())
+}
+#[cfg(test)]
+mod tests {
+    use super::check_semver;
+
+    #[test]
+    fn semver() {
+        for ok in [
+            "1.0.0",
+            "1.2.1",
+            "0.0.0",
+            "1.0.2-dev",
+            "1.0.0-rc.1",
+            "1.0.0-0.3.7",
+            "1.0.0+20130313",
+            "1.0.0-x-y+b.1",
+        ] {
+            assert_eq!(check_semver(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "1",
+            "1.0",
+            "1.0.0.0",
+            "01.0.0",
+            "1.02.0",
+            "v1.0.0",
+            "1.0.0-",
+            "1.0.0+",
+            "1.0.0-01",
+            "1.0.0-a..b",
+            "1.0.0-é",
+            " 1.0.0",
+        ] {
+            assert!(check_semver(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -40,6 +40,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
     crate::state::validate_id(id)?;
     let bundle = config::load(&opts.bundle)?;
     let spec = &bundle.spec;
+    config::warnings(spec).iter().for_each(|w| crate::warn(w));
     let linux = spec.linux().clone().unwrap_or_default();
     let mut plan = namespaces::plan(linux.namespaces().as_deref().unwrap_or_default())?;
     let process = spec

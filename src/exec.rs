@@ -26,6 +26,8 @@ pub struct ExecOptions {
     pub detach: bool,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroups of the container's to join.
+    pub sub_cgroups: moor_cgroups::SubCgroups,
 }
 
 const NAMESPACES: [(&str, i32); 8] = [
@@ -211,7 +213,7 @@ impl Runtime {
                 // The parent writes cgroup.procs: CLONE_INTO_CGROUP from inside the container's
                 // cgroup namespace fails (ENOENT) when our own cgroup lies outside it.
                 if let Some(cg) = &cgroup {
-                    if let Err(e) = cg.add_task(pid) {
+                    if let Err(e) = cg.add_task_in(pid, &opts.sub_cgroups) {
                         // SAFETY: the new process is our child and has not run anything yet.
                         unsafe {
                             libc::kill(pid, libc::SIGKILL);

@@ -103,6 +103,9 @@ enum Command {
         /// Return after starting instead of waiting.
         #[arg(short, long)]
         detach: bool,
+        /// Keep the stopped container (state and cgroup) after it exits, until `delete`.
+        #[arg(long)]
+        keep: bool,
     },
     /// Print a container's state as JSON.
     State { id: String },
@@ -123,8 +126,9 @@ enum Command {
     },
     /// List containers.
     List {
-        #[arg(short, long, value_enum, default_value = "table")]
-        format: ListFormat,
+        /// table or json (checked after --quiet, as runc does).
+        #[arg(short, long, default_value = "table")]
+        format: String,
         /// Print only the ids.
         #[arg(short, long)]
         quiet: bool,
@@ -210,6 +214,10 @@ struct ExecArgs {
     preserve_fds: u32,
     #[arg(long)]
     ignore_paused: bool,
+    /// Join an existing sub-cgroup of the container's: [controller[,controller]:]path,
+    /// repeatable (one per controller).
+    #[arg(long)]
+    cgroup: Vec<String>,
 }
 
 #[derive(Args)]
@@ -320,15 +328,21 @@ fn main() {
     });
     DEBUG.store(cli.debug, std::sync::atomic::Ordering::Relaxed);
     moor::set_log_sink(library_log);
+    // An exec that fails in moor itself exits 255, as runc's: callers tell it from the exit
+    // code of the process that ran.
+    let exec = matches!(cli.command, Some(Command::Exec(_)));
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = error_text(&e);
+            let mut msg = error_text(&e);
+            if exec {
+                msg = format!("exec failed: {msg}");
+            }
             log("error", &msg);
             if has_file {
                 eprintln!("moor: {msg}");
             }
-            std::process::exit(1);
+            std::process::exit(if exec { 255 } else { 1 });
         }
     }
 }
@@ -369,7 +383,7 @@ fn run(cli: Cli) -> Result<i32> {
                 .with_context(|| format!("create {id}"))?;
         }
         Command::Start { id } => rt.start(&id)?,
-        Command::Run { id, args, detach } => {
+        Command::Run { id, args, detach, keep } => {
             enter_sealed(args.preserve_fds)?;
             if detach {
                 rt.create(&id, &args.options(cli.systemd_cgroup))
@@ -379,7 +393,7 @@ fn run(cli: Cli) -> Result<i32> {
                     return Err(e.into());
                 }
             } else {
-                return Ok(rt.run(&id, &args.options(cli.systemd_cgroup))?);
+                return Ok(rt.run(&id, &args.options(cli.systemd_cgroup), keep)?);
             }
         }
         Command::State { id } => {
@@ -391,7 +405,7 @@ fn run(cli: Cli) -> Result<i32> {
             rt.kill(&id, sig, all)?;
         }
         Command::Delete { id, force } => rt.delete(&id, force)?,
-        Command::List { format, quiet } => list(&rt, format, quiet)?,
+        Command::List { format, quiet } => list(&rt, &format, quiet)?,
         Command::Pause { id } => rt.pause(&id)?,
         Command::Resume { id } => rt.resume(&id)?,
         Command::Ps { id, format, ps_args } => ps(&rt, &id, format, &ps_args)?,
@@ -422,6 +436,7 @@ fn enter_sealed(preserve_fds: u32) -> Result<()> {
     Ok(())
 }
 
+/// The user name of `uid`, else `#uid` (as runc's list shows an unknown owner).
 fn owner_name(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
         .ok()
@@ -431,10 +446,10 @@ fn owner_name(uid: u32) -> String {
                 (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
             })
         })
-        .unwrap_or_else(|| uid.to_string())
+        .unwrap_or_else(|| format!("#{uid}"))
 }
 
-fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
+fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
     let containers = rt.list()?;
     if quiet {
         for (s, _) in &containers {
@@ -442,50 +457,73 @@ fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
         }
         return Ok(());
     }
-    let owner = |s: &moor::ContainerState| {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(rt.root.join(&s.id))
-            .map(|m| owner_name(m.uid()))
-            .unwrap_or_default()
-    };
+    let states: Vec<_> = containers
+        .iter()
+        .map(|(s, status)| {
+            use std::os::unix::fs::MetadataExt;
+            let mut st = s.oci_state(*status);
+            st.owner = std::fs::metadata(rt.root.join(&s.id))
+                .map(|m| owner_name(m.uid()))
+                .unwrap_or_default();
+            st
+        })
+        .collect();
     match format {
-        ListFormat::Json => {
-            let items: Vec<_> = containers
-                .iter()
-                .map(|(s, status)| {
-                    let mut v = s.oci_state(*status);
-                    v["owner"] = owner(s).into();
-                    v
-                })
-                .collect();
-            out!("{}", serde_json::to_string(&items)?);
-        }
-        ListFormat::Table => {
-            let mut out = String::from("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n");
-            for (s, status) in &containers {
-                let pid = if *status == moor::Status::Stopped { 0 } else { s.pid };
-                out.push_str(&format!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\n",
-                    s.id,
-                    pid,
-                    status,
-                    s.bundle.display(),
-                    s.created,
-                    owner(s)
-                ));
+        "json" if states.is_empty() => out!("null"),
+        "json" => out!("{}", serde_json::to_string(&states)?),
+        "table" => {
+            let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
+            for s in &states {
+                rows.push([
+                    s.id.clone(),
+                    s.pid.to_string(),
+                    s.status.to_string(),
+                    s.bundle.display().to_string(),
+                    s.created.clone(),
+                    s.owner.clone(),
+                ]);
             }
-            out!("{}", out.trim_end());
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(tabwrite(&rows).as_bytes())
+                .and_then(|_| stdout.flush())
+                .is_err()
+            {
+                std::process::exit(0);
+            }
         }
+        _ => anyhow::bail!("invalid format option {format:?}: table or json"),
     }
     Ok(())
+}
+
+/// Aligns columns as runc's Go tabwriter (minwidth 12, padding 3, spaces): each cell but the
+/// last of a row is padded to its column's widest cell plus 3, at least 12 characters.
+fn tabwrite<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count() + 3).max(12);
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if i + 1 < N {
+                out.push_str(&" ".repeat(widths[i] - cell.chars().count()));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
     let process: oci_spec::runtime::Process = match &a.process {
         Some(file) => {
-            let data = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
-            let de = &mut serde_json::Deserializer::from_slice(&data);
-            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("--process {}: {e}", file.display()))?
+            let data = moor::config::read_bounded(file, "--process")?;
+            moor::config::parse_json(&data).map_err(|e| json_error(&format!("--process {}", file.display()), e))?
         }
         None => {
             if a.command.is_empty() {
@@ -556,8 +594,18 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         detach: a.detach,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups: moor_cgroups::SubCgroups::parse(&a.cgroup)?,
     };
     Ok(rt.exec(&a.id, &opts)?)
+}
+
+/// An input document's error, with the offending field when it is inside.
+fn json_error(input: &str, (field, why): (String, String)) -> anyhow::Error {
+    if field.is_empty() {
+        anyhow::anyhow!("{input}: {why}")
+    } else {
+        anyhow::anyhow!("{input}: {field}: {why}")
+    }
 }
 
 fn empty_caps() -> oci_spec::runtime::LinuxCapabilities {
@@ -607,10 +655,9 @@ fn update(rt: &Runtime, a: UpdateArgs) -> Result<()> {
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).context("read resources from stdin")?;
                 v
             } else {
-                std::fs::read(path).with_context(|| format!("read {}", path.display()))?
+                moor::config::read_bounded(path, "--resources")?
             };
-            let de = &mut serde_json::Deserializer::from_slice(&data);
-            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("--resources: {e}"))?
+            moor::config::parse_json(&data).map_err(|e| json_error("--resources", e))?
         }
         None => {
             let flags = moor_cgroups::UpdateFlags {
@@ -634,6 +681,9 @@ fn update(rt: &Runtime, a: UpdateArgs) -> Result<()> {
             moor_cgroups::resources_from_update_flags(&flags)?
         }
     };
+    for w in moor::config::resource_warnings(&resources) {
+        log("warning", &w);
+    }
     rt.update(&a.id, &resources)?;
     Ok(())
 }

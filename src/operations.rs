@@ -41,8 +41,8 @@ impl Runtime {
         Ok((state, status))
     }
 
-    /// `state`: the OCI state JSON plus runc's extra fields.
-    pub fn state(&self, id: &str) -> Result<serde_json::Value> {
+    /// `state`: the OCI state plus runc's extra fields.
+    pub fn state(&self, id: &str) -> Result<crate::state::OciState> {
         let (state, status) = self.load(id)?;
         Ok(state.oci_state(status))
     }
@@ -106,11 +106,22 @@ impl Runtime {
         Ok(())
     }
 
-    /// `kill`: signals init (or, with `all`, every process of the container).
+    /// `kill`: signals init (or, with `all`, every process of the container). Signal 0 only
+    /// checks that the container is running.
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let (state, status) = self.load(id)?;
         if status == Status::Stopped {
-            return Err(Error::NotRunning(id.to_string()));
+            if !all {
+                return Err(Error::NotRunning(id.to_string()));
+            }
+            // As runc: processes may outlive init in its cgroup (no pid namespace); a stopped
+            // container's cgroup, if any, is still searched. Init's pid is not trusted here.
+            let pids = state.cgroup().and_then(|c| c.pids().ok()).unwrap_or_default();
+            for pid in pids {
+                // SAFETY: pids read just now from the container's own cgroup.
+                unsafe { libc::kill(pid, signal) };
+            }
+            return Ok(());
         }
         let pidfd = open_pidfd(&state)?.ok_or_else(|| Error::NotRunning(id.to_string()))?;
         let sent = sys::pidfd_send_signal(pidfd.as_fd(), signal);
@@ -132,12 +143,27 @@ impl Runtime {
     }
 
     /// `delete`: removes a stopped (or created) container; `force` kills a running one first.
+    /// With `force`, a container that does not exist (or was deleted meanwhile by another
+    /// `delete`) is not an error, as with runc.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let dir = StateDir::open(&self.root, id)?;
+        let dir = match StateDir::open(&self.root, id) {
+            Err(Error::DoesNotExist(_)) if force => return Ok(()),
+            r => r?,
+        };
         let state = match dir.load() {
             Ok(s) => s,
             // A state directory without state is debris of a crashed create: remove it.
-            Err(_) => return dir.remove(),
+            Err(Error::Path { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                dir.remove()?;
+                return if force {
+                    Ok(())
+                } else {
+                    Err(Error::DoesNotExist(id.to_string()))
+                };
+            }
+            // Unreadable state: the container may be running, and without its state nothing
+            // of it can be found again. Keep everything, as runc does.
+            Err(e) => return Err(e),
         };
         let status = state.status(&dir.path, || state.frozen());
         match status {
@@ -173,7 +199,7 @@ impl Runtime {
         Ok(())
     }
 
-    /// `list`: every container under the root, with its live status.
+    /// `list`: every container under the root, with its live status, by id.
     pub fn list(&self) -> Result<Vec<(ContainerState, Status)>> {
         let entries = match std::fs::read_dir(&self.root) {
             Ok(e) => e,
@@ -184,17 +210,24 @@ impl Runtime {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(id) = name.to_str() else { continue };
-            if let Ok(s) = self.load(id) {
-                out.push(s);
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            match self.load(id) {
+                Ok(s) => out.push(s),
+                // As runc: the others are still listed.
+                Err(e) => crate::warn(&format!("load container {id}: {e}")),
             }
         }
-        out.sort_by(|a, b| a.0.created.cmp(&b.0.created));
+        // By id, as runc lists its state directory.
+        out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         Ok(out)
     }
 
     /// `run` in the foreground: create, start, forward signals (and relay the terminal when
-    /// moor holds it), wait, delete. Returns the exit code (128+N for death by signal N).
-    pub fn run(&self, id: &str, opts: &CreateOptions) -> Result<i32> {
+    /// moor holds it), wait, delete (unless `keep`: the stopped container stays until
+    /// `delete`). Returns the exit code (128+N for death by signal N).
+    pub fn run(&self, id: &str, opts: &CreateOptions, keep: bool) -> Result<i32> {
         // Blocked before the clone, so a container that exits at once cannot be missed.
         let signals = crate::signals::Forwarder::block()?;
         let terminal = crate::config::load(&opts.bundle)?
@@ -227,7 +260,9 @@ impl Runtime {
             return Err(e);
         }
         let code = signals.forward_until_exit(state.pid, master.as_ref().map(|m| m.as_fd()));
-        self.delete(id, true)?;
+        if !keep {
+            self.delete(id, true)?;
+        }
         code
     }
 }

@@ -162,30 +162,42 @@ pub fn set_sysctls(procfs: &Procfs, sysctl: &HashMap<String, String>) -> Result<
     Ok(())
 }
 
-/// Asks the LSM to label the workload at exec. Where the LSM is absent, warn as runc does.
+/// True when AppArmor is enabled (runc's test: securityfs has it and the module says so).
+pub fn apparmor_enabled() -> bool {
+    std::path::Path::new("/sys/kernel/security/apparmor").exists()
+        && std::fs::read("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.first() == Some(&b'Y'))
+}
+
+/// True when SELinux is enabled (selinuxfs is mounted).
+pub fn selinux_enabled() -> bool {
+    std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// Asks the LSM to label the workload at exec. A label that cannot be applied is an error,
+/// as with runc: the process must never run less confined than asked.
 pub fn set_lsm_labels(procfs: &Procfs, process: &Process) -> Result<()> {
     if let Some(profile) = process.apparmor_profile().as_deref().filter(|p| !p.is_empty()) {
-        if std::path::Path::new("/sys/kernel/security/apparmor").exists() {
-            procfs
-                .write("self/attr/apparmor/exec", &format!("exec {profile}"))
-                .or_else(|_| procfs.write("self/attr/exec", &format!("exec {profile}")))
-                .map_err(|e| Error::config("process.apparmorProfile", e.to_string()))?;
-        } else {
-            crate::warn(&format!(
-                "process.apparmorProfile {profile:?} ignored: AppArmor is not enabled on this host"
+        if !apparmor_enabled() {
+            return Err(Error::config(
+                "process.apparmorProfile",
+                format!("{profile:?}: AppArmor is not enabled on this host"),
             ));
         }
+        procfs
+            .write("self/attr/apparmor/exec", &format!("exec {profile}"))
+            .or_else(|_| procfs.write("self/attr/exec", &format!("exec {profile}")))
+            .map_err(|e| Error::config("process.apparmorProfile", e.to_string()))?;
     }
     if let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
-        if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
-            procfs
-                .write("self/attr/exec", label)
-                .map_err(|e| Error::config("process.selinuxLabel", e.to_string()))?;
-        } else {
-            crate::warn(&format!(
-                "process.selinuxLabel {label:?} ignored: SELinux is not enabled on this host"
+        if !selinux_enabled() {
+            return Err(Error::config(
+                "process.selinuxLabel",
+                format!("{label:?}: SELinux is not enabled on this host"),
             ));
         }
+        procfs
+            .write("self/attr/exec", label)
+            .map_err(|e| Error::config("process.selinuxLabel", e.to_string()))?;
     }
     Ok(())
 }

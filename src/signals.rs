@@ -4,7 +4,8 @@ use crate::error::{Error, Result};
 
 pub fn parse(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        // 0 only checks that the process exists (kill(2)), as runc allows.
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         return Err(Error::InvalidState(format!("invalid signal {s:?}")));
@@ -216,6 +217,7 @@ mod tests {
         assert_eq!(super::parse("sigterm").unwrap(), 15);
         assert_eq!(super::parse("10").unwrap(), 10);
         assert!(super::parse("NOPE").is_err());
-        assert!(super::parse("0").is_err());
+        assert_eq!(super::parse("0").unwrap(), 0);
+        assert!(super::parse("65").is_err());
     }
 }

@@ -5,11 +5,11 @@
 //! the start time recorded at create (a reused pid means "stopped"), the fifo's presence means
 //! "created" (start removes it), and a frozen cgroup means "paused".
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,25 @@ pub struct ContainerState {
     /// The cgroup moor created for the container, if any (opaque to this module).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<serde_json::Value>,
+}
+
+/// A container's public state. Fields are declared in runc's order, which is the order they
+/// are printed in.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    /// 0 once stopped.
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    /// Sorted, as Go prints a map.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    pub owner: String,
 }
 
 /// The per-container directory, held open and locked while an operation runs.
@@ -143,10 +162,9 @@ impl StateDir {
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| Error::path("cannot open state directory", &path, e))?;
-        let lock = OwnedFd::from(dir);
         loop {
             // SAFETY: flock on an fd we own.
-            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
                 break;
             }
             let e = std::io::Error::last_os_error();
@@ -154,7 +172,28 @@ impl StateDir {
                 return Err(Error::path("cannot lock state directory", &path, e));
             }
         }
-        Ok(StateDir { path, lock })
+        // Whoever held the lock before us may have deleted the container (a concurrent
+        // `delete`): the directory we locked must still be the one at `path`.
+        let gone = || {
+            Error::path(
+                "cannot open state directory",
+                &path,
+                std::io::ErrorKind::NotFound.into(),
+            )
+        };
+        let held = dir
+            .metadata()
+            .map_err(|e| Error::path("cannot stat state directory", &path, e))?;
+        match fs::symlink_metadata(&path) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {}
+            Ok(_) => return Err(gone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone()),
+            Err(e) => return Err(Error::path("cannot stat state directory", &path, e)),
+        }
+        Ok(StateDir {
+            path,
+            lock: OwnedFd::from(dir),
+        })
     }
 
     pub fn fifo_path(&self) -> PathBuf {
@@ -187,7 +226,12 @@ impl StateDir {
 
     /// Removes the directory; the lock goes with it.
     pub fn remove(self) -> Result<()> {
-        fs::remove_dir_all(&self.path).map_err(|e| Error::path("cannot remove state directory", &self.path, e))
+        match fs::remove_dir_all(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::path("cannot remove state directory", &self.path, e))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn lock_fd(&self) -> &OwnedFd {
@@ -243,23 +287,20 @@ impl ContainerState {
         }
     }
 
-    /// The state as `runc state` prints it: the OCI state plus runc's rootfs, created and owner.
-    pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
-        let mut v = serde_json::json!({
-            "ociVersion": self.oci_version,
-            "id": self.id,
-            "pid": pid,
-            "status": status.to_string(),
-            "bundle": self.bundle,
-            "rootfs": self.rootfs,
-            "created": self.created,
-            "owner": self.owner,
-        });
-        if !self.annotations.is_empty() {
-            v["annotations"] = serde_json::json!(self.annotations);
+    /// The state as `runc state` and `runc list` print it: the OCI state plus runc's rootfs,
+    /// created and owner, in runc's field order.
+    pub fn oci_state(&self, status: Status) -> OciState {
+        OciState {
+            oci_version: self.oci_version.clone(),
+            id: self.id.clone(),
+            pid: if status == Status::Stopped { 0 } else { self.pid },
+            status,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            annotations: self.annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            owner: self.owner.clone(),
         }
-        v
     }
 
     /// The runtime-spec state given to hooks on stdin.

@@ -25,6 +25,7 @@ mod fsutil;
 mod mode;
 pub mod paths;
 mod stats;
+mod sub;
 mod systemd;
 mod update;
 mod v1;
@@ -33,6 +34,7 @@ mod v2;
 pub use cgroup::{Cgroup, CgroupConfig};
 pub use error::{Error, Result};
 pub use mode::{detect_mode, Mode};
+pub use sub::SubCgroups;
 pub use update::{parse_ram_in_bytes, resources_from_update_flags, UpdateFlags};
 
 impl Cgroup {

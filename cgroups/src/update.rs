@@ -13,7 +13,7 @@ pub struct UpdateFlags {
     pub memory_swap: Option<String>,
     /// `--memory-reservation`.
     pub memory_reservation: Option<String>,
-    /// `--kernel-memory` (accepted for compatibility; kernels 6.x refuse it on apply).
+    /// `--kernel-memory` (accepted for compatibility and ignored, as runc does).
     pub kernel_memory: Option<String>,
     /// `--kernel-memory-tcp`.
     pub kernel_memory_tcp: Option<String>,

@@ -153,30 +153,8 @@ fn memory(cg: &Cgroup, m: &LinuxMemory) -> Result<()> {
     if res != 0 {
         write_field(&fr, d, "memory.soft_limit_in_bytes", &res.to_string())?;
     }
-    #[allow(deprecated)]
-    let kernel = m.kernel();
-    if let Some(k) = kernel.filter(|&k| k != 0) {
-        let fk = format!("{R}.memory.kernel");
-        let unsupported = |why: String| {
-            Error::unsupported(
-                &fk,
-                format!("kernel memory limits are not supported by this kernel ({why})"),
-            )
-        };
-        write_field(&fk, d, "memory.kmem.limit_in_bytes", &k.to_string()).map_err(|e| unsupported(e.to_string()))?;
-        // Kernels >= 6.x accept the write and ignore it: check that the limit took effect
-        // (the kernel rounds down to a page).
-        let got = read_u64(&d.join("memory.kmem.limit_in_bytes"))?.unwrap_or(u64::MAX);
-        if k > 0 && got.abs_diff(k as u64) >= 64 * 1024 {
-            return Err(unsupported(format!(
-                "memory.kmem.limit_in_bytes ignored the value {k} and reads {got}"
-            )));
-        }
-    }
-    if let Some(k) = m.kernel_tcp().filter(|&k| k != 0) {
-        let fk = format!("{R}.memory.kernelTCP");
-        write_field(&fk, d, "memory.kmem.tcp.limit_in_bytes", &k.to_string())?;
-    }
+    // memory.kernel and memory.kernelTCP are ignored, as runc 1.1 does (the runtime warns):
+    // kernels since 6.x accept kmem limits and ignore them.
     if let Some(s) = m.swappiness() {
         let fsw = format!("{R}.memory.swappiness");
         if s > 100 {
@@ -270,6 +248,13 @@ fn blkio(cg: &Cgroup, b: &LinuxBlockIo) -> Result<()> {
              blkio.bfq.weight are absent: no CFQ/BFQ weight support)",
         )
     };
+    // Leaf weights exist only with CFQ (removed from Linux in 5.0).
+    let no_file = |f: &str, file: &str| {
+        Error::unsupported(
+            f,
+            format!("{file} does not exist: this kernel's cgroup v1 blkio controller has no CFQ leaf weights"),
+        )
+    };
     // Prefer the CFQ file, then BFQ's.
     let weight_file = |d: &Path, cfq: &'static str, bfq: &'static str| -> Option<&'static str> {
         if d.join(cfq).exists() {
@@ -292,7 +277,7 @@ fn blkio(cg: &Cgroup, b: &LinuxBlockIo) -> Result<()> {
         check_blkio_weight(&f, w)?;
         let d = d()?;
         if !d.join("blkio.leaf_weight").exists() {
-            return Err(no_weight(&f));
+            return Err(no_file(&f, "blkio.leaf_weight"));
         }
         write_field(&f, d, "blkio.leaf_weight", &w.to_string())?;
     }
@@ -307,7 +292,7 @@ fn blkio(cg: &Cgroup, b: &LinuxBlockIo) -> Result<()> {
         if let Some(w) = wd.leaf_weight() {
             check_blkio_weight(&f, w)?;
             if !d.join("blkio.leaf_weight_device").exists() {
-                return Err(no_weight(&f));
+                return Err(no_file(&f, "blkio.leaf_weight_device"));
             }
             let line = format!("{}:{} {w}", wd.major(), wd.minor());
             write_field(&f, d, "blkio.leaf_weight_device", &line)?;

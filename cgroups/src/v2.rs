@@ -132,20 +132,8 @@ fn memory(d: &Path, m: &LinuxMemory) -> Result<()> {
             "the OOM killer cannot be disabled per cgroup",
         ));
     }
-    #[allow(deprecated)]
-    let kernel = m.kernel();
-    if kernel.is_some_and(|k| k != 0) {
-        return Err(not_on_v2(
-            &format!("{R}.memory.kernel"),
-            "kernel memory is part of memory.max",
-        ));
-    }
-    if m.kernel_tcp().is_some_and(|k| k != 0) {
-        return Err(not_on_v2(
-            &format!("{R}.memory.kernelTCP"),
-            "TCP memory is part of memory.max",
-        ));
-    }
+    // memory.kernel and memory.kernelTCP are ignored, as runc does (the runtime warns): on v2
+    // kernel and TCP memory are part of memory.max.
     if m.check_before_update() == Some(true) && mem > 0 {
         let usage = read_u64(&d.join("memory.current"))?.unwrap_or(0);
         if usage > mem as u64 {
