@@ -177,6 +177,42 @@ fn classic_errno_profile_starts_the_workload_with_terminal() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+#[test]
+fn classic_errno_profile_allows_exec() {
+    require_root!();
+    let ctx = Ctx::new("classic_exec");
+    let mut failures = Vec::new();
+    for no_new_privs in [true, false] {
+        let (id, mut b) = ctx.bundle(&["sleep", "1000"]);
+        b.set("/linux/seccomp", classic_profile());
+        b.set("/process/noNewPrivileges", json!(no_new_privs));
+        ctx.create(&b, &id, &[]).ok();
+        ctx.start(&id).ok();
+        for user in ["0:0", "1000:1000"] {
+            let o = ctx.run(&[
+                "exec",
+                "-u",
+                user,
+                "--cwd",
+                "/tmp",
+                &id,
+                "sh",
+                "-c",
+                "echo uid=$(id -u) cwd=$(pwd)",
+            ]);
+            let uid = user.split(':').next().unwrap_or_default();
+            let want = format!("uid={uid} cwd=/tmp");
+            if !o.success() || !o.stdout.contains(&want) {
+                failures.push(format!(
+                    "noNewPrivileges={no_new_privs} user {user}: expected {want:?}\n{o}"
+                ));
+            }
+        }
+        ctx.delete_force(&id);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 /// The error text a runtime reported: its stderr, or the log when it logs to a file.
 fn said(o: &Output) -> String {
     format!("{}{}", o.stdout, o.stderr)
