@@ -224,3 +224,39 @@ fn dup_onto(fd: RawFd, target: RawFd) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(script: &str) -> Hook {
+        serde_json::from_value(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]})).unwrap()
+    }
+
+    /// More than any pipe may hold (pipe-max-size is 1 MiB by default): fed by a writer child.
+    const BIG: usize = 3 << 20;
+
+    #[test]
+    fn a_state_larger_than_a_pipe_reaches_the_hook_whole() {
+        let out = std::env::temp_dir().join(format!("moor-hook-test-{}", std::process::id()));
+        let script = format!("wc -c > {}", out.display());
+        run("test", &[hook(&script)], &vec![b'x'; BIG]).unwrap();
+        let count = std::fs::read_to_string(&out).unwrap();
+        let _ = std::fs::remove_file(&out);
+        assert_eq!(count.trim(), BIG.to_string());
+    }
+
+    #[test]
+    fn a_hook_that_ignores_a_large_state_neither_hangs_nor_fails() {
+        run("test", &[hook("exit 0")], &vec![b'x'; BIG]).unwrap();
+    }
+
+    #[test]
+    fn exit_status_and_exec_errors_are_reported() {
+        let e = run("test", &[hook("exit 3")], b"{}").unwrap_err().to_string();
+        assert!(e.contains("exit status: 3"), "{e}");
+        let missing: Hook = serde_json::from_value(serde_json::json!({"path": "/nonexistent/hook"})).unwrap();
+        let e = run("test", &[missing], b"{}").unwrap_err().to_string();
+        assert!(e.contains("cannot start") && e.contains("No such file"), "{e}");
+    }
+}
