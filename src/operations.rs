@@ -49,6 +49,49 @@ impl Runtime {
 
     /// `start`: releases init from the exec fifo, then runs the poststart hooks.
     pub fn start(&self, id: &str) -> Result<()> {
+        /// Everything init writes to the exec fifo, up to EOF (its write end closed: init exec'd or
+        /// died). `fifo` is non-blocking; a read is only tried once poll says the fifo is ready (before
+        /// any writer it would read EOF at once) or init has exited.
+        fn read_exec_fifo(fifo: &std::fs::File, pidfd: &OwnedFd) -> std::io::Result<Vec<u8>> {
+            use std::io::Read;
+            let mut data = Vec::new();
+            loop {
+                let mut fds = [
+                    libc::pollfd {
+                        fd: fifo.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: pidfd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                ];
+                // SAFETY: two valid pollfds.
+                if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                if fds[0].revents == 0 && fds[1].revents == 0 {
+                    continue;
+                }
+                let mut buf = [0u8; 4096];
+                loop {
+                    match (&*fifo).read(&mut buf) {
+                        Ok(0) => return Ok(data),
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+
         let dir = StateDir::open(&self.root, id)?;
         let state = dir.load()?;
         let status = state.status(&dir.path, || false);
@@ -211,49 +254,6 @@ impl Runtime {
 }
 
 use std::os::unix::fs::OpenOptionsExt;
-
-/// Everything init writes to the exec fifo, up to EOF (its write end closed: init exec'd or
-/// died). `fifo` is non-blocking; a read is only tried once poll says the fifo is ready (before
-/// any writer it would read EOF at once) or init has exited.
-fn read_exec_fifo(fifo: &std::fs::File, pidfd: &OwnedFd) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut data = Vec::new();
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: fifo.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if fds[0].revents == 0 && fds[1].revents == 0 {
-            continue;
-        }
-        let mut buf = [0u8; 4096];
-        loop {
-            match (&*fifo).read(&mut buf) {
-                Ok(0) => return Ok(data),
-                Ok(n) => data.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
 
 /// A pidfd for init, only if the pid still belongs to it (same start time): a recycled pid
 /// is never signalled.
