@@ -259,7 +259,7 @@ fn steps(init: &Init) -> Result<Created> {
             last_cap: init.last_cap,
             seccomp: init.seccomp,
             env: &env,
-            keep_fds: init.preserve_fds + crate::fds::listen_fds(),
+            keep_fds: init.preserve_fds.saturating_add(crate::fds::listen_fds()),
             pty: pty.as_ref(),
         },
     )?;

@@ -81,7 +81,7 @@ pub fn become_workload(procfs: &Procfs, w: &Workload) -> Result<Ready> {
     let args = process.args().as_deref().unwrap_or_default();
     let arg0 = args.first().ok_or_else(|| Error::config("process.args", "empty"))?;
     let mut exec = Exec::new(args, w.env)?;
-    crate::fds::cloexec_from(3 + w.keep_fds);
+    crate::fds::cloexec_from(w.keep_fds.saturating_add(3));
     crate::fds::keep(w.keep_fds);
 
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
