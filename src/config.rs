@@ -245,6 +245,7 @@ fn validate(spec: &Spec) -> Result<()> {
         Some(args) if !args.is_empty() && !args[0].is_empty() => {}
         _ => return Err(Error::config("process.args", "must name the program to run")),
     }
+    crate::user::validate(process.user())?;
     if !process.cwd().is_absolute() {
         return Err(Error::config("process.cwd", "must be an absolute path"));
     }

@@ -86,6 +86,8 @@ impl Runtime {
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::config("process.args", "exec needs a command"));
         }
+        crate::user::validate(process.user())?;
+        crate::fds::check_preserved(opts.preserve_fds)?;
         let linux = bundle.spec.linux().clone().unwrap_or_default();
         let last_cap = capabilities::last_cap();
         let caps = capabilities::of_process(&process, last_cap)?;
@@ -289,6 +291,14 @@ impl Child<'_> {
             }
             None => None,
         };
+        // The console becomes our stdio before credentials change, so it is given to the user.
+        if let Some(slave) = &pty {
+            terminal::become_controlling(slave)?;
+        }
+        let env = self.process.env().clone().unwrap_or_default();
+        // Our pid as the host sees it (the first NSpid entry in the host's procfs), read while
+        // opening files is surely allowed.
+        let host_pid = self.listener.and_then(|_| self.procfs.host_pid()).unwrap_or(0);
         let ready = workload::become_workload(
             self.procfs,
             &workload::Workload {
@@ -298,16 +308,15 @@ impl Child<'_> {
                 caps: self.caps,
                 last_cap: self.last_cap,
                 seccomp: self.seccomp,
+                env: &env,
+                keep_fds: self.preserve_fds,
+                pty: pty.as_ref(),
             },
         )?;
-        if let Some(slave) = &pty {
-            terminal::become_controlling(slave)?;
-        }
+        // From here on the seccomp filter may be in.
         if let (Some(fd), Some(socket), Some(filter)) = (&ready.notify_fd, self.listener, self.seccomp) {
-            // Our pid as the host sees it: the first NSpid entry in the host's procfs.
-            let pid = self.procfs.host_pid().unwrap_or(0);
             let message =
-                moor_seccomp::process_state_json(crate::OCI_VERSION, pid, filter.listener_metadata(), self.state);
+                moor_seccomp::process_state_json(crate::OCI_VERSION, host_pid, filter.listener_metadata(), self.state);
             terminal::send_fd(
                 socket.as_fd(),
                 fd.as_fd(),
@@ -315,12 +324,6 @@ impl Child<'_> {
                 "the seccomp notify fd to linux.seccomp.listenerPath",
             )?;
         }
-        crate::fds::cloexec_from(3 + self.preserve_fds as i32);
-        crate::fds::keep(self.preserve_fds);
-        workload::exec(
-            &ready.program,
-            self.process.args().as_deref().unwrap_or_default(),
-            self.process.env().as_deref().unwrap_or_default(),
-        )
+        Err(ready.exec.run())
     }
 }

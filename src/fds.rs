@@ -3,35 +3,94 @@
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
 
-/// Marks every fd from `first` upward close-on-exec. Used at the start of create (so nothing
-/// the caller leaked can ride along) and as the last step before execve.
-pub fn cloexec_from(first: RawFd) {
-    // SAFETY: close_range only changes fd flags.
-    let r = unsafe {
-        libc::close_range(
-            first as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+use crate::error::{Error, Result};
+
+/// The first fd from 3 up that was not open when moor started (see [`note_inherited`]).
+static INHERITED_END: OnceLock<RawFd> = OnceLock::new();
+
+fn first_closed_from_3() -> RawFd {
+    let mut fd = 3;
+    // SAFETY: F_GETFD only reads fd flags; a closed fd answers EBADF. The walk ends at the first
+    // gap, so it is bounded by the number of fds the caller passed.
+    while unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+        fd += 1;
+    }
+    fd
+}
+
+/// Notes which fds the caller passed (3, 4, ... up to the first closed one), before moor opens
+/// any of its own (the log file, the state directory): only those may be preserved.
+pub fn note_inherited() {
+    INHERITED_END.get_or_init(first_closed_from_3);
+}
+
+/// Checks that the socket-activation fds and `preserve` more (3, 4, ...) were all passed by the
+/// caller, as runc does (it stats each one): a fd moor opened itself must never be handed to the
+/// workload, and the check also bounds how many fds the workload can be given.
+pub fn check_preserved(preserve: u32) -> Result<()> {
+    let end = INHERITED_END.get().copied().unwrap_or_else(first_closed_from_3) as u64;
+    let base = 3 + u64::from(listen_fds());
+    let want = base + u64::from(preserve);
+    if want <= end {
+        return Ok(());
+    }
+    let what = if end < base {
+        format!("LISTEN_FDS={}: fd {end} is not open", listen_fds())
+    } else {
+        format!(
+            "--preserve-fds {preserve}: unable to stat preserved-fd {} (of {preserve}): fd {end} is not open",
+            end - base
         )
     };
-    if r != 0 {
-        // Kernels before 5.11: walk the open fds instead.
-        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+    Err(Error::sys(what, std::io::Error::from_raw_os_error(libc::EBADF)))
+}
+
+/// For commands that put a process into a container: checks the preserved fds and marks every
+/// other inherited fd close-on-exec, so nothing the caller leaked can ride along.
+pub fn seal_inherited(preserve: u32) -> Result<()> {
+    check_preserved(preserve)?;
+    cloexec_from(3 + preserve + listen_fds());
+    Ok(())
+}
+
+/// Marks every fd from `first` upward close-on-exec. Used at the start of create (so nothing
+/// the caller leaked can ride along) and before the workload's seccomp filter goes in.
+pub fn cloexec_from(first: u32) {
+    // SAFETY: close_range only changes fd flags.
+    let r = unsafe { libc::close_range(first, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    if r == 0 {
+        return;
+    }
+    // Kernels before 5.11: walk the open fds instead, or every fd below the fd limit.
+    let mark = |fd: RawFd| {
+        // SAFETY: setting FD_CLOEXEC on a possibly-closed fd is harmless.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    };
+    match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => {
             let fds: Vec<RawFd> = dir
                 .flatten()
                 .filter_map(|e| e.file_name().to_str()?.parse().ok())
                 .collect();
-            for fd in fds.into_iter().filter(|fd| *fd >= first) {
-                // SAFETY: setting FD_CLOEXEC on a possibly-closed fd is harmless.
-                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-            }
+            fds.into_iter()
+                .filter(|fd| *fd as i64 >= i64::from(first))
+                .for_each(mark);
+        }
+        Err(_) => {
+            // SAFETY: getrlimit fills a plain struct.
+            let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+            // SAFETY: valid out pointer.
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+            let top = lim.rlim_cur.min(1 << 20) as i64;
+            (i64::from(first)..top).map(|fd| fd as RawFd).for_each(mark);
         }
     }
 }
 
 /// Clears close-on-exec on the preserved fds 3..3+count.
 pub fn keep(count: u32) {
-    for fd in 3..3 + count as RawFd {
+    for fd in 3..3 + i64::from(count) {
+        let Ok(fd) = RawFd::try_from(fd) else { return };
         // SAFETY: clearing fd flags; an fd that is not open just fails with EBADF.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }

@@ -1,9 +1,9 @@
 //! The container's init, from the clone into its namespaces to the execve of the workload.
 //! Each step below runs in the order the kernel and the runtime-spec require; the comments on
-//! [`steps`] are the checklist. Any failure is reported to the parent as `Msg::Error` and init
-//! exits; the parent then removes everything.
+//! [`steps`] are the checklist. Any failure up to Created is reported to the parent as
+//! `Msg::Error` and init exits; the parent then removes everything. After Created the parent is
+//! gone: a failure is written to the exec fifo, where `start` reads it.
 
-use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -47,16 +47,63 @@ pub struct Init<'a> {
 
 /// Runs init; never returns.
 pub fn run(init: Init) -> ! {
-    let err = match steps(&init) {
-        Ok(never) => match never {},
-        Err(e) => e,
+    let created = match steps(&init) {
+        Ok(c) => c,
+        Err(e) => {
+            if init.sync.send(&Msg::Error(e.to_string())).is_err() {
+                eprintln!("moor: container init: {e}");
+            }
+            // SAFETY: _exit skips atexit handlers and destructors that belong to the parent's copy.
+            unsafe { libc::_exit(1) }
+        }
     };
-    // After Created nobody listens on the sync socket: the workload's stderr gets the error.
-    if init.sync.send(&Msg::Error(err.to_string())).is_err() {
+    // 13. The start barrier: opening the fifo for writing blocks until `start` opens it. A plain
+    //     openat through the procfs handle (openat2 may be filtered by now).
+    let fifo = match created.procfs.reopen_fd(init.fifo.as_fd(), libc::O_WRONLY) {
+        Ok(f) => f,
+        Err(e) => {
+            // `start` sees init gone without a word; the workload's stderr gets the reason.
+            eprintln!("moor: container init: {e}");
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) }
+        }
+    };
+    let err = start(&created, &fifo);
+    // `start` reads the fifo until EOF: a failure reaches it as text instead of "0" (or after
+    // it, when execve itself failed).
+    if crate::sys::write_all(fifo.as_fd(), err.to_string().as_bytes()).is_err() {
         eprintln!("moor: container init: {err}");
     }
-    // SAFETY: _exit skips atexit handlers and destructors that belong to the parent's copy.
+    // SAFETY: as above.
     unsafe { libc::_exit(1) }
+}
+
+/// What init keeps for the time after Created.
+struct Created {
+    procfs: Procfs,
+    exec: workload::Exec,
+    /// The container state for startContainer hooks (status "created").
+    state: String,
+    start_hooks: Vec<oci_spec::runtime::Hook>,
+    /// The container process's environment: hooks in the container inherit it, as in runc.
+    env: Vec<String>,
+}
+
+/// After `start` has opened the fifo: the startContainer hooks, the "0" that tells `start` the
+/// workload is about to run, execve. Only what every seccomp profile must allow runs here.
+fn start(c: &Created, fifo: &OwnedFd) -> Error {
+    if let Err(e) = hooks::run_with(
+        "startContainer",
+        &c.start_hooks,
+        c.state.as_bytes(),
+        hooks::Inherit::Container(&c.env),
+    ) {
+        return e;
+    }
+    if let Err(e) = crate::sys::write_all(fifo.as_fd(), b"0") {
+        return Error::sys("write the exec fifo", e);
+    }
+    c.exec.run()
 }
 
 fn wait_continue(sync: &Channel) -> Result<()> {
@@ -66,7 +113,7 @@ fn wait_continue(sync: &Channel) -> Result<()> {
     }
 }
 
-fn steps(init: &Init) -> Result<Infallible> {
+fn steps(init: &Init) -> Result<Created> {
     let spec = init.spec;
     let process = spec
         .process()
@@ -154,10 +201,14 @@ fn steps(init: &Init) -> Result<Infallible> {
         other => return Err(Error::Init(format!("unexpected sync message {other:?}"))),
     };
     let hooks_cfg = spec.hooks().clone().unwrap_or_default();
-    hooks::run(
+    // Socket activation is passed on as runc does: its fds come first, and the env names them.
+    let mut env = process.env().clone().unwrap_or_default();
+    env.extend(crate::fds::listen_env());
+    hooks::run_with(
         "createContainer",
         hooks_cfg.create_container().as_deref().unwrap_or_default(),
         state.as_bytes(),
+        hooks::Inherit::Container(&env),
     )?;
 
     // 8. Masked and read-only paths, then pivot_root into the rootfs.
@@ -188,6 +239,14 @@ fn steps(init: &Init) -> Result<Infallible> {
     if let Some(sysctl) = linux.sysctl() {
         process::set_sysctls(&procfs, sysctl)?;
     }
+    // The console becomes our stdio before credentials change, so it is given to the user too.
+    if let Some(slave) = &pty {
+        terminal::become_controlling(slave)?;
+    }
+    // The parent may exit once we are created: stop tying our life to it while prctl is surely
+    // allowed (a user switch would clear it anyway).
+    crate::sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    // 10. Only stdio and the preserved fds survive execve.
     let ready = workload::become_workload(
         &procfs,
         &workload::Workload {
@@ -197,41 +256,26 @@ fn steps(init: &Init) -> Result<Infallible> {
             caps: init.caps,
             last_cap: init.last_cap,
             seccomp: init.seccomp,
+            env: &env,
+            keep_fds: init.preserve_fds.saturating_add(crate::fds::listen_fds()),
+            pty: pty.as_ref(),
         },
     )?;
-    let mut notify_fd = ready.notify_fd;
-    if let Some(fd) = notify_fd.take() {
+    // 11. From here on the seccomp filter may be in.
+    if let Some(fd) = &ready.notify_fd {
         send_seccomp_listener(init, fd.as_fd(), &state)?;
     }
-    if let Some(slave) = &pty {
-        terminal::become_controlling(slave)?;
-    }
 
-    // 12. Created: the parent may exit now, so stop tying our life to it first.
-    crate::sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    // 12. Created: the parent may exit now. The startContainer hooks run after `start` has
+    //     opened the fifo, so `start` runs the poststart hooks only after them.
     init.sync.send(&Msg::Created).map_err(|e| Error::sys("sync", e))?;
-
-    // 13. The start barrier: opening the fifo for writing blocks until `start` opens it. The
-    //     startContainer hooks run before the byte is written, so `start` runs the poststart
-    //     hooks only after them.
-    let fifo = procfs.reopen_fd(init.fifo.as_fd(), libc::O_WRONLY)?;
-    let started = state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1);
-    hooks::run(
-        "startContainer",
-        hooks_cfg.start_container().as_deref().unwrap_or_default(),
-        started.as_bytes(),
-    )?;
-    crate::sys::write_all(fifo.as_fd(), b"0").map_err(|e| Error::sys("write the exec fifo", e))?;
-    drop(fifo);
-
-    // 14. Only stdio and the preserved fds survive execve. Socket activation is passed on as
-    //     runc does: its fds come first, and the workload's env names them.
-    let preserved = init.preserve_fds + crate::fds::listen_fds();
-    crate::fds::cloexec_from(3 + preserved as i32);
-    crate::fds::keep(preserved);
-    let mut env = process.env().clone().unwrap_or_default();
-    env.extend(crate::fds::listen_env());
-    workload::exec(&ready.program, process.args().as_deref().unwrap_or_default(), &env)
+    Ok(Created {
+        procfs,
+        exec: ready.exec,
+        state: state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1),
+        start_hooks: hooks_cfg.start_container().clone().unwrap_or_default(),
+        env,
+    })
 }
 
 pub(crate) fn reset_signals() {

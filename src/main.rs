@@ -316,6 +316,7 @@ fn library_log(level: moor::Level, msg: &str) {
 }
 
 fn main() {
+    moor::fds::note_inherited();
     let cli = Cli::parse();
     let file = cli
         .log
@@ -429,10 +430,11 @@ fn run(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
-/// Commands that put a process into a container first re-execute moor from a sealed copy.
+/// Commands that put a process into a container first re-execute moor from a sealed copy. The
+/// caller's fds are sealed only in that copy, so it can still read `exec -p /dev/fd/N`.
 fn enter_sealed(preserve_fds: u32) -> Result<()> {
-    moor::fds::cloexec_from(3 + (preserve_fds + moor::fds::listen_fds()) as i32);
     moor::exe::ensure_protected().context("protect the moor binary")?;
+    moor::fds::seal_inherited(preserve_fds)?;
     Ok(())
 }
 

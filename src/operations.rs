@@ -49,6 +49,49 @@ impl Runtime {
 
     /// `start`: releases init from the exec fifo, then runs the poststart hooks.
     pub fn start(&self, id: &str) -> Result<()> {
+        /// Everything init writes to the exec fifo, up to EOF (its write end closed: init exec'd or
+        /// died). `fifo` is non-blocking; a read is only tried once poll says the fifo is ready (before
+        /// any writer it would read EOF at once) or init has exited.
+        fn read_exec_fifo(fifo: &std::fs::File, pidfd: &OwnedFd) -> std::io::Result<Vec<u8>> {
+            use std::io::Read;
+            let mut data = Vec::new();
+            loop {
+                let mut fds = [
+                    libc::pollfd {
+                        fd: fifo.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: pidfd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                ];
+                // SAFETY: two valid pollfds.
+                if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                if fds[0].revents == 0 && fds[1].revents == 0 {
+                    continue;
+                }
+                let mut buf = [0u8; 4096];
+                loop {
+                    match (&*fifo).read(&mut buf) {
+                        Ok(0) => return Ok(data),
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+
         let dir = StateDir::open(&self.root, id)?;
         let state = dir.load()?;
         let status = state.status(&dir.path, || false);
@@ -64,40 +107,18 @@ impl Runtime {
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&fifo_path)
             .map_err(|e| Error::path("open exec fifo", &fifo_path, e))?;
-        // Wait until init has written its byte, or has died.
-        let mut fds = [
-            libc::pollfd {
-                fd: fifo.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        loop {
-            // SAFETY: two valid pollfds.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if r < 0 {
-                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(Error::last_os("wait for init"));
-            }
-            if fds[0].revents & libc::POLLIN != 0 {
-                break;
-            }
-            if fds[1].revents != 0 || fds[0].revents & libc::POLLHUP != 0 {
-                return Err(Error::InvalidState(format!("container {id}: init exited before start")));
+        // Init writes "0" just before execve, or what went wrong instead; its write end is
+        // close-on-exec, so EOF comes with a successful execve.
+        let said = read_exec_fifo(&fifo, &pidfd).map_err(|e| Error::path("read exec fifo", &fifo_path, e))?;
+        match said.as_slice() {
+            b"0" => {}
+            [] => return Err(Error::InvalidState(format!("container {id}: init exited before start"))),
+            text => {
+                let text = text.strip_prefix(b"0").unwrap_or(text);
+                let _ = std::fs::remove_file(&fifo_path);
+                return Err(Error::Init(String::from_utf8_lossy(text).into_owned()));
             }
         }
-        let mut byte = [0u8; 1];
-        use std::io::Read;
-        (&fifo)
-            .read(&mut byte)
-            .map_err(|e| Error::path("read exec fifo", &fifo_path, e))?;
         std::fs::remove_file(&fifo_path).map_err(|e| Error::path("remove exec fifo", &fifo_path, e))?;
         let mut running = state.clone();
         running.recorded_status = Status::Running;

@@ -110,11 +110,22 @@ impl Procfs {
     }
 
     /// Reopens one of our own fds through /proc/self/fd (e.g. the exec fifo, held as O_PATH).
+    /// A plain openat, as it runs after the container's seccomp filter, where openat2 may be
+    /// denied; the walk starts at this verified procfs, and following the magic link is the point.
     pub fn reopen_fd(&self, fd: BorrowedFd, flags: i32) -> Result<OwnedFd> {
         let c = CString::new(format!("self/fd/{}", fd.as_raw_fd())).map_err(|_| Error::Init("fd path".into()))?;
-        // Following the magic link is the point here; the walk to it stays in this procfs.
-        sys::openat2(self.root.as_fd(), &c, flags as u64, 0, 0)
-            .map_err(|e| Error::sys(format!("reopen fd {}", fd.as_raw_fd()), e))
+        loop {
+            // SAFETY: a NUL-terminated path relative to our procfs fd.
+            let ret = unsafe { libc::openat(self.root.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC) };
+            if ret >= 0 {
+                // SAFETY: the kernel just returned this fd.
+                return Ok(unsafe { OwnedFd::from_raw_fd(ret) });
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(Error::sys(format!("reopen fd {}", fd.as_raw_fd()), e));
+            }
+        }
     }
 }
 

@@ -85,8 +85,11 @@ impl Channel {
     pub fn send(&self, msg: &Msg) -> io::Result<()> {
         let data = msg.encode();
         loop {
-            // SAFETY: data is a valid buffer; MSG_NOSIGNAL so a dead peer is EPIPE, not SIGPIPE.
-            let n = unsafe { libc::send(self.0.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+            // write, not send: init sends Created after the container's seccomp filter is in, and
+            // a profile may deny sendto. A dead peer is EPIPE in moor (SIGPIPE ignored) and
+            // SIGPIPE in init (default action), which then has nobody to report to anyway.
+            // SAFETY: data is a valid buffer.
+            let n = unsafe { libc::write(self.0.as_raw_fd(), data.as_ptr().cast(), data.len()) };
             if n >= 0 {
                 return Ok(());
             }

@@ -195,6 +195,71 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd, signal: i32) -> io::Result<()> {
     cvt(ret).map(drop)
 }
 
+/// fork(2) as the plain clone syscall with SIGCHLD: no clone3 (which glibc's fork and
+/// posix_spawn may try first, and which a seccomp profile listing only classic syscalls denies
+/// with EPERM) and no atfork handlers. The child may only make raw system calls before execve or
+/// _exit; the caller must be single-threaded or hold no lock the child needs.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: clone with only an exit signal and a NULL stack behaves like fork(2): the child
+    // gets its own copy of memory and returns here a second time.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match cvt(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as libc::pid_t)),
+    }
+}
+
+/// pipe2(2) with O_CLOEXEC: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds has room for the two fds pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned these two fds to us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Waits for our child `pid` with wait4, at most `timeout` when one is given; returns its wait
+/// status, or None when the time ran out (the child is then still running and unreaped). Polls
+/// with WNOHANG and growing sleeps rather than a pidfd, so it works under any seccomp profile.
+pub fn wait_child(pid: libc::pid_t, timeout: Option<std::time::Duration>) -> io::Result<Option<libc::c_int>> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        let mut status = 0;
+        let flags = if deadline.is_some() { libc::WNOHANG } else { 0 };
+        // SAFETY: wait4 on our own child with a valid status pointer and no rusage.
+        let ret = unsafe { libc::wait4(pid, &mut status, flags, std::ptr::null_mut()) };
+        if ret == pid {
+            return Ok(Some(status));
+        }
+        if ret < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        let Some(deadline) = deadline else { continue };
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Waits until the process behind `pidfd` has exited, or `timeout_ms` passes (-1: forever).
 /// Returns whether it exited.
 pub fn pidfd_wait_exit(pidfd: BorrowedFd, timeout_ms: i32) -> io::Result<bool> {
