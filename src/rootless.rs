@@ -176,3 +176,30 @@ fn find_in_path(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources(v: serde_json::Value) -> LinuxResources {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn device_rules_are_not_a_limit() {
+        let r = resources(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}));
+        assert_eq!(requested_limit(&r), None);
+        assert_eq!(
+            requested_limit(&resources(serde_json::json!({"hugepageLimits": []}))),
+            None
+        );
+    }
+
+    #[test]
+    fn a_limit_is_named_by_its_field() {
+        let r = resources(serde_json::json!({"devices": [], "memory": {"limit": 1048576}}));
+        assert_eq!(requested_limit(&r).as_deref(), Some("linux.resources.memory.limit"));
+        let r = resources(serde_json::json!({"pids": {"limit": 10}}));
+        assert_eq!(requested_limit(&r).as_deref(), Some("linux.resources.pids.limit"));
+    }
+}
