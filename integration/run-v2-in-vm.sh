@@ -2,8 +2,9 @@
 # Runs the cgroup-sensitive part of the black-box suite against moor inside a throwaway VM with
 # a pure cgroup v2 hierarchy (../shared/tools/vm-run): lifecycle (cgroup create/remove, the
 # /sys/fs/cgroup mount), cgroups (resources, pause, update, ps, events, devices), exec (joining
-# the cgroup with CLONE_INTO_CGROUP), namespaces (cgroup namespace) and runtime_spec_1_3 (netDevices
-# with a dummy link, which the host kernel lacks). The emulated VM is slow,
+# the cgroup with CLONE_INTO_CGROUP), namespaces (cgroup namespace), runtime_spec_1_3 (netDevices
+# with a dummy link, which the host kernel lacks) and rootless (a cgroup the user cannot write is
+# skipped, a delegated one is used). The emulated VM is slow,
 # so the rest of the suite (cgroup-independent) runs on the host only. Binaries are built on the
 # host; the guest sees the host's / read-only and the work tree read-write.
 #   usage: integration/run-v2-in-vm.sh [test-binary args, e.g. a name filter]
@@ -18,7 +19,7 @@ cargo build -q -p moor >&2
 bins=$(cargo test -p moor-integration --no-run --message-format=json 2>/dev/null |
   grep '"reason":"compiler-artifact"' | grep '"test":true' |
   sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' |
-  grep -E '/(lifecycle|cgroups|exec|namespaces|runtime_spec_1_3)-[0-9a-f]+$')
+  grep -E '/(lifecycle|cgroups|exec|namespaces|runtime_spec_1_3|rootless)-[0-9a-f]+$')
 [ -n "$bins" ] || { echo "run-v2-in-vm: no test binaries found" >&2; exit 2; }
 
 script='set -u; rc=0

@@ -33,6 +33,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `--systemd-cgroup`: linux.cgroupsPath is `slice:prefix:name`.
     pub systemd_cgroup: bool,
+    /// `--rootless`: how cgroups are handled (see [`crate::rootless::cgroups_rootless`]).
+    pub rootless: crate::rootless::Mode,
 }
 
 /// Creates the container and returns its recorded state (status "created").
@@ -41,6 +43,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
     let bundle = config::load(&opts.bundle)?;
     let spec = &bundle.spec;
     config::warnings(spec).iter().for_each(|w| crate::warn(w));
+    if crate::rootless::euid_rootless() {
+        crate::rootless::check_config(spec)?;
+    }
     let linux = spec.linux().clone().unwrap_or_default();
     let mut plan = namespaces::plan(linux.namespaces().as_deref().unwrap_or_default())?;
     let process = spec
@@ -106,7 +111,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
     let mut cgroup = None;
     let result = (|| {
         dir.save(&state)?;
-        let cg = make_cgroup(id, &linux, opts.systemd_cgroup)?;
+        let cg = make_cgroup(id, &linux, opts)?;
         let into_cgroup = cg.as_ref().and_then(open_unified_dir);
         if into_cgroup.is_none() {
             plan.defer_cgroup_ns();
@@ -120,7 +125,13 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         let (parent_end, init_end) = sync::pair().map_err(|e| Error::sys("socketpair", e))?;
         // Non-dumpable until the workload's execve: nothing in the container may ptrace or
         // open /proc/PID/* of a process that still holds moor's memory (CVE-2016-9962).
-        sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
+        // An unprivileged caller can only write the id maps of a dumpable init (the /proc
+        // files of a non-dumpable one belong to root), so that init stays dumpable until its
+        // maps are written, as runc's does; nothing else is in its new namespaces yet.
+        let maps_unprivileged = plan.new_ns(LinuxNamespaceType::User) && crate::rootless::euid_rootless();
+        if !maps_unprivileged {
+            set_non_dumpable()?;
+        }
         let init_ctx = Init {
             id,
             spec,
@@ -143,6 +154,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         };
         let pid = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
         child = Some(pid);
+        set_non_dumpable()?;
         if let (Some(cg), None) = (&mut cgroup, &into_cgroup) {
             cg.enter(pid, linux.resources().as_ref(), &format!("moor container {id}"))?;
         }
@@ -176,6 +188,12 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         return Err(e);
     }
     Ok(state)
+}
+
+fn set_non_dumpable() -> Result<()> {
+    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0)
+        .map(drop)
+        .map_err(|e| Error::sys("PR_SET_DUMPABLE", e))
 }
 
 fn make_fifo(path: &Path) -> Result<OwnedFd> {
@@ -258,9 +276,7 @@ fn drive_init(
     if plan.new_ns(LinuxNamespaceType::User) {
         let uid = linux.uid_mappings().clone().unwrap_or_default();
         let gid = linux.gid_mappings().clone().unwrap_or_default();
-        // SAFETY: geteuid cannot fail.
-        let unprivileged = unsafe { libc::geteuid() } != 0;
-        user::write_id_maps(pid, &uid, &gid, unprivileged)?;
+        user::write_id_maps(pid, &uid, &gid)?;
     }
     // Before any hook runs, so prestart/createRuntime hooks already see the devices inside.
     crate::netdev::move_into(net_devices, pid)?;
@@ -325,26 +341,35 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 }
 
 /// Creates the container's cgroup and applies linux.resources to it, before any process is in
-/// it; with the systemd driver systemd creates it around init, and `enter` applies them. Where
-/// cgroups cannot be written (rootless) and no resources were asked for, none.
-fn make_cgroup(id: &str, linux: &oci_spec::runtime::Linux, systemd: bool) -> Result<Option<moor_cgroups::Cgroup>> {
+/// it; with the systemd driver systemd creates it around init, and `enter` applies them.
+/// Rootless, a cgroup the caller may not create is skipped with a warning, unless limits were
+/// asked for: then the error names the first one.
+fn make_cgroup(
+    id: &str,
+    linux: &oci_spec::runtime::Linux,
+    opts: &CreateOptions,
+) -> Result<Option<moor_cgroups::Cgroup>> {
     let path = linux
         .cgroups_path()
         .as_ref()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // SAFETY: geteuid cannot fail.
-    let rootless = unsafe { libc::geteuid() } != 0;
     let cfg = moor_cgroups::CgroupConfig {
         cgroups_path: &path,
         container_id: id,
-        systemd,
-        rootless,
+        systemd: opts.systemd_cgroup,
+        rootless: crate::rootless::cgroups_rootless(opts.rootless),
     };
     let cg = match moor_cgroups::Cgroup::create(&cfg) {
         Ok(cg) => cg,
-        Err(e) if rootless && linux.resources().is_none() => {
-            crate::warn(&format!("no cgroup for {id}: {e}"));
+        Err(e @ moor_cgroups::Error::RootlessDenied(_)) => {
+            if let Some(field) = linux.resources().as_ref().and_then(crate::rootless::requested_limit) {
+                return Err(Error::config(field, format!("cannot be applied: {e}")));
+            }
+            crate::warn(&format!(
+                "container {id} gets no cgroup: {e}; it runs without resource limits, and pause, \
+                 resume, update and events do not work for it"
+            ));
             return Ok(None);
         }
         Err(e) => return Err(e.into()),

@@ -132,6 +132,8 @@ fn steps(init: &Init) -> Result<Created> {
     // 2. The parent writes our uid/gid maps and puts us into our cgroup; then we become root
     //    of the new user namespace and, if asked, enter a cgroup namespace rooted there.
     wait_continue(&init.sync)?;
+    // A rootless parent left us dumpable to write our maps (see create.rs); that ends here.
+    crate::sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
     if init.plan.new_ns(LinuxNamespaceType::User) {
         user::become_ns_root()?;
     }

@@ -32,6 +32,7 @@ pub mod operations;
 pub mod process;
 mod procfs;
 pub mod rootfs;
+pub mod rootless;
 pub mod signals;
 pub mod spec;
 pub mod state;

@@ -17,9 +17,9 @@ use moor::{CreateOptions, Runtime};
     disable_version_flag = true
 )]
 struct Cli {
-    /// Root directory for container state.
-    #[arg(long, global = true, default_value = "/run/moor")]
-    root: PathBuf,
+    /// Root directory for container state [default: /run/moor, rootless: $XDG_RUNTIME_DIR/moor].
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Write log messages to this file instead of stderr.
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -32,9 +32,9 @@ struct Cli {
     /// Manage cgroups through systemd (cgroupsPath as slice:prefix:name).
     #[arg(long, global = true)]
     systemd_cgroup: bool,
-    /// Rootless mode: auto, true or false.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "true", "false"])]
-    rootless: String,
+    /// Rootless cgroup handling: auto, true or false.
+    #[arg(long, default_value = "auto")]
+    rootless: moor::rootless::Mode,
     /// Print the version.
     #[arg(short = 'v', long)]
     version: bool,
@@ -71,7 +71,7 @@ struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn options(&self, systemd_cgroup: bool) -> CreateOptions {
+    fn options(&self, systemd_cgroup: bool, rootless: moor::rootless::Mode) -> CreateOptions {
         CreateOptions {
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
@@ -81,6 +81,7 @@ impl CreateArgs {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             systemd_cgroup,
+            rootless,
         }
     }
 }
@@ -373,28 +374,32 @@ fn run(cli: Cli) -> Result<i32> {
     let Some(command) = cli.command else {
         anyhow::bail!("no command given: see moor --help");
     };
+    let root = match cli.root {
+        Some(root) => root,
+        None => moor::rootless::default_root()?,
+    };
     if cli.debug {
-        log("debug", &format!("root {}", cli.root.display()));
+        log("debug", &format!("root {}", root.display()));
     }
-    let rt = Runtime::new(&cli.root);
+    let rt = Runtime::new(&root);
     match command {
         Command::Create { id, args } => {
             enter_sealed(args.preserve_fds)?;
-            rt.create(&id, &args.options(cli.systemd_cgroup))
+            rt.create(&id, &args.options(cli.systemd_cgroup, cli.rootless))
                 .with_context(|| format!("create {id}"))?;
         }
         Command::Start { id } => rt.start(&id)?,
         Command::Run { id, args, detach, keep } => {
             enter_sealed(args.preserve_fds)?;
             if detach {
-                rt.create(&id, &args.options(cli.systemd_cgroup))
+                rt.create(&id, &args.options(cli.systemd_cgroup, cli.rootless))
                     .with_context(|| format!("create {id}"))?;
                 if let Err(e) = rt.start(&id) {
                     let _ = rt.delete(&id, true);
                     return Err(e.into());
                 }
             } else {
-                return Ok(rt.run(&id, &args.options(cli.systemd_cgroup), keep)?);
+                return Ok(rt.run(&id, &args.options(cli.systemd_cgroup, cli.rootless), keep)?);
             }
         }
         Command::State { id } => {

@@ -15,19 +15,23 @@ pub struct Procfs {
 }
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const PROC_ROOT_INO: u64 = 1;
 
 impl Procfs {
-    /// A new procfs instance for the caller's pid namespace, or the current /proc as a fallback
-    /// on kernels without the new mount API; either way verified with fstatfs.
+    /// A new procfs instance for the caller's pid namespace, or, where that cannot be mounted
+    /// (an unprivileged caller, a kernel without the new mount API), the current /proc; either
+    /// way verified to be the root of a procfs.
     pub fn open() -> Result<Procfs> {
         let root = match Self::fresh_instance() {
             Ok(fd) => fd,
+            // /proc is a mount point below /: the walk to it must cross into that mount, and
+            // the checks below make sure it ends at the root of a real procfs.
             Err(_) => sys::openat2(
                 cwd_fd(),
                 c"/proc",
                 (libc::O_PATH | libc::O_DIRECTORY) as u64,
                 0,
-                libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV,
+                libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
             )
             .map_err(|e| Error::sys("open /proc", e))?,
         };
@@ -39,6 +43,18 @@ impl Procfs {
         }
         if st.f_type as i64 != PROC_SUPER_MAGIC {
             return Err(Error::Init("/proc is not procfs: refusing to write through it".into()));
+        }
+        // A subdirectory of procfs bound over /proc would pass the magic check.
+        // SAFETY: stat is plain data; fstat fills it.
+        let mut meta: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and a valid out pointer.
+        if unsafe { libc::fstat(root.as_raw_fd(), &mut meta) } != 0 {
+            return Err(Error::last_os("fstat /proc"));
+        }
+        if meta.st_ino != PROC_ROOT_INO {
+            return Err(Error::Init(
+                "/proc is not the root of a procfs: refusing to write through it".into(),
+            ));
         }
         Ok(Procfs { root })
     }

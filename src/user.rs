@@ -13,19 +13,38 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-/// Writes setgroups (when needed), uid_map and gid_map of a child's new user namespace.
-/// `deny_setgroups` is required when the writer is not privileged over the parent namespace.
-pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping], deny_setgroups: bool) -> Result<()> {
+/// Writes uid_map and gid_map of a child's new user namespace. A rootless caller (euid not 0)
+/// may only map its own ids itself, its gid only after denying setgroups; other mappings then
+/// go through newuidmap/newgidmap, as runc does.
+pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
     // Through a verified procfs handle, like every other /proc write moor makes.
     let proc = crate::procfs::Procfs::open()?;
-    if deny_setgroups {
+    let rootless = crate::rootless::euid_rootless();
+    // SAFETY: getegid cannot fail.
+    let own_gid_only =
+        matches!(gid, [m] if m.container_id() == 0 && m.host_id() == unsafe { libc::getegid() } && m.size() == 1);
+    if rootless && own_gid_only {
         proc.write(&format!("{pid}/setgroups"), "deny")?;
     }
-    proc.write(&format!("{pid}/uid_map"), &map_text(uid))
-        .map_err(|e| Error::config("linux.uidMappings", e.to_string()))?;
-    proc.write(&format!("{pid}/gid_map"), &map_text(gid))
-        .map_err(|e| Error::config("linux.gidMappings", e.to_string()))?;
-    Ok(())
+    write_map(&proc, pid, "uid_map", uid, "linux.uidMappings", "newuidmap", rootless)?;
+    write_map(&proc, pid, "gid_map", gid, "linux.gidMappings", "newgidmap", rootless)
+}
+
+fn write_map(
+    proc: &crate::procfs::Procfs,
+    pid: i32,
+    file: &str,
+    maps: &[LinuxIdMapping],
+    field: &str,
+    tool: &str,
+    rootless: bool,
+) -> Result<()> {
+    match proc.write(&format!("{pid}/{file}"), &map_text(maps)) {
+        Err(Error::Sys { source, .. }) if rootless && source.raw_os_error() == Some(libc::EPERM) => {
+            crate::rootless::map_with_tool(tool, pid, maps, field)
+        }
+        r => r.map_err(|e| Error::config(field, e.to_string())),
+    }
 }
 
 /// Becomes root of a freshly mapped user namespace (the clone started as the overflow uid).

@@ -52,6 +52,9 @@ pub struct Cgroup {
     /// The unit was started by us (until then, a unit of that name belongs to someone else).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) unit_started: bool,
+    /// Rootless: the first directory we were not allowed to create, and why.
+    #[serde(skip)]
+    pub(crate) denied: Option<String>,
 }
 
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,6 +108,7 @@ impl Cgroup {
             rootless: cfg.rootless,
             systemd: None,
             unit_started: false,
+            denied: None,
         };
         match cg.create_dirs(&spec, &own) {
             Ok(()) => Ok(cg),
@@ -146,6 +150,7 @@ impl Cgroup {
             rootless: false,
             systemd: Some(unit),
             unit_started: false,
+            denied: None,
         };
         if mode == Mode::Unified {
             cg.unified = Some(join_rel(Path::new(CGROUP_ROOT), &rel));
@@ -237,6 +242,8 @@ impl Cgroup {
                 let dir = target(root, own_v2, spec);
                 if self.mkdir_p(root, &dir, true)? {
                     self.unified = Some(dir);
+                } else {
+                    return Err(self.denied_error());
                 }
             }
             Mode::Legacy | Mode::Hybrid => {
@@ -246,6 +253,9 @@ impl Cgroup {
                     if self.mkdir_p(&m.mount_point, &dir, false)? {
                         self.v1.insert(ctrl, dir);
                     }
+                }
+                if self.v1.is_empty() && self.denied.is_some() {
+                    return Err(self.denied_error());
                 }
                 if self.v1.is_empty() {
                     return Err(Error::Setup("no usable cgroup v1 controller is mounted".into()));
@@ -296,11 +306,19 @@ impl Cgroup {
             match std::fs::create_dir(&cur) {
                 Ok(()) => self.created.push(cur.clone()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) if self.rootless && skippable_for_rootless(&e) => return Ok(false),
+                Err(e) if self.rootless && skippable_for_rootless(&e) => {
+                    self.denied
+                        .get_or_insert_with(|| format!("mkdir {}: {e}", cur.display()));
+                    return Ok(false);
+                }
                 Err(e) => return Err(Error::io("mkdir", &cur, e)),
             }
         }
         Ok(true)
+    }
+
+    fn denied_error(&self) -> Error {
+        Error::RootlessDenied(self.denied.clone().unwrap_or_default())
     }
 
     /// A new v1 cpuset cgroup starts with empty cpus/mems; copy them down from the parent, top

@@ -48,6 +48,10 @@ pub enum Error {
         msg: String,
     },
 
+    /// Rootless: the caller may not create the container's cgroup in any hierarchy.
+    #[error("this rootless user cannot write to the cgroup hierarchy ({0})")]
+    RootlessDenied(String),
+
     /// The cgroup layout of this host could not be understood.
     #[error("cgroup setup: {0}")]
     Setup(String),

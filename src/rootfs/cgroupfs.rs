@@ -64,7 +64,23 @@ pub fn mount(
     let err = |e: std::io::Error| Error::config(field, format!("mount cgroup on {}: {e}", dest.display()));
     let flags = opts.flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     if typ == "cgroup2" || unified_host() {
-        return mounts::mount_fs(target, "cgroup2", "cgroup2", flags, "").map_err(err);
+        return match mounts::mount_fs(target, "cgroup2", "cgroup2", flags, "") {
+            // In a user namespace the kernel may refuse a new cgroup2 mount: EPERM without a
+            // cgroup namespace of our own, EBUSY over the cgroup2 a rootless /sys bind brought
+            // along. Bind the container's own cgroup instead, as runc does.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EBUSY)) => {
+                let Some(own) = cgroups.iter().find(|m| m.controllers.is_empty()) else {
+                    return Err(err(e));
+                };
+                let src = Path::new(CGROUP_ROOT).join(own.path.trim_start_matches('/'));
+                let c = std::ffi::CString::new(src.as_os_str().as_encoded_bytes())
+                    .map_err(|_| Error::config(field, "NUL in cgroup path"))?;
+                let tree = crate::sys::open_tree(libc::AT_FDCWD, &c, libc::OPEN_TREE_CLONE).map_err(err)?;
+                crate::sys::mount_setattr(tree.as_fd(), false, ro_attrs(flags), 0, 0).map_err(err)?;
+                crate::sys::move_mount_fd(tree.as_fd(), target).map_err(err)
+            }
+            r => r.map_err(err),
+        };
     }
     // The tmpfs is writable while we fill it, then made read-only like the entries.
     mounts::mount_fs(
