@@ -28,7 +28,7 @@ pub const MAX_CONFIG_SIZE: u64 = 64 << 20;
 pub fn load(bundle_dir: &Path) -> Result<Bundle> {
     let dir = fs::canonicalize(bundle_dir).map_err(|e| Error::path("bundle", bundle_dir, e))?;
     let file = dir.join("config.json");
-    let data = read_bounded(&file, "config.json")?;
+    let data = read_bounded(&file, "config.json", false)?;
     let spec = parse(&data)?;
     let root = spec.root().as_ref().ok_or_else(|| Error::config("root", "missing"))?;
     if root.path().as_os_str().is_empty() {
@@ -55,10 +55,12 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
     Ok(Bundle { dir, rootfs, spec })
 }
 
-/// Reads a JSON input file (`what` names it in errors): only a regular file, at most
-/// [`MAX_CONFIG_SIZE`] bytes. Opened without blocking, so a FIFO cannot hang moor.
-pub fn read_bounded(file: &Path, what: &'static str) -> Result<Vec<u8>> {
+/// Reads a JSON input file (`what` names it in errors): a regular file, or with `pipes` also a
+/// pipe or FIFO (`exec -p <(...)`, as runc reads it), at most [`MAX_CONFIG_SIZE`] bytes. Opened
+/// without blocking, so a FIFO that is not allowed cannot hang moor; a device is never read.
+pub fn read_bounded(file: &Path, what: &'static str, pipes: bool) -> Result<Vec<u8>> {
     use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
     use std::os::unix::fs::OpenOptionsExt;
     let refuse = |why: String| Error::path(what, file, std::io::Error::other(why));
     let f = fs::OpenOptions::new()
@@ -67,8 +69,17 @@ pub fn read_bounded(file: &Path, what: &'static str) -> Result<Vec<u8>> {
         .open(file)
         .map_err(|e| Error::path(what, file, e))?;
     let meta = f.metadata().map_err(|e| Error::path(what, file, e))?;
-    if !meta.is_file() {
+    let stream = pipes && meta.file_type().is_fifo();
+    if !meta.is_file() && !stream {
         return Err(refuse("not a regular file".into()));
+    }
+    if stream {
+        // Wait for the writer like any reader of a pipe.
+        nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        )
+        .map_err(|e| Error::path(what, file, e.into()))?;
     }
     let too_big = || refuse(format!("larger than {} MiB", MAX_CONFIG_SIZE >> 20));
     if meta.len() > MAX_CONFIG_SIZE {

@@ -529,7 +529,7 @@ fn tabwrite<const N: usize>(rows: &[[String; N]]) -> String {
 fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
     let process: oci_spec::runtime::Process = match &a.process {
         Some(file) => {
-            let data = moor::config::read_bounded(file, "--process")?;
+            let data = moor::config::read_bounded(file, "--process", true)?;
             moor::config::parse_json(&data).map_err(|e| json_error(&format!("--process {}", file.display()), e))?
         }
         None => {
@@ -662,7 +662,7 @@ fn update(rt: &Runtime, a: UpdateArgs) -> Result<()> {
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).context("read resources from stdin")?;
                 v
             } else {
-                moor::config::read_bounded(path, "--resources")?
+                moor::config::read_bounded(path, "--resources", true)?
             };
             moor::config::parse_json(&data).map_err(|e| json_error("--resources", e))?
         }
