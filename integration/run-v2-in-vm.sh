@@ -1,18 +1,21 @@
 #!/bin/bash
 # Runs the cgroup-sensitive part of the black-box suite against moor inside a throwaway VM with
-# a pure cgroup v2 hierarchy (../shared/tools/vm-run): lifecycle (cgroup create/remove, the
+# a pure cgroup v2 hierarchy (scripts/vm-run): lifecycle (cgroup create/remove, the
 # /sys/fs/cgroup mount), cgroups (resources, pause, update, ps, events, devices), exec (joining
 # the cgroup with CLONE_INTO_CGROUP), namespaces (cgroup namespace), runtime_spec_1_3 (netDevices
 # with a dummy link, which the host kernel lacks) and rootless (a cgroup the user cannot write is
 # skipped, a delegated one is used). The emulated VM is slow,
 # so the rest of the suite (cgroup-independent) runs on the host only. Binaries are built on the
-# host; the guest sees the host's / read-only and the work tree read-write.
+# host; the guest sees the host's / read-only and the work tree read-write. The MOOR_IT_*
+# variables (MOOR_IT_SKIP_LOG, MOOR_IT_REQUIRE_ROOT) reach the tests in the guest.
 #   usage: integration/run-v2-in-vm.sh [test-binary args, e.g. a name filter]
 set -euo pipefail
 top=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-vmrun="$top/../shared/tools/vm-run"
-[ -x "$vmrun" ] || { echo "run-v2-in-vm: $vmrun not found" >&2; exit 2; }
+vmrun="$top/scripts/vm-run"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$top/target}
+shares=(--share "$CARGO_TARGET_DIR")
+# the skip log is written from the guest
+[ -n "${MOOR_IT_SKIP_LOG:-}" ] && shares+=(--share "$(dirname "$MOOR_IT_SKIP_LOG")")
 
 cd "$top"
 cargo build -q -p moor >&2
@@ -31,4 +34,4 @@ for b in '"$(echo $bins)"'; do
   "$b" --test-threads="${TEST_THREADS:-2}" "$@" || rc=1
 done
 exit $rc'
-"$vmrun" --mem 3G --timeout "${VM_TIMEOUT:-1500}" --share "$CARGO_TARGET_DIR" -- bash -c "$script" run-v2 "$@"
+"$vmrun" --mem 3G --timeout "${VM_TIMEOUT:-1500}" "${shares[@]}" -- bash -c "$script" run-v2 "$@"

@@ -18,8 +18,7 @@ use oci_spec::runtime::{
 
 macro_rules! need_root {
     ($name:expr) => {
-        if !is_root() {
-            skip($name, "needs root (creates cgroups)");
+        if skip_unless_root($name) {
             return;
         }
     };

@@ -1,12 +1,15 @@
 #!/bin/bash
 # Builds moor-cgroups' test binaries on the host and runs them as root inside a throwaway VM with
-# a pure cgroup v2 hierarchy (../shared/tools/vm-run). Exits non-zero if any test fails.
+# a pure cgroup v2 hierarchy (scripts/vm-run). Exits non-zero if any test fails. The MOOR_IT_*
+# variables (MOOR_IT_SKIP_LOG, MOOR_IT_REQUIRE_ROOT) reach the tests in the guest.
 #   usage: cgroups/tests/run-v2-in-vm.sh [extra test-binary args, e.g. a test name filter]
 set -euo pipefail
 top=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-vmrun="$top/../shared/tools/vm-run"
-[ -x "$vmrun" ] || { echo "run-v2-in-vm: $vmrun not found" >&2; exit 2; }
+vmrun="$top/scripts/vm-run"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$top/target}
+shares=(--share "$CARGO_TARGET_DIR")
+# the skip log is written from the guest
+[ -n "${MOOR_IT_SKIP_LOG:-}" ] && shares+=(--share "$(dirname "$MOOR_IT_SKIP_LOG")")
 
 cd "$top"
 cargo test -p moor-cgroups --no-run >&2
@@ -23,4 +26,4 @@ for b in '"$(echo $bins)"'; do
   "$b" --test-threads="${TEST_THREADS:-2}" --show-output "$@" || rc=1
 done
 exit $rc'
-"$vmrun" --timeout "${VM_TIMEOUT:-900}" --share "$CARGO_TARGET_DIR" -- bash -c "$script" run-v2 "$@"
+"$vmrun" --timeout "${VM_TIMEOUT:-900}" "${shares[@]}" -- bash -c "$script" run-v2 "$@"

@@ -15,12 +15,19 @@ pub use runner::{runtime_is, runtime_path, runtime_version, Ctx, Output};
 
 use std::time::{Duration, Instant};
 
-/// Skips the current test (returns early) when not running as root, saying why.
+/// Skips the current test (returns early) when not running as root, saying why. With
+/// `MOOR_IT_REQUIRE_ROOT=1` (CI, and scripts/test run as root) the test fails instead: a run
+/// without root would otherwise pass with most of the suite skipped.
 #[macro_export]
 macro_rules! require_root {
     () => {
         if !$crate::is_root() {
-            eprintln!("SKIP: this test needs root (container creation needs CAP_SYS_ADMIN)");
+            $crate::report_skip(
+                file!(),
+                line!(),
+                "this test needs root (container creation needs CAP_SYS_ADMIN)",
+                true,
+            );
             return;
         }
     };
@@ -30,9 +37,39 @@ macro_rules! require_root {
 #[macro_export]
 macro_rules! skip {
     ($($arg:tt)*) => {{
-        eprintln!("SKIP: {}", format!($($arg)*));
+        $crate::report_skip(file!(), line!(), &format!($($arg)*), false);
         return;
     }};
+}
+
+/// What the skip macros do: `SKIP: why` on stderr (which cargo test shows only with
+/// --nocapture), and, when `MOOR_IT_SKIP_LOG` names a file, a line `test<TAB>file:line<TAB>why`
+/// appended to it, from which scripts/test lists every skip in its summary. A root skip panics
+/// when `MOOR_IT_REQUIRE_ROOT` is set (to anything but 0).
+#[doc(hidden)]
+pub fn report_skip(file: &str, line: u32, why: &str, for_root: bool) {
+    if for_root && std::env::var("MOOR_IT_REQUIRE_ROOT").is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!("MOOR_IT_REQUIRE_ROOT is set, so this test may not skip: {why}");
+    }
+    eprintln!("SKIP: {why}");
+    let Some(log) = std::env::var_os("MOOR_IT_SKIP_LOG") else {
+        return;
+    };
+    // libtest names each test's thread after the test
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let entry = format!("{test}\t{file}:{line}\t{}\n", why.replace(['\n', '\t'], " "));
+    // one write with O_APPEND: lines of tests running in parallel do not interleave
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, entry.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "cannot record the skip in MOOR_IT_SKIP_LOG={}: {e}",
+            log.to_string_lossy()
+        );
+    }
 }
 
 pub fn is_root() -> bool {

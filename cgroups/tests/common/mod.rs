@@ -21,9 +21,35 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Prints why a test does not run here; the caller returns right after.
+/// Prints why a test does not run here; the caller returns right after. Like the black-box
+/// suite's skips (integration/src/lib.rs), it also appends `test<TAB>file<TAB>why` to the file
+/// named by `MOOR_IT_SKIP_LOG`, for scripts/test's summary.
 pub fn skip(test: &str, why: &str) {
     eprintln!("SKIP {test}: {why}");
+    if let Some(log) = std::env::var_os("MOOR_IT_SKIP_LOG") {
+        let entry = format!("{test}\tcgroups/tests/root.rs\t{why}\n");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, entry.as_bytes()));
+        if let Err(e) = written {
+            eprintln!("cannot record the skip in {}: {e}", log.to_string_lossy());
+        }
+    }
+}
+
+/// A test that needs root and does not have it skips, or fails when `MOOR_IT_REQUIRE_ROOT` is
+/// set (CI): the suite would otherwise pass without having run.
+pub fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    if std::env::var("MOOR_IT_REQUIRE_ROOT").is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test} needs root, and MOOR_IT_REQUIRE_ROOT is set");
+    }
+    skip(test, "needs root (creates cgroups)");
+    true
 }
 
 /// Destroys the cgroup when dropped (also on test failure).
