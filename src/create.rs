@@ -374,6 +374,14 @@ fn make_cgroup(
         }
         Err(e) => return Err(e.into()),
     };
+    // Init cloned into a frozen cgroup would never run, and create would wait for it forever.
+    if cg.is_frozen().unwrap_or(false) {
+        let _ = cg.abandon();
+        return Err(Error::config(
+            "linux.cgroupsPath",
+            "container's cgroup unexpectedly frozen",
+        ));
+    }
     if let Some(resources) = linux.resources().as_ref().filter(|_| !cg.is_systemd()) {
         if let Err(e) = cg.apply(resources) {
             let _ = cg.destroy();

@@ -492,14 +492,19 @@ impl Cgroup {
         Ok(())
     }
 
-    /// True when the container is frozen (or freezing was requested, on v2).
+    /// True when the container is frozen or being frozen, by its own freezer or an ancestor's.
     pub fn is_frozen(&self) -> Result<bool> {
         if self.mode == Mode::Unified {
-            let v = read_opt(&self.v2_dir()?.join("cgroup.freeze"))?.unwrap_or_default();
-            return Ok(v.trim() == "1");
+            let dir = self.v2_dir()?;
+            let own = read_opt(&dir.join("cgroup.freeze"))?.unwrap_or_default();
+            let events = read_opt(&dir.join("cgroup.events"))?.unwrap_or_default();
+            return Ok(own.trim() == "1" || events.lines().any(|l| l.trim() == "frozen 1"));
         }
         match self.v1_dir("freezer") {
-            Some(d) => Ok(read_string(&d.join("freezer.state"))?.trim() == "FROZEN"),
+            Some(d) => Ok(matches!(
+                read_string(&d.join("freezer.state"))?.trim(),
+                "FROZEN" | "FREEZING"
+            )),
             None => Ok(false),
         }
     }
@@ -596,6 +601,12 @@ impl Cgroup {
         if let Some(unit) = &self.systemd {
             systemd::Manager::connect()?.stop(unit)?;
         }
+        self.remove_created()
+    }
+
+    /// Undoes `create` before any process was put in: removes the directories it made and
+    /// touches nothing else (a pre-existing cgroup keeps its processes and its freezer state).
+    pub fn abandon(&self) -> Result<()> {
         self.remove_created()
     }
 

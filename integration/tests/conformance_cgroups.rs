@@ -1,0 +1,50 @@
+//! Cgroup checks at create that runc's own suite makes (cgroups.bats).
+
+use moor_integration::{require_root, skip, Ctx};
+use std::fs;
+use std::path::PathBuf;
+
+/// The container's freezer directory and the file that freezes it, for v1/hybrid or pure v2.
+fn freezer(cgroups_path: &str) -> Option<(PathBuf, PathBuf, &'static str, &'static str)> {
+    let rel = cgroups_path.trim_start_matches('/');
+    if fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok() {
+        let dir = PathBuf::from("/sys/fs/cgroup").join(rel);
+        return Some((dir.clone(), dir.join("cgroup.freeze"), "1", "0"));
+    }
+    let root = PathBuf::from("/sys/fs/cgroup/freezer");
+    root.join("cgroup.procs").exists().then(|| {
+        let dir = root.join(rel);
+        (dir.clone(), dir.join("freezer.state"), "FROZEN", "THAWED")
+    })
+}
+
+#[test]
+fn create_refuses_a_frozen_cgroup() {
+    require_root!();
+    let ctx = Ctx::new("frozen_cgroup");
+    let (id, b) = ctx.bundle(&["true"]);
+    let Some((dir, file, freeze, thaw)) = freezer(&b.cgroups_path()) else {
+        skip!("no freezer: neither a v1 freezer hierarchy nor cgroup v2 is mounted");
+    };
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(&file, freeze).unwrap();
+    let c = ctx.create(&b, &id, &[]);
+    let left_frozen = fs::read_to_string(&file).unwrap_or_default();
+    let r = ctx.run(&["run", "--bundle", &b.dir.display().to_string(), &format!("{id}-run")]);
+    let _ = fs::write(&file, thaw);
+    assert!(
+        !c.success(),
+        "create into a frozen cgroup succeeded (its init can never run): {c}"
+    );
+    assert!(
+        c.stderr.contains("container's cgroup unexpectedly frozen"),
+        "runc's wording: {c}"
+    );
+    assert!(!r.success(), "run into a frozen cgroup succeeded: {r}");
+    assert_eq!(
+        left_frozen.trim(),
+        freeze,
+        "a cgroup the runtime did not make keeps its freezer state"
+    );
+    assert!(ctx.run(&["state", &id]).code() != Some(0), "a record was left");
+}
