@@ -220,11 +220,26 @@ fn check_semver(v: &str) -> std::result::Result<(), &'static str> {
 
 /// What moor accepts but ignores, to be said once at create.
 pub fn warnings(spec: &Spec) -> Vec<String> {
-    spec.linux()
+    let mut out: Vec<String> = spec
+        .linux()
         .as_ref()
         .and_then(|l| l.resources().as_ref())
         .map(resource_warnings)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if namespaces[..i].iter().any(|n| n.typ() == ns.typ()) {
+            out.push(format!(
+                "linux.namespaces[{i}]: {} given twice; the repeat is ignored",
+                ns.typ()
+            ));
+        }
+    }
+    out
 }
 
 /// Kernel memory limits are ignored, as runc does: the runtime-spec marks them NOT

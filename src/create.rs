@@ -382,6 +382,16 @@ fn make_cgroup(
             "container's cgroup unexpectedly frozen",
         ));
     }
+    // Sharing a cgroup is allowed, as with runc, but worth a word: limits, pause and kill --all
+    // then reach the other processes too.
+    if let Ok(pids) = cg.pids() {
+        if !pids.is_empty() {
+            crate::warn(&format!(
+                "container's cgroup is not empty: {} process(es) already in it",
+                pids.len()
+            ));
+        }
+    }
     if let Some(resources) = linux.resources().as_ref().filter(|_| !cg.is_systemd()) {
         if let Err(e) = cg.apply(resources) {
             let _ = cg.destroy();

@@ -33,7 +33,7 @@ pub(crate) fn apply(cg: &Cgroup, r: &LinuxResources, initial: bool) -> Result<()
             };
             return Err(Error::unsupported(
                 format!("{R}.unified"),
-                format!("needs cgroup v2, but {why}"),
+                format!("invalid configuration: needs cgroup v2, but {why}"),
             ));
         }
     }

@@ -48,3 +48,38 @@ fn create_refuses_a_frozen_cgroup() {
     );
     assert!(ctx.run(&["state", &id]).code() != Some(0), "a record was left");
 }
+
+#[test]
+fn sharing_a_non_empty_cgroup_warns() {
+    require_root!();
+    let ctx = Ctx::new("shared_cgroup");
+    let (id1, b1) = ctx.bundle(&["sleep", "1000"]);
+    ctx.create(&b1, &id1, &[]).ok();
+    let (id2, mut b2) = ctx.bundle(&["true"]);
+    b2.set("/linux/cgroupsPath", serde_json::json!(b1.cgroups_path()));
+    let c = ctx.create(&b2, &id2, &[]).ok();
+    assert!(
+        c.stderr.contains("container's cgroup is not empty"),
+        "runc's warning: {c}"
+    );
+    ctx.delete_force(&id2).ok();
+    ctx.delete_force(&id1).ok();
+}
+
+#[test]
+fn unified_resources_on_cgroup_v1_are_an_invalid_configuration() {
+    require_root!();
+    if fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok() {
+        skip!("a pure cgroup v2 host accepts linux.resources.unified");
+    }
+    let ctx = Ctx::new("unified_on_v1");
+    let (id, mut b) = ctx.bundle(&["true"]);
+    b.set("/linux/resources/unified", serde_json::json!({"memory.min": "131072"}));
+    let c = ctx.create(&b, &id, &[]);
+    assert!(!c.success(), "{c}");
+    assert!(
+        c.stderr.contains("invalid configuration"),
+        "runc's wording, which its tests match: {c}"
+    );
+    ctx.assert_no_residue(&id, &b);
+}
