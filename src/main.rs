@@ -695,9 +695,28 @@ fn update(rt: &Runtime, a: UpdateArgs) -> Result<()> {
     Ok(())
 }
 
+/// One event in runc's key order (`type`, `id`, then `data`), which callers match on as text.
+fn event_line(event: &serde_json::Value) -> Result<String> {
+    let mut line = String::from("{");
+    for key in ["type", "id", "data"] {
+        if let Some(v) = event.get(key) {
+            if line.len() > 1 {
+                line.push(',');
+            }
+            line.push_str(&format!(
+                "{}:{}",
+                serde_json::to_string(key)?,
+                serde_json::to_string(v)?
+            ));
+        }
+    }
+    line.push('}');
+    Ok(line)
+}
+
 fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> {
     if once {
-        out!("{}", serde_json::to_string(&rt.stats(id)?)?);
+        out!("{}", event_line(&rt.stats(id)?)?);
         return Ok(());
     }
     let secs: f64 = interval
@@ -717,12 +736,12 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> {
         }
         let now_ooms = rt.oom_count(id).unwrap_or(ooms);
         if now_ooms > ooms {
-            out!("{}", serde_json::json!({"type": "oom", "id": id}));
+            out!("{}", event_line(&serde_json::json!({"type": "oom", "id": id}))?);
             ooms = now_ooms;
         }
         if std::time::Instant::now() >= next_stats {
             if let Ok(s) = rt.stats(id) {
-                out!("{}", serde_json::to_string(&s)?);
+                out!("{}", event_line(&s)?);
             }
             next_stats += period;
         }

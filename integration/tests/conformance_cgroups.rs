@@ -83,3 +83,15 @@ fn unified_resources_on_cgroup_v1_are_an_invalid_configuration() {
     );
     ctx.assert_no_residue(&id, &b);
 }
+
+/// Callers (runc's events.bats among them) match the line as text: `{"type":"stats","id":...`.
+#[test]
+fn events_keys_come_in_runcs_order() {
+    require_root!();
+    let ctx = Ctx::new("events_order");
+    let (id, b) = ctx.bundle(&["sleep", "1000"]);
+    ctx.create_start(&b, &id);
+    let o = ctx.run(&["events", "--stats", &id]).ok();
+    let want = format!("{{\"type\":\"stats\",\"id\":\"{id}\",\"data\":");
+    assert!(o.stdout.starts_with(&want), "expected a line starting {want}: {o}");
+}
