@@ -434,8 +434,12 @@ pub(crate) fn connect_listener(seccomp: Option<&moor_seccomp::Compiled>) -> Resu
     let Some(path) = seccomp.filter(|s| s.needs_notify_fd()).and_then(|s| s.listener_path()) else {
         return Ok(None);
     };
-    let stream = UnixStream::connect(path)
-        .map_err(|e| Error::config("linux.seccomp.listenerPath", format!("{}: {e}", path.display())))?;
+    let stream = UnixStream::connect(path).map_err(|e| {
+        Error::config(
+            "linux.seccomp.listenerPath",
+            format!("failed to connect with seccomp agent at {}: {e}", path.display()),
+        )
+    })?;
     Ok(Some(OwnedFd::from(stream)))
 }
 

@@ -28,7 +28,7 @@ pub enum Error {
     },
     #[error("{what}: {source}")]
     Sys { what: String, source: io::Error },
-    #[error("{hook} hook {path}: {reason}")]
+    #[error("error running hook ({hook}) {path}: {reason}")]
     Hook {
         hook: &'static str,
         path: PathBuf,
