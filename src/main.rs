@@ -227,37 +227,37 @@ struct UpdateArgs {
     /// A JSON file (or - for stdin) with runtime-spec linux.resources.
     #[arg(short, long)]
     resources: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     memory: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     memory_swap: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     memory_reservation: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     kernel_memory: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     kernel_memory_tcp: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_shares: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_quota: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_period: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_burst: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_rt_period: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_rt_runtime: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_idle: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpuset_cpus: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpuset_mems: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pids_limit: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     blkio_weight: Option<String>,
 }
 

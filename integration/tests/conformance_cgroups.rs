@@ -95,3 +95,14 @@ fn events_keys_come_in_runcs_order() {
     let want = format!("{{\"type\":\"stats\",\"id\":\"{id}\",\"data\":");
     assert!(o.stdout.starts_with(&want), "expected a line starting {want}: {o}");
 }
+
+/// `-1` means "unlimited" for these flags (runc's update.bats passes it).
+#[test]
+fn update_takes_minus_one() {
+    require_root!();
+    let ctx = Ctx::new("update_minus_one");
+    let (id, b) = ctx.bundle(&["sleep", "1000"]);
+    ctx.create_start(&b, &id);
+    ctx.run(&["update", "--memory", "-1", "--memory-swap", "-1", &id]).ok();
+    ctx.run(&["update", "--cpu-quota", "-1", &id]).ok();
+}
