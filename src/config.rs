@@ -131,7 +131,8 @@ fn check_strings(v: &Value, path: &mut String) -> std::result::Result<(), (Strin
                 return Ok(());
             }
             if k.contains('\0') {
-                return Err((format!("{path}.{k:?}"), "key contains a NUL byte".into()));
+                let dot = if path.is_empty() { "" } else { "." };
+                return Err((format!("{path}{dot}{k:?}"), "key contains a NUL byte".into()));
             }
             let len = path.len();
             if !path.is_empty() {
