@@ -23,6 +23,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -211,8 +212,13 @@ fn run_case(dir: &Path, data: &[u8]) -> Result<Outcome, String> {
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
             // The stuck thread cannot be stopped: keep the input, then end the test binary.
+            // The test harness's capture would swallow eprintln! output at exit.
             let path = save(data);
-            eprintln!("HANG: a case took over {PER_CASE:?}; input saved to {}", path.display());
+            let _ = writeln!(
+                std::io::stderr(),
+                "HANG: a case took over {PER_CASE:?}; input saved to {}",
+                path.display()
+            );
             std::process::exit(101);
         }
     }
@@ -399,6 +405,26 @@ fn the_seeds_are_accepted() {
     for (name, data) in corpus().iter().filter(|(n, _)| n.starts_with("seed-")) {
         let o = run_case(&sandbox.dir, data);
         assert!(matches!(o, Ok(Outcome::Accepted)), "{name}: {o:?}");
+    }
+}
+
+/// Namespace paths are opened before anything exists: a FIFO there must be refused at once,
+/// not block until some writer opens it.
+#[test]
+fn a_namespace_path_to_a_fifo_is_refused_at_once() {
+    let sandbox = Sandbox::new("nsfifo");
+    let mut spec = moor::spec::default_spec(false);
+    spec["linux"]["namespaces"][1] = json!({"type": "network", "path": sandbox.dir.join("afifo")});
+    let started = Instant::now();
+    let o = run_case(&sandbox.dir, &serde_json::to_vec(&spec).unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    match o {
+        Ok(Outcome::Refused(Some(field), _)) if field == "linux.namespaces[1].path" => {}
+        other => panic!("not refused naming linux.namespaces[1].path: {other:?}"),
     }
 }
 
