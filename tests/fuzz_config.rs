@@ -36,7 +36,7 @@ use serde_json::{json, Map, Value};
 
 /// A case taking longer than this is a hang (the slowest real case takes milliseconds).
 const PER_CASE: Duration = Duration::from_secs(10);
-const DEFAULT_CASES: u32 = 4000;
+const DEFAULT_CASES: u32 = 8000;
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/config")
