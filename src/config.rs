@@ -101,6 +101,9 @@ pub fn parse(data: &[u8]) -> Result<Spec> {
     let spec: Spec = parse_json(data).map_err(|(field, reason)| {
         Error::config(if field.is_empty() { "config.json".into() } else { field }, reason)
     })?;
+    if spec.version().is_empty() {
+        return Err(Error::config("ociVersion", "required, but missing"));
+    }
     check_semver(spec.version()).map_err(|why| Error::config("ociVersion", format!("{:?} {why}", spec.version())))?;
     Ok(spec)
 }
@@ -113,10 +116,14 @@ pub fn parse_json<T: DeserializeOwned + Serialize>(data: &[u8]) -> std::result::
     check_strings(&value, &mut String::new())?;
     let parsed: T = serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
-        (
-            if path == "." { String::new() } else { path },
-            e.into_inner().to_string(),
-        )
+        let path = if path == "." { String::new() } else { path };
+        let reason = e.into_inner().to_string();
+        // serde names a missing field in its message, at its parent's path: name it in the path.
+        match reason.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+            Some(name) if path.is_empty() => (name.to_string(), "required, but missing".into()),
+            Some(name) => (format!("{path}.{name}"), "required, but missing".into()),
+            None => (path, reason),
+        }
     })?;
     // serde takes an array for a struct (its fields in order): `"root": []` would become a
     // root with an empty path. Where moor's model has an object, the input must have one.
@@ -142,7 +149,8 @@ fn check_strings(v: &Value, path: &mut String) -> std::result::Result<(), (Strin
                 return Ok(());
             }
             if k.contains('\0') {
-                return Err((format!("{path}.{k:?}"), "key contains a NUL byte".into()));
+                let dot = if path.is_empty() { "" } else { "." };
+                return Err((format!("{path}{dot}{k:?}"), "key contains a NUL byte".into()));
             }
             let len = path.len();
             if !path.is_empty() {
@@ -299,8 +307,30 @@ fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    if let Some(adj) = process.oom_score_adj().filter(|a| !(-1000..=1000).contains(a)) {
+        return Err(Error::config(
+            "process.oomScoreAdj",
+            format!("{adj} is out of range -1000 to 1000"),
+        ));
+    }
+    for (field, name) in [("hostname", spec.hostname()), ("domainname", spec.domainname())] {
+        if name.as_ref().is_some_and(|n| n.len() > 64) {
+            return Err(Error::config(field, "longer than the kernel's limit of 64 bytes"));
+        }
+    }
     crate::rootfs::validate(spec)?;
     check_lsm(spec, process)?;
+    check_hooks(spec)?;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        check_id_mappings(
+            &format!("mounts[{i}].uidMappings"),
+            m.uid_mappings().as_deref().unwrap_or_default(),
+        )?;
+        check_id_mappings(
+            &format!("mounts[{i}].gidMappings"),
+            m.gid_mappings().as_deref().unwrap_or_default(),
+        )?;
+    }
     let Some(linux) = spec.linux() else { return Ok(()) };
     let mut types = HashSet::new();
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
@@ -327,14 +357,7 @@ fn validate(spec: &Spec) -> Result<()> {
             if m.is_empty() {
                 return Err(Error::config(field, "a new user namespace needs mappings"));
             }
-            if m.len() > 340 {
-                return Err(Error::config(field, "more than 340 mappings"));
-            }
-            for (i, e) in m.iter().enumerate() {
-                if e.size() == 0 {
-                    return Err(Error::config(format!("{field}[{i}].size"), "must not be zero"));
-                }
-            }
+            check_id_mappings(field, m)?;
         }
     }
     if let Some(offsets) = linux.time_offsets() {
@@ -356,6 +379,8 @@ fn validate(spec: &Spec) -> Result<()> {
             "setting a domainname needs a uts namespace",
         ));
     }
+    check_devices(linux)?;
+    check_intel_rdt(linux)?;
     if let Some(sysctl) = linux.sysctl() {
         for key in sysctl.keys() {
             if key.is_empty() || key.contains("..") || key.starts_with('/') || key.contains('\0') {
@@ -363,6 +388,101 @@ fn validate(spec: &Spec) -> Result<()> {
             }
             check_sysctl_namespace(key, &|t| namespaces.iter().any(|n| n.typ() == t))?;
         }
+    }
+    Ok(())
+}
+
+/// What the kernel takes in a uid_map or gid_map (also for idmapped mounts): at most 340
+/// ranges, none empty, none running past the last id.
+fn check_id_mappings(field: &str, m: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
+    if m.len() > 340 {
+        return Err(Error::config(field, "more than 340 mappings"));
+    }
+    for (i, e) in m.iter().enumerate() {
+        if e.size() == 0 {
+            return Err(Error::config(format!("{field}[{i}].size"), "must not be zero"));
+        }
+        if e.container_id().checked_add(e.size()).is_none() || e.host_id().checked_add(e.size()).is_none() {
+            return Err(Error::config(
+                format!("{field}[{i}]"),
+                format!("the range runs past id {}", u32::MAX),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The runtime-spec requires hook paths to be absolute and timeouts above zero: checked here
+/// so that a bad hook fails before anything exists, not when its turn comes.
+fn check_hooks(spec: &Spec) -> Result<()> {
+    let Some(hooks) = spec.hooks() else { return Ok(()) };
+    #[allow(deprecated)]
+    let lists = [
+        ("prestart", hooks.prestart()),
+        ("createRuntime", hooks.create_runtime()),
+        ("createContainer", hooks.create_container()),
+        ("startContainer", hooks.start_container()),
+        ("poststart", hooks.poststart()),
+        ("poststop", hooks.poststop()),
+    ];
+    for (kind, list) in lists {
+        for (i, h) in list.iter().flatten().enumerate() {
+            if !h.path().is_absolute() {
+                return Err(Error::config(
+                    format!("hooks.{kind}[{i}].path"),
+                    format!("{:?} is not an absolute path", h.path()),
+                ));
+            }
+            if let Some(t) = h.timeout().filter(|t| *t <= 0) {
+                return Err(Error::config(
+                    format!("hooks.{kind}[{i}].timeout"),
+                    format!("{t} is not above zero"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Device nodes are made below /dev (a `..` could leave it), with numbers a dev_t holds (a
+/// 12-bit major, a 20-bit minor): larger ones would be cut short into another device.
+fn check_devices(linux: &oci_spec::runtime::Linux) -> Result<()> {
+    use std::path::Component;
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        let mut parts = d.path().components();
+        let below_dev = parts.next() == Some(Component::RootDir)
+            && parts.next() == Some(Component::Normal("dev".as_ref()))
+            && parts.clone().next().is_some()
+            && parts.all(|c| matches!(c, Component::Normal(_)));
+        if !below_dev {
+            return Err(Error::config(
+                format!("linux.devices[{i}].path"),
+                format!("{:?} is not a path below /dev", d.path()),
+            ));
+        }
+        for (name, n, max) in [("major", d.major(), 0xfff), ("minor", d.minor(), 0xf_ffff)] {
+            if !(0..=max).contains(&n) {
+                return Err(Error::config(
+                    format!("linux.devices[{i}].{name}"),
+                    format!("{n} is out of range 0-{max}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// moor does not implement Intel RDT: asking for an allocation or monitoring is an error (as
+/// runc's where RDT is off). A bare closID is accepted, as runc does.
+fn check_intel_rdt(linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let Some(rdt) = linux.intel_rdt() else { return Ok(()) };
+    #[allow(deprecated)]
+    let asked = rdt.l3_cache_schema().is_some()
+        || rdt.mem_bw_schema().is_some()
+        || rdt.schemata().as_ref().is_some_and(|s| !s.is_empty())
+        || [*rdt.enable_cmt(), *rdt.enable_mbm(), *rdt.enable_monitoring()].contains(&Some(true));
+    if asked {
+        return Err(Error::config("linux.intelRdt", "Intel RDT is not supported by moor"));
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Which namespaces a container gets: new ones become clone3 flags, existing ones (by `path`)
 //! are joined with setns(2) after checking that the file really is a namespace of that type.
 
-use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
@@ -75,7 +75,13 @@ pub fn plan(namespaces: &[LinuxNamespace]) -> Result<Plan> {
             }
             Some(path) => {
                 let field = format!("linux.namespaces[{i}].path");
-                let file = File::open(path).map_err(|e| Error::config(&field, format!("{}: {e}", path.display())))?;
+                // Non-blocking and no controlling tty: a FIFO or a terminal named here must fail
+                // the type check below, not hang or change moor's session.
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+                    .open(path)
+                    .map_err(|e| Error::config(&field, format!("{}: {e}", path.display())))?;
                 let fd = OwnedFd::from(file);
                 // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
                 let kind = unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) };
