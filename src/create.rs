@@ -109,7 +109,10 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         // What exists is on record before it is made (the cgroup as planned, the pid as soon as
         // there is one): a `create` killed at any step leaves what `delete` needs to remove it.
         fault::point("create.1.state-dir")?;
-        state.cgroup = encode_cgroup(plan_cgroup(id, &linux, opts.systemd_cgroup).as_ref())?;
+        // (The systemd driver makes nothing before `enter`.)
+        if !opts.systemd_cgroup {
+            state.cgroup = encode_cgroup(plan_cgroup(id, &linux).as_ref())?;
+        }
         dir.save(&state)?;
         fault::point("create.2.recorded")?;
         cgroup = make_cgroup(id, &linux, opts.systemd_cgroup)?;
@@ -154,10 +157,11 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         fault::point("create.4.cloned")?;
         state.pid = pid;
         state.pid_start_time = crate::state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
-        // A systemd unit keeps the planned record (the unit counted as started) until it is.
-        if !cgroup.as_ref().is_some_and(|c| c.is_systemd()) {
-            state.cgroup = encode_cgroup(cgroup.as_ref())?;
-        }
+        // A systemd unit is recorded as if started until it is.
+        state.cgroup = match &cgroup {
+            Some(cg) if cg.is_systemd() => encode_cgroup(cg.as_if_made().ok().as_ref())?,
+            cg => encode_cgroup(cg.as_ref())?,
+        };
         dir.save(&state)?;
         fault::point("create.5.pid-recorded")?;
         if let (Some(cg), None) = (&mut cgroup, &into_cgroup) {
@@ -413,7 +417,7 @@ fn make_cgroup(id: &str, linux: &oci_spec::runtime::Linux, systemd: bool) -> Res
 
 /// The cgroup `make_cgroup` is about to make, for the record written before it exists. None
 /// when it cannot be worked out: `make_cgroup` then reports why (or goes without, rootless).
-fn plan_cgroup(id: &str, linux: &oci_spec::runtime::Linux, systemd: bool) -> Option<moor_cgroups::Cgroup> {
+fn plan_cgroup(id: &str, linux: &oci_spec::runtime::Linux) -> Option<moor_cgroups::Cgroup> {
     let path = linux
         .cgroups_path()
         .as_ref()
@@ -424,7 +428,7 @@ fn plan_cgroup(id: &str, linux: &oci_spec::runtime::Linux, systemd: bool) -> Opt
     moor_cgroups::Cgroup::planned(&moor_cgroups::CgroupConfig {
         cgroups_path: &path,
         container_id: id,
-        systemd,
+        systemd: false,
         rootless,
     })
     .ok()

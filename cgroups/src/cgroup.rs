@@ -629,64 +629,68 @@ fn rmdir_retry(dir: &Path) -> Result<()> {
 
 impl Cgroup {
     /// What [`Cgroup::create`] (and, with the systemd driver, [`Cgroup::enter`]) would make for
-    /// `cfg`, without making anything: every directory on the way that does not exist yet counts
-    /// as created, and a systemd unit as started. A runtime records this before it creates the
-    /// cgroup, so that when it is killed halfway [`Cgroup::destroy`] still finds whatever was
-    /// made; what was not made is simply not found, and ancestors go only if empty, as always.
+    /// `cfg`, without making anything; see [`Cgroup::as_if_made`]. A runtime records this before
+    /// it creates the cgroup, so that when it is killed halfway [`Cgroup::destroy`] still finds
+    /// whatever was made.
     pub fn planned(cfg: &CgroupConfig) -> Result<Cgroup> {
         let mode = detect_mode()?;
-        let mounts = if mode == Mode::Unified {
+        if cfg.systemd {
+            return Cgroup::for_systemd_unit(cfg, mode)?.as_if_made();
+        }
+        let spec = resolve_cgroupfs(cfg.cgroups_path, cfg.container_id)?;
+        let own = own_cgroups()?;
+        let own_v2 = own.get("").map(String::as_str).unwrap_or("/");
+        let mut cg = Cgroup {
+            mode,
+            v1: BTreeMap::new(),
+            unified: None,
+            created: Vec::new(),
+            rootless: cfg.rootless,
+            systemd: None,
+            unit_started: false,
+        };
+        if mode == Mode::Unified {
+            cg.unified = Some(target(Path::new(CGROUP_ROOT), own_v2, &spec));
+        } else {
+            for (ctrl, m) in v1_mounts()? {
+                let own_rel = relative_to_mount(own.get(&ctrl).map(String::as_str).unwrap_or("/"), &m.root);
+                cg.v1.insert(ctrl, target(&m.mount_point, &own_rel, &spec));
+            }
+            let uroot = Path::new(HYBRID_UNIFIED);
+            if mode == Mode::Hybrid && is_cgroup2(uroot) {
+                cg.unified = Some(target(uroot, own_v2, &spec));
+            }
+        }
+        cg.as_if_made()
+    }
+
+    /// This cgroup as it will be once made: every one of its directories (and their ancestors)
+    /// that does not exist now counts as created, and a systemd unit as started. Destroying that
+    /// removes what was made of it (what was not is simply not found; ancestors go only if
+    /// empty, as always; stopping a unit that was never started finds no unit).
+    pub fn as_if_made(&self) -> Result<Cgroup> {
+        let mut cg = self.clone();
+        let mounts = if cg.mode == Mode::Unified {
             BTreeMap::new()
         } else {
             v1_mounts()?
         };
-        let mut cg = if cfg.systemd {
-            let mut cg = Cgroup::for_systemd_unit(cfg, mode)?;
-            cg.unit_started = true;
-            cg
-        } else {
-            let spec = resolve_cgroupfs(cfg.cgroups_path, cfg.container_id)?;
-            let own = own_cgroups()?;
-            let own_v2 = own.get("").map(String::as_str).unwrap_or("/");
-            let mut cg = Cgroup {
-                mode,
-                v1: BTreeMap::new(),
-                unified: None,
-                created: Vec::new(),
-                rootless: cfg.rootless,
-                systemd: None,
-                unit_started: false,
-            };
-            if mode == Mode::Unified {
-                cg.unified = Some(target(Path::new(CGROUP_ROOT), own_v2, &spec));
-            } else {
-                for (ctrl, m) in &mounts {
-                    let own_rel = relative_to_mount(own.get(ctrl).map(String::as_str).unwrap_or("/"), &m.root);
-                    cg.v1.insert(ctrl.clone(), target(&m.mount_point, &own_rel, &spec));
-                }
-                let uroot = Path::new(HYBRID_UNIFIED);
-                if mode == Mode::Hybrid && is_cgroup2(uroot) {
-                    cg.unified = Some(target(uroot, own_v2, &spec));
-                }
-            }
-            cg
-        };
-        let mut roots: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut dirs: Vec<(PathBuf, PathBuf)> = Vec::new();
         for (ctrl, dir) in &cg.v1 {
             if let Some(m) = mounts.get(ctrl) {
-                roots.push((m.mount_point.clone(), dir.clone()));
+                dirs.push((m.mount_point.clone(), dir.clone()));
             }
         }
         // With the systemd driver systemd makes (and removes) the cgroup2 directory itself.
         if let (Some(dir), false) = (&cg.unified, cg.systemd.is_some()) {
-            let root = if mode == Mode::Unified {
+            let root = if cg.mode == Mode::Unified {
                 CGROUP_ROOT
             } else {
                 HYBRID_UNIFIED
             };
-            roots.push((PathBuf::from(root), dir.clone()));
+            dirs.push((PathBuf::from(root), dir.clone()));
         }
-        for (root, dir) in roots {
+        for (root, dir) in dirs {
             let Ok(rel) = dir.strip_prefix(&root) else { continue };
             let mut cur = root;
             for comp in rel.components() {
@@ -696,6 +700,7 @@ impl Cgroup {
                 }
             }
         }
+        cg.unit_started |= cg.systemd.is_some();
         Ok(cg)
     }
 }
