@@ -257,6 +257,7 @@ fn steps(init: &Init) -> Result<Created> {
     // The parent may exit once we are created: stop tying our life to it while prctl is surely
     // allowed (a user switch would clear it anyway).
     crate::sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    let start_state = init.state.hook_state_with_pid(Status::Created, pid);
     // 10. Only stdio and the preserved fds survive execve.
     let ready = workload::become_workload(
         &procfs,
@@ -272,9 +273,9 @@ fn steps(init: &Init) -> Result<Created> {
             pty: pty.as_ref(),
         },
     )?;
-    // 11. From here on the seccomp filter may be in: only write and read on the socket. The
-    //     parent takes the notify fd itself (pidfd_getfd), so the profile need not allow sendmsg.
-    let start_state = init.state.hook_state_with_pid(Status::Created, pid);
+    // 11. From here on the seccomp filter may be in: only write and read on the socket, no
+    //     allocation. The parent takes the notify fd itself (pidfd_getfd), so the profile need
+    //     not allow sendmsg.
     let seccomp_fd = ready.notify_fd.as_ref().map(|fd| fd.as_raw_fd());
     init.sync
         .send(&Msg::Created { seccomp_fd })

@@ -48,8 +48,11 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 /// The longest error text sent; longer ones are cut (on a char boundary) and marked.
 const MAX_TEXT: usize = 16 * 1024;
+const CUT: &[u8] = b" [cut]";
+/// The longest message: a tag and the longest error text.
+const MAX_MSG: usize = 1 + MAX_TEXT + CUT.len();
 /// Larger than any message; a read that fills it means a peer that does not speak this protocol.
-const RECV_BUF: usize = MAX_TEXT + 64;
+const RECV_BUF: usize = MAX_MSG + 1;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
@@ -73,27 +76,32 @@ pub enum Msg {
 }
 
 impl Msg {
-    fn encode(&self) -> Vec<u8> {
+    /// Writes the message into `buf` and returns its length. No allocation: init sends Created
+    /// with the container's seccomp filter in, where a profile may deny brk and mmap.
+    fn encode(&self, buf: &mut [u8; MAX_MSG]) -> usize {
+        let mut put = |tag: u8, parts: &[&[u8]]| {
+            buf[0] = tag;
+            let mut n = 1;
+            for p in parts {
+                buf[n..n + p.len()].copy_from_slice(p);
+                n += p.len();
+            }
+            n
+        };
         match self {
-            Msg::Continue => vec![b'c'],
-            Msg::TimeNsReady => vec![b't'],
-            Msg::RunRuntimeHooks => vec![b'h'],
-            Msg::HooksDone { pid } => [&[b'p'][..], &pid.to_le_bytes()].concat(),
-            Msg::Created { seccomp_fd: None } => vec![b'r'],
-            Msg::Created { seccomp_fd: Some(fd) } => [&[b'r'][..], &fd.to_le_bytes()].concat(),
+            Msg::Continue => put(b'c', &[]),
+            Msg::TimeNsReady => put(b't', &[]),
+            Msg::RunRuntimeHooks => put(b'h', &[]),
+            Msg::HooksDone { pid } => put(b'p', &[&pid.to_le_bytes()]),
+            Msg::Created { seccomp_fd: None } => put(b'r', &[]),
+            Msg::Created { seccomp_fd: Some(fd) } => put(b'r', &[&fd.to_le_bytes()]),
+            Msg::Error(text) if text.len() <= MAX_TEXT => put(b'e', &[text.as_bytes()]),
             Msg::Error(text) => {
-                let mut v = vec![b'e'];
-                if text.len() <= MAX_TEXT {
-                    v.extend_from_slice(text.as_bytes());
-                } else {
-                    let mut end = MAX_TEXT;
-                    while !text.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    v.extend_from_slice(&text.as_bytes()[..end]);
-                    v.extend_from_slice(" [cut]".as_bytes());
+                let mut end = MAX_TEXT;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
                 }
-                v
+                put(b'e', &[&text.as_bytes()[..end], CUT])
             }
         }
     }
@@ -131,7 +139,9 @@ impl Channel {
     }
 
     pub fn send(&self, msg: &Msg) -> io::Result<()> {
-        let data = msg.encode();
+        let mut buf = [0u8; MAX_MSG];
+        let len = msg.encode(&mut buf);
+        let data = &buf[..len];
         loop {
             // write, not send: init sends Created after the container's seccomp filter is in, and
             // a profile may deny sendto. A dead peer is EPIPE in moor (SIGPIPE ignored) and
@@ -151,7 +161,7 @@ impl Channel {
     /// Receives one message; a closed peer is `UnexpectedEof`. read, not recv, for the same
     /// reason as in `send`: init waits for the parent's answer to Created with its filter in.
     pub fn recv(&self) -> io::Result<Msg> {
-        let mut buf = vec![0u8; RECV_BUF];
+        let mut buf = [0u8; RECV_BUF];
         loop {
             // SAFETY: buf is valid for buf.len() bytes.
             let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -163,10 +173,9 @@ impl Channel {
                 return Msg::decode(&buf[..n]);
             }
             if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "peer closed the sync socket",
-                ));
+                // The peer closed its end: it is dead (or exec'd). No message text: that would
+                // allocate, and init may meet this with its filter in.
+                return Err(io::ErrorKind::UnexpectedEof.into());
             }
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EINTR) {
@@ -205,6 +214,12 @@ mod tests {
         assert_eq!(b.recv().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 
+    fn encode(m: &Msg) -> Vec<u8> {
+        let mut buf = [0u8; MAX_MSG];
+        let len = m.encode(&mut buf);
+        buf[..len].to_vec()
+    }
+
     #[test]
     fn a_long_error_is_cut_not_lost() {
         let (a, b) = pair().unwrap();
@@ -223,7 +238,7 @@ mod tests {
     #[test]
     fn truncated_or_altered_messages_never_panic() {
         for m in all() {
-            let enc = m.encode();
+            let enc = encode(&m);
             for len in 0..=enc.len() {
                 let _ = Msg::decode(&enc[..len]);
             }
@@ -271,7 +286,7 @@ mod tests {
                 // What decodes must re-encode to the same bytes, except the canonical forms
                 // (a negative fd number is "none"; invalid UTF-8 in error text is replaced).
                 if !matches!(m, Msg::Error(_) | Msg::Created { .. }) {
-                    assert_eq!(m.encode(), v, "{m:?}");
+                    assert_eq!(encode(&m), v, "{m:?}");
                 }
             }
         }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fsutil::{read_opt, read_procs, read_string, walk_dirs, write_file};
 use crate::mode::{
-    detect_mode, is_cgroup2, own_cgroups, relative_to_mount, v1_mounts, Mode, CGROUP_ROOT, HYBRID_UNIFIED,
+    detect_mode, is_cgroup2, own_cgroups, relative_to_mount, v1_mounts, Mode, V1Mount, CGROUP_ROOT, HYBRID_UNIFIED,
 };
 use crate::paths::{join_rel, resolve_cgroupfs, systemd_running, CgroupPath, SystemdUnit};
 use crate::systemd;
@@ -637,6 +637,11 @@ impl Cgroup {
         if cfg.systemd {
             return Cgroup::for_systemd_unit(cfg, mode)?.as_if_made();
         }
+        let mounts = if mode == Mode::Unified {
+            BTreeMap::new()
+        } else {
+            v1_mounts()?
+        };
         let spec = resolve_cgroupfs(cfg.cgroups_path, cfg.container_id)?;
         let own = own_cgroups()?;
         let own_v2 = own.get("").map(String::as_str).unwrap_or("/");
@@ -652,16 +657,17 @@ impl Cgroup {
         if mode == Mode::Unified {
             cg.unified = Some(target(Path::new(CGROUP_ROOT), own_v2, &spec));
         } else {
-            for (ctrl, m) in v1_mounts()? {
-                let own_rel = relative_to_mount(own.get(&ctrl).map(String::as_str).unwrap_or("/"), &m.root);
-                cg.v1.insert(ctrl, target(&m.mount_point, &own_rel, &spec));
+            for (ctrl, m) in &mounts {
+                let own_rel = relative_to_mount(own.get(ctrl).map(String::as_str).unwrap_or("/"), &m.root);
+                cg.v1.insert(ctrl.clone(), target(&m.mount_point, &own_rel, &spec));
             }
             let uroot = Path::new(HYBRID_UNIFIED);
             if mode == Mode::Hybrid && is_cgroup2(uroot) {
                 cg.unified = Some(target(uroot, own_v2, &spec));
             }
         }
-        cg.as_if_made()
+        cg.mark_unmade(&mounts);
+        Ok(cg)
     }
 
     /// This cgroup as it will be once made: every one of its directories (and their ancestors)
@@ -675,15 +681,20 @@ impl Cgroup {
         } else {
             v1_mounts()?
         };
+        cg.mark_unmade(&mounts);
+        Ok(cg)
+    }
+
+    fn mark_unmade(&mut self, mounts: &BTreeMap<String, V1Mount>) {
         let mut dirs: Vec<(PathBuf, PathBuf)> = Vec::new();
-        for (ctrl, dir) in &cg.v1 {
+        for (ctrl, dir) in &self.v1 {
             if let Some(m) = mounts.get(ctrl) {
                 dirs.push((m.mount_point.clone(), dir.clone()));
             }
         }
         // With the systemd driver systemd makes (and removes) the cgroup2 directory itself.
-        if let (Some(dir), false) = (&cg.unified, cg.systemd.is_some()) {
-            let root = if cg.mode == Mode::Unified {
+        if let (Some(dir), false) = (&self.unified, self.systemd.is_some()) {
+            let root = if self.mode == Mode::Unified {
                 CGROUP_ROOT
             } else {
                 HYBRID_UNIFIED
@@ -695,12 +706,11 @@ impl Cgroup {
             let mut cur = root;
             for comp in rel.components() {
                 cur.push(comp);
-                if !cur.exists() && !cg.created.contains(&cur) {
-                    cg.created.push(cur.clone());
+                if !cur.exists() && !self.created.contains(&cur) {
+                    self.created.push(cur.clone());
                 }
             }
         }
-        cg.unit_started |= cg.systemd.is_some();
-        Ok(cg)
+        self.unit_started |= self.systemd.is_some();
     }
 }

@@ -203,6 +203,13 @@ fn kill_create_during_hook(name: &str, kind: &str, userns: bool) {
     let settled = settle_after_kill(&ctx, &id, &b);
     let settled = settled.check().map(String::from);
     let st = status(&ctx, &id);
+    // A stopped container is treated as one: `start` and `kill` refuse it, a plain `delete`
+    // removes it (`delete --force` then finds nothing, which is success).
+    let (started, signalled, plain_delete) = if st == "stopped" {
+        (Some(ctx.start(&id)), Some(ctx.kill(&id, "KILL")), Some(ctx.delete(&id)))
+    } else {
+        (None, None, None)
+    };
     let deleted = ctx.delete_force(&id);
     let left = judged(leftovers(&ctx, &id, &b));
     scrub(&id, &b);
@@ -212,6 +219,21 @@ fn kill_create_during_hook(name: &str, kind: &str, userns: bool) {
         "killed during {kind}, the container can never start, yet state says {settled:?}"
     );
     assert_eq!(st, settled, "state changed its mind");
+    if let Some(started) = started {
+        assert!(!started.success(), "start of a stopped container succeeded: {started}");
+    }
+    if let Some(signalled) = signalled {
+        assert!(
+            !signalled.success(),
+            "kill of a stopped container succeeded: {signalled}"
+        );
+    }
+    if let Some(plain_delete) = plain_delete {
+        assert!(
+            plain_delete.success(),
+            "delete of a stopped container failed: {plain_delete}"
+        );
+    }
     assert!(deleted.success(), "delete --force failed: {deleted}");
     assert!(left.is_empty(), "left after delete --force: {left:#?}");
 }
