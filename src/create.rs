@@ -171,20 +171,20 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         let notify_fd = drive_init(&parent_end, pid, &plan, spec, &state, &net_devices)?;
         if let (Some(fd), Some(listener), Some(filter)) = (notify_fd, &listener, &seccomp) {
             send_notify_fd(pid, fd, listener, filter, &state.hook_state(Status::Creating))?;
-            fault::point("create.11.notify-fd-sent")?;
+            fault::point("create.12.notify-fd-sent")?;
         }
         state.cgroup = encode_cgroup(cgroup.as_ref())?;
         state.recorded_status = Status::Created;
         dir.save(&state)?;
-        fault::point("create.12.state-created")?;
+        fault::point("create.13.state-created")?;
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, pid)?;
-            fault::point("create.13.pid-file")?;
+            fault::point("create.14.pid-file")?;
         }
         // Only now may init wait at the exec fifo: until this answer, the parent's death is EOF
         // to init, and it exits instead of waiting for a `start` that cannot come.
         send(&parent_end, Msg::Continue)?;
-        fault::point("create.14.released")?;
+        fault::point("create.15.released")?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -312,9 +312,10 @@ fn drive_init(
                 )?;
                 fault::point("create.9.runtime-hooks")?;
                 send(sync, Msg::HooksDone { pid })?;
+                fault::point_queued("create.10.created-unread", sync.as_fd())?;
             }
             Ok(Msg::Created { seccomp_fd }) => {
-                fault::point("create.10.created")?;
+                fault::point("create.11.created")?;
                 return Ok(seccomp_fd);
             }
             Ok(Msg::Error(text)) => return Err(Error::Init(text)),

@@ -1,7 +1,10 @@
 //! `exec`: runs another process in a running container. A short-lived middle process enters
 //! the container's namespaces through init's pidfd (one setns for all of them) and clones the
 //! new process with CLONE_PARENT (so it lands in the container's pid namespace and is still
-//! moor's child); that process becomes the workload exactly as init does (workload.rs).
+//! moor's child); that process becomes the workload exactly as init does (workload.rs). With a
+//! seccomp listener, the process reports its notify fd over a [`crate::sync`] channel once its
+//! filter is in, and moor takes the fd (pidfd_getfd), sends it on, and answers; the process's
+//! profile need not allow sendmsg.
 
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -349,12 +352,8 @@ impl Child<'_> {
                 seccomp_fd: Some(fd.as_raw_fd()),
             };
             sync.send(&created).map_err(|e| Error::sys("sync with the parent", e))?;
-            match sync.recv() {
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(Error::Init("the exec parent died before the execve".into()))
-                }
-                _ => {}
-            }
+            sync.wait_continue_filtered()
+                .map_err(|e| Error::sys("wait for the exec parent (gone?)", e))?;
         }
         Err(ready.exec.run())
     }

@@ -282,17 +282,12 @@ fn steps(init: &Init) -> Result<Created> {
         .map_err(|e| Error::sys("sync", e))?;
 
     // 12. The parent records us as created, then answers; only then may we wait at the fifo.
-    //     EOF instead means it died before: nobody will ever start us, so we leave. A profile
-    //     that denies read leaves us only the fifo (runc's init reads here too, with NOTIFY).
-    match init.sync.recv() {
-        Ok(Msg::Continue) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            // SAFETY: as in `run`; there is nobody to report to.
-            unsafe { libc::_exit(1) }
-        }
-        Err(e) if e.raw_os_error().is_some() => {}
-        Ok(other) => return Err(Error::Init(format!("unexpected sync message {other:?}"))),
-        Err(e) => return Err(Error::sys("sync with the parent", e)),
+    //     No answer (EOF, a reset connection) means it died before: nobody will ever start us,
+    //     so we leave. A profile that denies read leaves us only the fifo (runc's init reads
+    //     here too, with NOTIFY).
+    if init.sync.wait_continue_filtered().is_err() {
+        // SAFETY: as in `run`; there is nobody to report to.
+        unsafe { libc::_exit(1) }
     }
     drop(ready.notify_fd);
     // The startContainer hooks run after `start` has opened the fifo, so `start` runs the

@@ -5,7 +5,8 @@
 //! annotations) crosses the socket, init builds that itself from what it shares with the parent.
 //!
 //! Neither side can outlive the other unnoticed. Init closes its copy of the parent's end first
-//! thing, so the parent's death is EOF on init's next read (or SIGPIPE on its next write), and
+//! thing, so the parent's death is EOF on init's next read (ECONNRESET if the parent died with
+//! a message of init's unread; EPIPE or SIGPIPE on init's next write), and
 //! PR_SET_PDEATHSIG covers the steps between two reads until a credential change clears it.
 //! The parent records the init pid and the cgroup before it drives anything, so a parent killed
 //! at any step leaves a state that `state` and `delete` can act on.
@@ -32,7 +33,7 @@
 //!  [notify] pidfd_getfd, send it to listenerPath
 //!  save state "created", pid file
 //!  Continue ─────────────────────────────▶  open exec.fifo for writing: blocks until `start`
-//!  exit                                     (EOF instead of Continue: the parent died, exit)
+//!  exit                                     (EOF or ECONNRESET instead: the parent died, exit)
 //!
 //!  any step:           ◀───────────────────  Error(text); init exits
 //!  parent kills init, removes everything it made, reports the text
@@ -42,7 +43,7 @@
 //! sends Created(notify fd number) and waits for Continue before its execve.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
@@ -133,6 +134,10 @@ pub fn pair() -> io::Result<(Channel, Channel)> {
 }
 
 impl Channel {
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
     /// The descriptor, for the child that inherits this end and must close it.
     pub fn raw_fd(&self) -> i32 {
         self.0.as_raw_fd()
@@ -155,6 +160,19 @@ impl Channel {
             if e.raw_os_error() != Some(libc::EINTR) {
                 return Err(e);
             }
+        }
+    }
+
+    /// Waits for the parent's Continue with the container's seccomp filter in. A read the profile
+    /// denies (EPERM or ENOSYS, what a filter answers; a socket read never does) is no answer
+    /// at all: the caller goes on without it. Any other error means the parent is gone: EOF, or
+    /// ECONNRESET when it died before reading what we sent.
+    pub fn wait_continue_filtered(&self) -> io::Result<()> {
+        match self.recv() {
+            Ok(Msg::Continue) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) => Ok(()),
+            Ok(_) => Err(io::ErrorKind::InvalidData.into()),
+            Err(e) => Err(e),
         }
     }
 

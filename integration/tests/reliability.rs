@@ -110,13 +110,28 @@ impl Settled {
             return Err("`state` says creating though its creator is dead".into());
         }
         if !self.orphans.is_empty() {
+            let about: Vec<String> = self.orphans.iter().map(|p| describe(*p)).collect();
             return Err(format!(
-                "status {:?} but processes {:?} still alive {ORPHAN_GRACE:?} after their runtime died",
-                self.status, self.orphans
+                "status {:?} but processes still alive {ORPHAN_GRACE:?} after their runtime died: {about:?}",
+                self.status
             ));
         }
         Ok(&self.status)
     }
+}
+
+/// A process as `ps` would show it: pid, state, parent, what it waits in, its command line.
+fn describe(pid: i32) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| host::status_field(&status, k).unwrap_or_default();
+    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    format!(
+        "{pid} state {} ppid {} wchan {wchan} cmd {cmdline}",
+        field("State"),
+        field("PPid")
+    )
 }
 
 /// After the runtime died during `create`: `state` must never say "creating" (its creator is
