@@ -14,6 +14,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use crate::capabilities;
 use crate::config;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::init::{self, Init};
 use crate::namespaces;
 use crate::state::{ContainerState, StateDir, Status};
@@ -110,17 +111,26 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
     let mut child = None;
     let mut cgroup = None;
     let result = (|| {
+        // What exists is on record before it is made (the cgroup as planned, the pid as soon as
+        // there is one): a `create` killed at any step leaves what `delete` needs to remove it.
+        fault::point("create.1.state-dir")?;
+        // (The systemd driver makes nothing before `enter`.)
+        if !opts.systemd_cgroup {
+            state.cgroup = encode_cgroup(plan_cgroup(id, &linux, opts).as_ref())?;
+        }
         dir.save(&state)?;
-        let cg = make_cgroup(id, &linux, opts)?;
-        let into_cgroup = cg.as_ref().and_then(open_unified_dir);
+        fault::point("create.2.recorded")?;
+        cgroup = make_cgroup(id, &linux, opts)?;
+        fault::point("create.3.cgroup-made")?;
+        let into_cgroup = cgroup.as_ref().and_then(open_unified_dir);
         if into_cgroup.is_none() {
             plan.defer_cgroup_ns();
         }
-        let memberships = match &cg {
+        let memberships = match &cgroup {
             Some(cg) => cgroup_memberships(cg),
             None => crate::rootfs::cgroupfs::memberships("self"),
         };
-        cgroup = cg;
+        let listener = connect_listener(seccomp.as_ref())?;
         let fifo = make_fifo(&dir.fifo_path())?;
         let (parent_end, init_end) = sync::pair().map_err(|e| Error::sys("socketpair", e))?;
         // Non-dumpable until the workload's execve: nothing in the container may ptrace or
@@ -135,9 +145,11 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         let init_ctx = Init {
             id,
             spec,
+            state: &state,
             rootfs: &bundle.rootfs,
             plan: &plan,
             sync: init_end,
+            parent_sync: parent_end.raw_fd(),
             fifo,
             console_socket,
             no_pivot: opts.no_pivot,
@@ -149,28 +161,42 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             memory_policy: memory_policy.as_ref(),
             state_lock: dir.lock_fd().as_raw_fd(),
             cgroups: memberships,
-            seccomp_listener: connect_listener(seccomp.as_ref())?,
             idmaps: idmap_namespaces(spec)?,
         };
         let pid = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
         child = Some(pid);
         set_non_dumpable()?;
-        if let (Some(cg), None) = (&mut cgroup, &into_cgroup) {
-            cg.enter(pid, linux.resources().as_ref(), &format!("moor container {id}"))?;
-        }
-        state.cgroup = cgroup
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| Error::sys("encode cgroup", e))?;
+        fault::point("create.4.cloned")?;
         state.pid = pid;
         state.pid_start_time = crate::state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
-        drive_init(&parent_end, pid, &plan, spec, &state, &net_devices)?;
+        // A systemd unit is recorded as if started until it is.
+        state.cgroup = match &cgroup {
+            Some(cg) if cg.is_systemd() => encode_cgroup(cg.as_if_made().ok().as_ref())?,
+            cg => encode_cgroup(cg.as_ref())?,
+        };
+        dir.save(&state)?;
+        fault::point("create.5.pid-recorded")?;
+        if let (Some(cg), None) = (&mut cgroup, &into_cgroup) {
+            cg.enter(pid, linux.resources().as_ref(), &format!("moor container {id}"))?;
+            fault::point("create.6.cgroup-joined")?;
+        }
+        let notify_fd = drive_init(&parent_end, pid, &plan, spec, &state, &net_devices)?;
+        if let (Some(fd), Some(listener), Some(filter)) = (notify_fd, &listener, &seccomp) {
+            send_notify_fd(pid, fd, listener, filter, &state.hook_state(Status::Creating))?;
+            fault::point("create.12.notify-fd-sent")?;
+        }
+        state.cgroup = encode_cgroup(cgroup.as_ref())?;
         state.recorded_status = Status::Created;
         dir.save(&state)?;
+        fault::point("create.13.state-created")?;
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, pid)?;
+            fault::point("create.14.pid-file")?;
         }
+        // Only now may init wait at the exec fifo: until this answer, the parent's death is EOF
+        // to init, and it exits instead of waiting for a `start` that cannot come.
+        send(&parent_end, Msg::Continue)?;
+        fault::point("create.15.released")?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -271,7 +297,7 @@ fn drive_init(
     spec: &oci_spec::runtime::Spec,
     state: &ContainerState,
     net_devices: &[crate::netdev::Move],
-) -> Result<()> {
+) -> Result<Option<i32>> {
     let linux = spec.linux().clone().unwrap_or_default();
     if plan.new_ns(LinuxNamespaceType::User) {
         let uid = linux.uid_mappings().clone().unwrap_or_default();
@@ -280,12 +306,14 @@ fn drive_init(
     }
     // Before any hook runs, so prestart/createRuntime hooks already see the devices inside.
     crate::netdev::move_into(net_devices, pid)?;
+    fault::point("create.7.id-maps")?;
     send(sync, Msg::Continue)?;
     let hooks_cfg = spec.hooks().clone().unwrap_or_default();
     loop {
         match sync.recv() {
             Ok(Msg::TimeNsReady) => {
                 write_time_offsets(pid, &linux)?;
+                fault::point("create.8.time-offsets")?;
                 send(sync, Msg::Continue)?;
             }
             Ok(Msg::RunRuntimeHooks) => {
@@ -298,14 +326,41 @@ fn drive_init(
                     hooks_cfg.create_runtime().as_deref().unwrap_or_default(),
                     &json,
                 )?;
-                send(sync, Msg::State(String::from_utf8_lossy(&json).into_owned()))?;
+                fault::point("create.9.runtime-hooks")?;
+                send(sync, Msg::HooksDone { pid })?;
+                fault::point_queued("create.10.created-unread", sync.as_fd())?;
             }
-            Ok(Msg::Created) => return Ok(()),
+            Ok(Msg::Created { seccomp_fd }) => {
+                fault::point("create.11.created")?;
+                return Ok(seccomp_fd);
+            }
             Ok(Msg::Error(text)) => return Err(Error::Init(text)),
             Ok(other) => return Err(Error::Init(format!("unexpected sync message {other:?}"))),
             Err(e) => return Err(Error::Init(format!("init exited during setup ({e})"))),
         }
     }
+}
+
+/// Takes the seccomp user-notification fd `fd` from process `pid` (init, or an exec'd process
+/// with its filter in and waiting) and sends it with the process state to listenerPath. The
+/// process itself need not be allowed sendmsg by its profile, as with runc.
+pub(crate) fn send_notify_fd(
+    pid: i32,
+    fd: i32,
+    listener: &OwnedFd,
+    filter: &moor_seccomp::Compiled,
+    state: &[u8],
+) -> Result<()> {
+    let pidfd = sys::pidfd_open(pid).map_err(|e| Error::sys("pidfd_open for the seccomp notify fd", e))?;
+    let notify = sys::pidfd_getfd(pidfd.as_fd(), fd)
+        .map_err(|e| Error::sys(format!("take the seccomp notify fd {fd} of pid {pid} (pidfd_getfd)"), e))?;
+    let message = moor_seccomp::process_state_json(crate::OCI_VERSION, pid, filter.listener_metadata(), state);
+    crate::terminal::send_fd(
+        listener.as_fd(),
+        notify.as_fd(),
+        &message,
+        "the seccomp notify fd to linux.seccomp.listenerPath",
+    )
 }
 
 fn send(sync: &sync::Channel, msg: Msg) -> Result<()> {
@@ -336,7 +391,10 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
         ".{}.tmp",
         path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
     ));
-    std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::path("write pid file", &tmp, e))?;
+    if let Err(e) = std::fs::write(&tmp, pid.to_string()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::path("write pid file", &tmp, e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| Error::path("write pid file", path, e))
 }
 
@@ -399,6 +457,29 @@ fn make_cgroup(
         }
     }
     Ok(Some(cg))
+}
+
+/// The cgroup `make_cgroup` is about to make, for the record written before it exists. None
+/// when it cannot be worked out: `make_cgroup` then reports why (or goes without, rootless).
+fn plan_cgroup(id: &str, linux: &oci_spec::runtime::Linux, opts: &CreateOptions) -> Option<moor_cgroups::Cgroup> {
+    let path = linux
+        .cgroups_path()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    moor_cgroups::Cgroup::planned(&moor_cgroups::CgroupConfig {
+        cgroups_path: &path,
+        container_id: id,
+        systemd: false,
+        rootless: crate::rootless::cgroups_rootless(opts.rootless),
+    })
+    .ok()
+}
+
+fn encode_cgroup(cg: Option<&moor_cgroups::Cgroup>) -> Result<Option<serde_json::Value>> {
+    cg.map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| Error::sys("encode cgroup", e))
 }
 
 /// On a pure cgroup v2 host, init is cloned straight into its cgroup (CLONE_INTO_CGROUP).

@@ -1,7 +1,10 @@
 //! `exec`: runs another process in a running container. A short-lived middle process enters
 //! the container's namespaces through init's pidfd (one setns for all of them) and clones the
 //! new process with CLONE_PARENT (so it lands in the container's pid namespace and is still
-//! moor's child); that process becomes the workload exactly as init does (workload.rs).
+//! moor's child); that process becomes the workload exactly as init does (workload.rs). With a
+//! seccomp listener, the process reports its notify fd over a [`crate::sync`] channel once its
+//! filter is in, and moor takes the fd (pidfd_getfd), sends it on, and answers; the process's
+//! profile need not allow sendmsg.
 
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -141,6 +144,15 @@ impl Runtime {
         // The new process waits for one byte on `go` until the parent has put it into the
         // container's cgroup.
         let (go_rx, go_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+        // With a seccomp listener, the new process hands over its notify fd through this
+        // channel (see `Child::run`).
+        let (notify_parent, notify_child) = match &listener {
+            Some(_) => {
+                let (p, c) = crate::sync::pair().map_err(|e| Error::sys("socketpair", e))?;
+                (Some(p), Some(c))
+            }
+            None => (None, None),
+        };
         let cgroup = state.cgroup();
         sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
 
@@ -148,6 +160,8 @@ impl Runtime {
             Forked::Child => {
                 drop(err_rx);
                 drop(pid_rx);
+                // Only the parent's copy may keep its end open: its death must be EOF to us.
+                drop(notify_parent);
                 // The initial CPUs hold while entering the container; the new process inherits them.
                 if let Err(e) = affinity.apply_initial() {
                     let _ = sys::write_all(pid_tx.as_fd(), format!("error: {e}").as_bytes());
@@ -181,8 +195,7 @@ impl Runtime {
                                 procfs: &procfs,
                                 console: console.as_ref(),
                                 preserve_fds: opts.preserve_fds,
-                                listener: listener.as_ref(),
-                                state: &hook_state,
+                                notify: notify_child.as_ref(),
                             };
                             let e = match child.run() {
                                 Ok(never) => match never {},
@@ -204,6 +217,7 @@ impl Runtime {
                 drop(err_tx);
                 drop(pid_tx);
                 drop(console);
+                drop(notify_child);
                 let mut reply = String::new();
                 let _ = pid_rx.read_to_string(&mut reply);
                 // SAFETY: reap the middle process, our child.
@@ -212,6 +226,7 @@ impl Runtime {
                     .parse()
                     .map_err(|_| Error::Init(reply.trim_start_matches("error: ").to_string()))?;
                 drop(go_rx);
+                crate::fault::point("exec.1.cloned")?;
                 // The parent writes cgroup.procs: CLONE_INTO_CGROUP from inside the container's
                 // cgroup namespace fails (ENOENT) when our own cgroup lies outside it.
                 if let Some(cg) = &cgroup {
@@ -232,11 +247,28 @@ impl Runtime {
                     }
                     return Err(e);
                 }
+                crate::fault::point("exec.2.cgroup-joined")?;
                 sys::write_all(go_tx.as_fd(), b"g").map_err(|e| Error::sys("release the exec process", e))?;
+                crate::fault::point("exec.3.released")?;
                 let master = match console_rx {
                     Some(rx) => Some(terminal::recv_fd(rx.as_fd())?),
                     None => None,
                 };
+                if let (Some(sync), Some(listener), Some(filter)) = (&notify_parent, &listener, &seccomp) {
+                    // EOF: the process failed before its filter was in; the error channel says why.
+                    if let Ok(crate::sync::Msg::Created { seccomp_fd: Some(fd) }) = sync.recv() {
+                        let sent = crate::create::send_notify_fd(pid, fd, listener, filter, &hook_state);
+                        if let Err(e) = sent.and_then(|()| crate::fault::point("exec.4.notify-fd-sent")) {
+                            // SAFETY: the new process is our child, waiting for our answer.
+                            unsafe {
+                                libc::kill(pid, libc::SIGKILL);
+                                libc::waitpid(pid, std::ptr::null_mut(), 0);
+                            }
+                            return Err(e);
+                        }
+                        let _ = sync.send(&crate::sync::Msg::Continue);
+                    }
+                }
                 // The error channel closes at a successful execve (close-on-exec).
                 let mut failure = String::new();
                 let _ = err_rx.read_to_string(&mut failure);
@@ -245,8 +277,10 @@ impl Runtime {
                     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
                     return Err(Error::Init(failure));
                 }
+                crate::fault::point("exec.5.exec-done")?;
                 if let Some(pid_file) = &opts.pid_file {
                     crate::create::write_pid_file(pid_file, pid)?;
+                    crate::fault::point("exec.6.pid-file")?;
                 }
                 match signals {
                     Some(s) => s.forward_until_exit(pid, master.as_ref().map(|m| m.as_fd())),
@@ -267,8 +301,8 @@ struct Child<'a> {
     procfs: &'a Procfs,
     console: Option<&'a OwnedFd>,
     preserve_fds: u32,
-    listener: Option<&'a OwnedFd>,
-    state: &'a [u8],
+    /// The channel to the parent, when the profile sends notifications to a listener.
+    notify: Option<&'a crate::sync::Channel>,
 }
 
 impl Child<'_> {
@@ -296,9 +330,6 @@ impl Child<'_> {
             terminal::become_controlling(slave)?;
         }
         let env = self.process.env().clone().unwrap_or_default();
-        // Our pid as the host sees it (the first NSpid entry in the host's procfs), read while
-        // opening files is surely allowed.
-        let host_pid = self.listener.and_then(|_| self.procfs.host_pid()).unwrap_or(0);
         let ready = workload::become_workload(
             self.procfs,
             &workload::Workload {
@@ -313,16 +344,16 @@ impl Child<'_> {
                 pty: pty.as_ref(),
             },
         )?;
-        // From here on the seccomp filter may be in.
-        if let (Some(fd), Some(socket), Some(filter)) = (&ready.notify_fd, self.listener, self.seccomp) {
-            let message =
-                moor_seccomp::process_state_json(crate::OCI_VERSION, host_pid, filter.listener_metadata(), self.state);
-            terminal::send_fd(
-                socket.as_fd(),
-                fd.as_fd(),
-                &message,
-                "the seccomp notify fd to linux.seccomp.listenerPath",
-            )?;
+        // From here on the seccomp filter may be in: only write and read. The parent takes the
+        // notify fd (pidfd_getfd) and sends it to the listener, then answers; a profile need
+        // not allow sendmsg. EOF: the parent died, and the process is not run.
+        if let (Some(fd), Some(sync)) = (&ready.notify_fd, self.notify) {
+            let created = crate::sync::Msg::Created {
+                seccomp_fd: Some(fd.as_raw_fd()),
+            };
+            sync.send(&created).map_err(|e| Error::sys("sync with the parent", e))?;
+            sync.wait_continue_filtered()
+                .map_err(|e| Error::sys("wait for the exec parent (gone?)", e))?;
         }
         Err(ready.exec.run())
     }

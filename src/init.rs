@@ -5,7 +5,7 @@
 //! gone: a failure is written to the exec fifo, where `start` reads it.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -14,6 +14,7 @@ use crate::capabilities::Sets;
 use crate::error::{Error, Result};
 use crate::namespaces::Plan;
 use crate::procfs::Procfs;
+use crate::state::{ContainerState, Status};
 use crate::sync::{Channel, Msg};
 use crate::{hooks, process, rootfs, terminal, user, workload};
 
@@ -21,9 +22,14 @@ use crate::{hooks, process, rootfs, terminal, user, workload};
 pub struct Init<'a> {
     pub id: &'a str,
     pub spec: &'a Spec,
+    /// The record as it was at the clone: init builds its hooks' state from it.
+    pub state: &'a ContainerState,
     pub rootfs: &'a Path,
     pub plan: &'a Plan,
     pub sync: Channel,
+    /// The parent's end of the sync socket, inherited by the clone: closed first thing, or the
+    /// parent's death would never reach us as EOF.
+    pub parent_sync: RawFd,
     /// O_PATH fd of the exec fifo, reopened for writing through the trusted procfs.
     pub fifo: OwnedFd,
     pub console_socket: Option<OwnedFd>,
@@ -39,8 +45,6 @@ pub struct Init<'a> {
     pub state_lock: RawFd,
     /// User namespaces for idmapped mounts, by index into `mounts` (made by the parent).
     pub idmaps: Vec<Option<OwnedFd>>,
-    /// linux.seccomp.listenerPath, connected by the parent (the path is a host path).
-    pub seccomp_listener: Option<OwnedFd>,
     /// The container's cgroups as the host sees them, for the /sys/fs/cgroup mount.
     pub cgroups: Vec<rootfs::cgroupfs::Membership>,
 }
@@ -83,7 +87,7 @@ struct Created {
     procfs: Procfs,
     exec: workload::Exec,
     /// The container state for startContainer hooks (status "created").
-    state: String,
+    state: Vec<u8>,
     start_hooks: Vec<oci_spec::runtime::Hook>,
     /// The container process's environment: hooks in the container inherit it, as in runc.
     env: Vec<String>,
@@ -95,7 +99,7 @@ fn start(c: &Created, fifo: &OwnedFd) -> Error {
     if let Err(e) = hooks::run_with(
         "startContainer",
         &c.start_hooks,
-        c.state.as_bytes(),
+        &c.state,
         hooks::Inherit::Container(&c.env),
     ) {
         return e;
@@ -121,13 +125,17 @@ fn steps(init: &Init) -> Result<Created> {
         .ok_or_else(|| Error::config("process", "missing"))?;
     let linux = spec.linux().clone().unwrap_or_default();
 
-    // SAFETY: closing our inherited copy of the parent's lock fd; nothing else uses it here.
-    unsafe { libc::close(init.state_lock) };
-
-    // 1. A clean signal state for the workload, and die with the parent while it drives us.
+    // 1. Only our own end of the sync socket, and no lock: a killed parent must free the
+    //    container's lock (so `state` sees the creator gone) and reach us as EOF. A clean
+    //    signal state for the workload, and death with the parent while it drives us (the
+    //    kernel clears that at a credential change; the socket's EOF still holds then).
+    // SAFETY: closing our inherited copies of the parent's fds; nothing else uses them here.
+    unsafe {
+        libc::close(init.state_lock);
+        libc::close(init.parent_sync);
+    }
     reset_signals();
-    crate::sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
-        .map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    die_with_parent()?;
 
     // 2. The parent writes our uid/gid maps and puts us into our cgroup; then we become root
     //    of the new user namespace and, if asked, enter a cgroup namespace rooted there.
@@ -136,6 +144,7 @@ fn steps(init: &Init) -> Result<Created> {
     crate::sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
     if init.plan.new_ns(LinuxNamespaceType::User) {
         user::become_ns_root()?;
+        die_with_parent()?;
     }
     if init.plan.cgroup_ns_late {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
@@ -194,14 +203,16 @@ fn steps(init: &Init) -> Result<Created> {
         None
     };
 
-    // 7. The parent runs prestart and createRuntime hooks; we get the state for ours.
+    // 7. The parent runs prestart and createRuntime hooks and tells us our pid as it sees it;
+    //    the state for our hooks is built here, whatever its size.
     init.sync
         .send(&Msg::RunRuntimeHooks)
         .map_err(|e| Error::sys("sync", e))?;
-    let state = match init.sync.recv().map_err(|e| Error::sys("sync with the parent", e))? {
-        Msg::State(json) => json,
+    let pid = match init.sync.recv().map_err(|e| Error::sys("sync with the parent", e))? {
+        Msg::HooksDone { pid } => pid,
         other => return Err(Error::Init(format!("unexpected sync message {other:?}"))),
     };
+    let state = init.state.hook_state_with_pid(Status::Creating, pid);
     let hooks_cfg = spec.hooks().clone().unwrap_or_default();
     // Socket activation is passed on as runc does: its fds come first, and the env names them.
     let mut env = process.env().clone().unwrap_or_default();
@@ -209,7 +220,7 @@ fn steps(init: &Init) -> Result<Created> {
     hooks::run_with(
         "createContainer",
         hooks_cfg.create_container().as_deref().unwrap_or_default(),
-        state.as_bytes(),
+        &state,
         hooks::Inherit::Container(&env),
     )?;
 
@@ -248,6 +259,7 @@ fn steps(init: &Init) -> Result<Created> {
     // The parent may exit once we are created: stop tying our life to it while prctl is surely
     // allowed (a user switch would clear it anyway).
     crate::sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    let start_state = init.state.hook_state_with_pid(Status::Created, pid);
     // 10. Only stdio and the preserved fds survive execve.
     let ready = workload::become_workload(
         &procfs,
@@ -263,21 +275,39 @@ fn steps(init: &Init) -> Result<Created> {
             pty: pty.as_ref(),
         },
     )?;
-    // 11. From here on the seccomp filter may be in.
-    if let Some(fd) = &ready.notify_fd {
-        send_seccomp_listener(init, fd.as_fd(), &state)?;
-    }
+    // 11. From here on the seccomp filter may be in: only write and read on the socket, no
+    //     allocation. The parent takes the notify fd itself (pidfd_getfd), so the profile need
+    //     not allow sendmsg.
+    let seccomp_fd = ready.notify_fd.as_ref().map(|fd| fd.as_raw_fd());
+    init.sync
+        .send(&Msg::Created { seccomp_fd })
+        .map_err(|e| Error::sys("sync", e))?;
 
-    // 12. Created: the parent may exit now. The startContainer hooks run after `start` has
-    //     opened the fifo, so `start` runs the poststart hooks only after them.
-    init.sync.send(&Msg::Created).map_err(|e| Error::sys("sync", e))?;
+    // 12. The parent records us as created, then answers; only then may we wait at the fifo.
+    //     No answer (EOF, a reset connection) means it died before: nobody will ever start us,
+    //     so we leave. A profile that denies read leaves us only the fifo (runc's init reads
+    //     here too, with NOTIFY).
+    if init.sync.wait_continue_filtered().is_err() {
+        // SAFETY: as in `run`; there is nobody to report to.
+        unsafe { libc::_exit(1) }
+    }
+    drop(ready.notify_fd);
+    // The startContainer hooks run after `start` has opened the fifo, so `start` runs the
+    // poststart hooks only after them.
     Ok(Created {
         procfs,
         exec: ready.exec,
-        state: state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1),
+        state: start_state,
         start_hooks: hooks_cfg.start_container().clone().unwrap_or_default(),
         env,
     })
+}
+
+/// SIGKILL when the parent dies. A parent that died before the prctl is EOF at our next read.
+fn die_with_parent() -> Result<()> {
+    crate::sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
+        .map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    Ok(())
 }
 
 pub(crate) fn reset_signals() {
@@ -307,22 +337,4 @@ fn join_session_keyring(id: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn send_seccomp_listener(init: &Init, fd: std::os::fd::BorrowedFd, state: &str) -> Result<()> {
-    let (Some(socket), Some(filter)) = (&init.seccomp_listener, init.seccomp) else {
-        return Ok(());
-    };
-    let pid = serde_json::from_str::<serde_json::Value>(state)
-        .ok()
-        .and_then(|v| v["pid"].as_i64())
-        .unwrap_or(0) as i32;
-    let message =
-        moor_seccomp::process_state_json(crate::OCI_VERSION, pid, filter.listener_metadata(), state.as_bytes());
-    terminal::send_fd(
-        socket.as_fd(),
-        fd,
-        &message,
-        "the seccomp notify fd to linux.seccomp.listenerPath",
-    )
 }

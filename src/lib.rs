@@ -20,6 +20,7 @@ pub mod create;
 pub mod error;
 pub mod exe;
 pub mod exec;
+mod fault;
 pub mod fds;
 pub mod features;
 pub mod hooks;

@@ -37,7 +37,7 @@ impl Runtime {
         };
         let state: ContainerState =
             serde_json::from_slice(&data).map_err(|e| Error::sys(format!("corrupt state of {id}"), e))?;
-        let status = state.status(&dir, || state.frozen());
+        let status = state.status(&dir, false, || state.frozen());
         Ok((state, status))
     }
 
@@ -94,7 +94,7 @@ impl Runtime {
 
         let dir = StateDir::open(&self.root, id)?;
         let state = dir.load()?;
-        let status = state.status(&dir.path, || false);
+        let status = state.status(&dir.path, true, || false);
         if status != Status::Created {
             return Err(Error::InvalidState(format!(
                 "cannot start a container that is {status}: {id} is not in created state"
@@ -119,10 +119,11 @@ impl Runtime {
                 return Err(Error::Init(String::from_utf8_lossy(text).into_owned()));
             }
         }
-        std::fs::remove_file(&fifo_path).map_err(|e| Error::path("remove exec fifo", &fifo_path, e))?;
-        let mut running = state.clone();
-        running.recorded_status = Status::Running;
-        dir.save(&running)?;
+        // The workload runs now, whatever happens here: the status is derived from the fifo's
+        // absence (no state write, which a full filesystem could refuse).
+        if let Err(e) = std::fs::remove_file(&fifo_path) {
+            crate::warn(&format!("remove exec fifo {}: {e}", fifo_path.display()));
+        }
         hooks::run_warn("poststart", &state.poststart_hooks, &state.hook_state(Status::Running));
         Ok(())
     }
@@ -186,7 +187,7 @@ impl Runtime {
             // of it can be found again. Keep everything, as runc does.
             Err(e) => return Err(e),
         };
-        let status = state.status(&dir.path, || state.frozen());
+        let status = state.status(&dir.path, true, || state.frozen());
         match status {
             Status::Stopped | Status::Created => {}
             _ if force => {}

@@ -211,16 +211,19 @@ impl StateDir {
         let tmp = self.path.join(".state.json.tmp");
         let file = self.path.join(STATE_FILE);
         let data = serde_json::to_vec(state).map_err(|e| Error::sys("cannot encode state", e))?;
-        let mut f = fs::OpenOptions::new()
+        let written = fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC)
             .open(&tmp)
-            .map_err(|e| Error::path("cannot write state", &tmp, e))?;
-        f.write_all(&data)
-            .map_err(|e| Error::path("cannot write state", &tmp, e))?;
+            .and_then(|mut f| f.write_all(&data));
+        if let Err(e) = written {
+            // A full filesystem must not keep an empty temp file behind.
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::path("cannot write state", &tmp, e));
+        }
         fs::rename(&tmp, &file).map_err(|e| Error::path("cannot replace state", &file, e))
     }
 
@@ -237,6 +240,20 @@ impl StateDir {
     pub fn lock_fd(&self) -> &OwnedFd {
         &self.lock
     }
+}
+
+/// Whether someone holds the lock of the container directory `dir` (its creator, while the
+/// record says "creating"). A lock only lives as long as its holder: a killed creator frees it.
+fn creator_alive(dir: &Path) -> bool {
+    let Ok(f) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+    else {
+        return false;
+    };
+    // SAFETY: flock on an fd we own; a shared lock taken here is released when `f` closes.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
 }
 
 /// What /proc/PID/stat says about a process: its state letter and start time.
@@ -269,10 +286,17 @@ impl ContainerState {
     }
 
     /// The live status, derived from the process, the fifo and (when paused) the cgroup.
-    /// `frozen` is only asked when init is alive (it reads the cgroup).
-    pub fn status(&self, dir: &Path, frozen: impl FnOnce() -> bool) -> Status {
+    /// `frozen` is only asked when init is alive (it reads the cgroup). A "creating" record is
+    /// only creating while its creator holds the container's lock: one that died (killed by a
+    /// caller's timeout, say) left a container that will never be created, and it is "stopped"
+    /// (`delete` removes what it recorded). `locked` says the caller holds the lock itself.
+    pub fn status(&self, dir: &Path, locked: bool, frozen: impl FnOnce() -> bool) -> Status {
         if self.recorded_status == Status::Creating {
-            return Status::Creating;
+            return if !locked && creator_alive(dir) {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
         }
         if !self.init_alive() {
             return Status::Stopped;
@@ -305,11 +329,17 @@ impl ContainerState {
 
     /// The runtime-spec state given to hooks on stdin.
     pub fn hook_state(&self, status: Status) -> Vec<u8> {
+        self.hook_state_with_pid(status, self.pid)
+    }
+
+    /// The hook state for `pid`: what init builds for its own hooks, from the record as it was
+    /// at the clone and the pid the parent sends.
+    pub fn hook_state_with_pid(&self, status: Status, pid: i32) -> Vec<u8> {
         let v = serde_json::json!({
             "ociVersion": self.oci_version,
             "id": self.id,
             "status": status.to_string(),
-            "pid": self.pid,
+            "pid": pid,
             "bundle": self.bundle,
             "annotations": self.annotations,
         });

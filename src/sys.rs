@@ -180,6 +180,12 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
 }
 
+/// pidfd_getfd(2): a copy of descriptor `fd` of the process behind `pidfd` (close-on-exec).
+pub fn pidfd_getfd(pidfd: BorrowedFd, fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; flags must be 0.
+    owned(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) })
+}
+
 /// pidfd_send_signal(2).
 pub fn pidfd_send_signal(pidfd: BorrowedFd, signal: i32) -> io::Result<()> {
     // SAFETY: a NULL siginfo means "as kill(2) would send it".

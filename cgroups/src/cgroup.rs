@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fsutil::{read_opt, read_procs, read_string, walk_dirs, write_file};
 use crate::mode::{
-    detect_mode, is_cgroup2, own_cgroups, relative_to_mount, v1_mounts, Mode, CGROUP_ROOT, HYBRID_UNIFIED,
+    detect_mode, is_cgroup2, own_cgroups, relative_to_mount, v1_mounts, Mode, V1Mount, CGROUP_ROOT, HYBRID_UNIFIED,
 };
 use crate::paths::{join_rel, resolve_cgroupfs, systemd_running, CgroupPath, SystemdUnit};
 use crate::systemd;
@@ -653,5 +653,94 @@ fn rmdir_retry(dir: &Path) -> Result<()> {
             }
             Err(e) => return Err(Error::io("rmdir", dir, e)),
         }
+    }
+}
+
+impl Cgroup {
+    /// What [`Cgroup::create`] (and, with the systemd driver, [`Cgroup::enter`]) would make for
+    /// `cfg`, without making anything; see [`Cgroup::as_if_made`]. A runtime records this before
+    /// it creates the cgroup, so that when it is killed halfway [`Cgroup::destroy`] still finds
+    /// whatever was made.
+    pub fn planned(cfg: &CgroupConfig) -> Result<Cgroup> {
+        let mode = detect_mode()?;
+        if cfg.systemd {
+            return Cgroup::for_systemd_unit(cfg, mode)?.as_if_made();
+        }
+        let mounts = if mode == Mode::Unified {
+            BTreeMap::new()
+        } else {
+            v1_mounts()?
+        };
+        let spec = resolve_cgroupfs(cfg.cgroups_path, cfg.container_id)?;
+        let own = own_cgroups()?;
+        let own_v2 = own.get("").map(String::as_str).unwrap_or("/");
+        let mut cg = Cgroup {
+            mode,
+            v1: BTreeMap::new(),
+            unified: None,
+            created: Vec::new(),
+            rootless: cfg.rootless,
+            denied: None,
+            systemd: None,
+            unit_started: false,
+        };
+        if mode == Mode::Unified {
+            cg.unified = Some(target(Path::new(CGROUP_ROOT), own_v2, &spec));
+        } else {
+            for (ctrl, m) in &mounts {
+                let own_rel = relative_to_mount(own.get(ctrl).map(String::as_str).unwrap_or("/"), &m.root);
+                cg.v1.insert(ctrl.clone(), target(&m.mount_point, &own_rel, &spec));
+            }
+            let uroot = Path::new(HYBRID_UNIFIED);
+            if mode == Mode::Hybrid && is_cgroup2(uroot) {
+                cg.unified = Some(target(uroot, own_v2, &spec));
+            }
+        }
+        cg.mark_unmade(&mounts);
+        Ok(cg)
+    }
+
+    /// This cgroup as it will be once made: every one of its directories (and their ancestors)
+    /// that does not exist now counts as created, and a systemd unit as started. Destroying that
+    /// removes what was made of it (what was not is simply not found; ancestors go only if
+    /// empty, as always; stopping a unit that was never started finds no unit).
+    pub fn as_if_made(&self) -> Result<Cgroup> {
+        let mut cg = self.clone();
+        let mounts = if cg.mode == Mode::Unified {
+            BTreeMap::new()
+        } else {
+            v1_mounts()?
+        };
+        cg.mark_unmade(&mounts);
+        Ok(cg)
+    }
+
+    fn mark_unmade(&mut self, mounts: &BTreeMap<String, V1Mount>) {
+        let mut dirs: Vec<(PathBuf, PathBuf)> = Vec::new();
+        for (ctrl, dir) in &self.v1 {
+            if let Some(m) = mounts.get(ctrl) {
+                dirs.push((m.mount_point.clone(), dir.clone()));
+            }
+        }
+        // With the systemd driver systemd makes (and removes) the cgroup2 directory itself.
+        if let (Some(dir), false) = (&self.unified, self.systemd.is_some()) {
+            let root = if self.mode == Mode::Unified {
+                CGROUP_ROOT
+            } else {
+                HYBRID_UNIFIED
+            };
+            dirs.push((PathBuf::from(root), dir.clone()));
+        }
+        for (root, dir) in dirs {
+            let Ok(rel) = dir.strip_prefix(&root) else { continue };
+            let mut cur = root;
+            for comp in rel.components() {
+                cur.push(comp);
+                if !cur.exists() && !self.created.contains(&cur) {
+                    self.created.push(cur.clone());
+                }
+            }
+        }
+        self.unit_started |= self.systemd.is_some();
     }
 }

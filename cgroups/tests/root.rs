@@ -722,3 +722,55 @@ fn systemd_driver_reports_unavailable() {
         other => panic!("expected SystemdUnavailable, got {other:?}"),
     }
 }
+
+/// A cgroup recorded as planned before it is made: destroying the plan removes whatever part was
+/// made (a runtime killed while creating), keeps what existed before, and is harmless when
+/// nothing was made at all.
+#[test]
+fn planned_cgroup_destroys_a_partly_made_one() {
+    need_root!("planned_cgroup_destroys_a_partly_made_one");
+    let root = unique_root();
+    let mut existing = create(&format!("{root}/kept"));
+    let cfg = |path: &'static str| CgroupConfig {
+        cgroups_path: path,
+        container_id: "test",
+        systemd: false,
+        rootless: false,
+    };
+    let leaf: &'static str = Box::leak(format!("{root}/kept/new/ctr").into_boxed_str());
+    let plan = Cgroup::planned(&cfg(leaf)).expect("plan");
+    assert!(
+        plan.created_dirs().iter().all(|d| !d.exists()),
+        "{:?}",
+        plan.created_dirs()
+    );
+    for d in existing.cg().dirs() {
+        assert!(!plan.created_dirs().contains(&d), "{} existed already", d.display());
+    }
+    // Nothing made yet.
+    plan.destroy().expect("destroy an unmade plan");
+    // Made in one hierarchy only, then the maker died.
+    let first = plan.dirs().into_iter().next().expect("a directory");
+    std::fs::create_dir_all(&first).unwrap();
+    plan.destroy().expect("destroy a partly made plan");
+    assert!(!first.exists(), "{} left", first.display());
+    assert!(
+        !first.parent().unwrap().exists(),
+        "the new ancestor of {} left",
+        first.display()
+    );
+    // Made completely: the plan covers what create made.
+    let made = create(leaf);
+    for d in made.cg().created_dirs() {
+        assert!(plan.created_dirs().contains(d), "{} made but not planned", d.display());
+    }
+    plan.destroy().expect("destroy a made plan");
+    for d in made.cg().dirs() {
+        assert!(!d.exists(), "{} left", d.display());
+    }
+    drop(made); // destroys again: nothing left to find, no error
+    for d in existing.cg().dirs() {
+        assert!(d.exists(), "{} existed before and was removed", d.display());
+    }
+    existing.destroy();
+}
