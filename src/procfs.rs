@@ -117,14 +117,6 @@ impl Procfs {
             .map_err(|e| Error::sys(format!("write {value:?} to /proc/{path}"), e))
     }
 
-    /// Our pid in the pid namespace this procfs belongs to (the host's, for moor's handle).
-    pub fn host_pid(&self) -> Option<i32> {
-        let fd = self.open_file("self/stat", libc::O_RDONLY).ok()?;
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).ok()?;
-        text.split(' ').next()?.parse().ok()
-    }
-
     /// Reopens one of our own fds through /proc/self/fd (e.g. the exec fifo, held as O_PATH).
     /// A plain openat, as it runs after the container's seccomp filter, where openat2 may be
     /// denied; the walk starts at this verified procfs, and following the magic link is the point.

@@ -26,11 +26,41 @@ const BB: &str = "/bin/busybox";
 /// How long an orphaned init may take to notice its parent's death and exit.
 const ORPHAN_GRACE: Duration = Duration::from_secs(3);
 
+/// With the systemd driver (cgroupsPath `slice:prefix:name`): the scope's name and its cgroup
+/// directories in every hierarchy.
+fn scope_of(b: &Bundle) -> Option<(String, Vec<PathBuf>)> {
+    let path = b.cgroups_path();
+    let mut parts = path.splitn(3, ':');
+    let (Some(slice), Some(prefix), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    let unit = format!("{prefix}-{name}.scope");
+    let dirs = host::cgroup_hierarchies()
+        .into_iter()
+        .map(|h| h.join(slice).join(&unit))
+        .filter(|d| d.is_dir())
+        .collect();
+    Some((unit, dirs))
+}
+
+/// systemd's LoadState of a unit ("not-found" once it is gone).
+fn unit_load_state(unit: &str) -> String {
+    Command::new("systemctl")
+        .args(["show", "-p", "LoadState", "--value", unit])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Every process of the container: those whose cmdline names the id (moor's init is a clone of
 /// `create`) and those in its cgroup (runc's init, hooks run by init).
 fn container_procs(id: &str, b: &Bundle) -> Vec<i32> {
     let mut p = host::pids_with_cmdline(id);
     p.extend(host::cgroup_pids(&b.cgroups_path()));
+    for dir in scope_of(b).map(|(_, dirs)| dirs).unwrap_or_default() {
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        p.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
     p.sort();
     p.dedup();
     p
@@ -48,6 +78,20 @@ fn leftovers(ctx: &Ctx, id: &str, b: &Bundle) -> Vec<String> {
     let cg = host::cgroup_dirs(&b.cgroups_path());
     if !cg.is_empty() {
         out.push(format!("cgroup dirs {cg:?}"));
+    }
+    if let Some((unit, _)) = scope_of(b) {
+        // systemd forgets a stopped scope a moment after the stop job.
+        let gone = poll_for(Duration::from_secs(5), || {
+            let (_, dirs) = scope_of(b)?;
+            (dirs.is_empty() && unit_load_state(&unit) == "not-found").then_some(())
+        });
+        if gone.is_none() {
+            let (_, dirs) = scope_of(b).unwrap_or_default();
+            out.push(format!(
+                "cgroup dirs {dirs:?} of unit {unit} ({})",
+                unit_load_state(&unit)
+            ));
+        }
     }
     let mounts = host::mounts_mentioning(&b.dir.display().to_string());
     if !mounts.is_empty() {
@@ -87,6 +131,10 @@ fn scrub(id: &str, b: &Bundle) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
     host::remove_cgroup(&b.cgroups_path());
+    if let Some((unit, _)) = scope_of(b) {
+        let _ = Command::new("systemctl").args(["stop", &unit]).output();
+        let _ = Command::new("systemctl").args(["reset-failed", &unit]).output();
+    }
 }
 
 /// The status `state` reports, "-" when it fails (no such container).
@@ -153,9 +201,15 @@ fn settle_after_kill(ctx: &Ctx, id: &str, b: &Bundle) -> Settled {
 }
 
 /// A bundle whose cgroupsPath and id are fresh, reusing one rootfs (no copy of busybox per run).
+/// With `--systemd-cgroup` the path names a scope `moor-it-<id>.scope` in system.slice.
 fn fresh_id(ctx: &Ctx, b: &mut Bundle) -> String {
     let id = ctx.new_id();
-    b.set("/linux/cgroupsPath", json!(format!("/moor-it/{id}")));
+    let path = if ctx.global.borrow().iter().any(|a| a == "--systemd-cgroup") {
+        format!("system.slice:moor-it:{id}")
+    } else {
+        format!("/moor-it/{id}")
+    };
+    b.set("/linux/cgroupsPath", json!(path));
     b.save();
     id
 }
@@ -533,6 +587,27 @@ fn every_create_step_with_user_and_time_namespaces_killed_or_failed_leaves_nothi
         json!({"monotonic": {"secs": 3600, "nanosecs": 0}}),
     );
     walk_create_steps(&ctx, &mut b, 12);
+}
+
+/// With the systemd driver the cgroup is a transient scope that systemd starts around init: a
+/// kill at any step leaves no unit and no directory once `delete --force` ran. Needs systemd as
+/// the running init (integration/run-systemd-in-vm.sh boots one in the VM).
+#[test]
+fn every_create_step_with_the_systemd_driver_killed_or_failed_leaves_no_unit() {
+    require_root!();
+    if !runtime_is("moor") {
+        skip!(
+            "fault injection is moor's test hook; {} has none",
+            moor_integration::runtime_path().display()
+        );
+    }
+    if !Path::new("/run/systemd/system").is_dir() {
+        skip!("systemd is not the running init; integration/run-systemd-in-vm.sh runs this under systemd");
+    }
+    let ctx = Ctx::new("faults_systemd");
+    ctx.global.borrow_mut().push("--systemd-cgroup".into());
+    let (_, mut b) = ctx.bundle(&["sleep", "100"]);
+    walk_create_steps(&ctx, &mut b, 10);
 }
 
 /// Runs `exec --detach` with `MOOR_FAULT` in a running container; the container must stay
