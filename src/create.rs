@@ -107,6 +107,8 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             .and_then(|h| h.poststop().clone())
             .unwrap_or_default(),
         cgroup: None,
+        creator: crate::state::proc_stat(std::process::id() as i32)
+            .map(|(_, start)| (std::process::id() as i32, start)),
     };
     let mut child = None;
     let mut cgroup = None;

@@ -69,6 +69,11 @@ pub struct ContainerState {
     /// The cgroup moor created for the container, if any (opaque to this module).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<serde_json::Value>,
+    /// The `create` process (pid, start time) while the record says "creating": an orphaned init
+    /// briefly holds an inherited copy of the lock after its creator died, so the lock alone
+    /// cannot tell a live create from a dead one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<(i32, u64)>,
 }
 
 /// A container's public state. Fields are declared in runc's order, which is the order they
@@ -292,7 +297,10 @@ impl ContainerState {
     /// (`delete` removes what it recorded). `locked` says the caller holds the lock itself.
     pub fn status(&self, dir: &Path, locked: bool, frozen: impl FnOnce() -> bool) -> Status {
         if self.recorded_status == Status::Creating {
-            return if !locked && creator_alive(dir) {
+            let creator_running = self.creator.is_none_or(
+                |(pid, start)| matches!(proc_stat(pid), Some((s, t)) if t == start && s != 'Z' && s != 'X'),
+            );
+            return if !locked && creator_running && creator_alive(dir) {
                 Status::Creating
             } else {
                 Status::Stopped
