@@ -697,7 +697,7 @@ fn run_case(ctx: &Ctx, case: &Case) -> Row {
         fs::write(b.dir.join("config.json"), raw).unwrap();
     }
     let bundle = b.dir.display().to_string();
-    let (mut child, mut out) = ctx.spawn_with(&["create", "--bundle", &bundle, &id], |_| {});
+    let (mut child, out) = ctx.spawn_with(&["create", "--bundle", &bundle, &id], |_| {});
     let started = Instant::now();
     let status = poll_for(DEADLINE, || child.try_wait().ok().flatten());
     let mut problems = Vec::new();
@@ -712,7 +712,6 @@ fn run_case(ctx: &Ctx, case: &Case) -> Row {
         Some(_) => Got::Refused,
     };
     let stderr = out.stderr_now();
-    out.stderr.clone_from(&stderr);
     if stderr.contains("panicked") {
         problems.push(format!("panic in stderr: {}", stderr.trim()));
     }
