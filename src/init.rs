@@ -217,6 +217,9 @@ fn steps(init: &Init) -> Result<Created> {
     // Socket activation is passed on as runc does: its fds come first, and the env names them.
     let mut env = process.env().clone().unwrap_or_default();
     env.extend(crate::fds::listen_env());
+    // createContainer hooks run in the rootfs, as runc's do: they may use paths relative to it.
+    nix::unistd::fchdir(prepared.root.as_raw_fd())
+        .map_err(|e| Error::sys("enter the rootfs for the createContainer hooks", e))?;
     hooks::run_with(
         "createContainer",
         hooks_cfg.create_container().as_deref().unwrap_or_default(),

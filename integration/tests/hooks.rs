@@ -289,3 +289,19 @@ fn hook_that_ignores_stdin_does_not_kill_runtime() {
         assert!(d.success(), "{d}");
     }
 }
+
+/// createContainer hooks run in the rootfs, as runc's do (runc's hooks.bats writes `./lib/...`
+/// relative to it).
+#[test]
+fn create_container_hooks_run_in_the_rootfs() {
+    require_root!();
+    let ctx = Ctx::new("hook_cwd");
+    let (id, mut b) = ctx.bundle(&["true"]);
+    b.set(
+        "/hooks",
+        serde_json::json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "pwd > ./hook-cwd"]}]}),
+    );
+    ctx.run_to_stop(&b, &id);
+    let written = std::fs::read_to_string(b.rootfs().join("hook-cwd")).unwrap_or_default();
+    assert!(!written.is_empty(), "the hook did not write ./hook-cwd into the rootfs");
+}
