@@ -321,6 +321,7 @@ fn validate(spec: &Spec) -> Result<()> {
     crate::rootfs::validate(spec)?;
     check_lsm(spec, process)?;
     check_hooks(spec)?;
+    check_seccomp_notify(spec)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         check_id_mappings(
             &format!("mounts[{i}].uidMappings"),
@@ -414,6 +415,27 @@ fn check_id_mappings(field: &str, m: &[oci_spec::runtime::LinuxIdMapping]) -> Re
 
 /// The runtime-spec requires hook paths to be absolute and timeouts above zero: checked here
 /// so that a bad hook fails before anything exists, not when its turn comes.
+/// Init reports "created" to its parent with write(2) once its filter is in, and the parent hands
+/// the notify fd to the agent only after that report: a notified write would wait forever (runc
+/// refuses it too, in the same words).
+fn check_seccomp_notify(spec: &Spec) -> Result<()> {
+    let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(());
+    };
+    for (i, rule) in seccomp.syscalls().iter().flatten().enumerate() {
+        if rule.action() != oci_spec::runtime::LinuxSeccompAction::ScmpActNotify {
+            continue;
+        }
+        if let Some(j) = rule.names().iter().position(|n| n == "write") {
+            return Err(Error::config(
+                format!("linux.seccomp.syscalls[{i}].names[{j}]"),
+                "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_hooks(spec: &Spec) -> Result<()> {
     let Some(hooks) = spec.hooks() else { return Ok(()) };
     #[allow(deprecated)]
