@@ -167,7 +167,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         };
         let pid = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
         child = Some(pid);
-        set_non_dumpable()?;
+        if maps_unprivileged {
+            set_non_dumpable()?;
+        }
         fault::point("create.4.cloned")?;
         state.pid = pid;
         state.pid_start_time = crate::state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);

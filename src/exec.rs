@@ -351,7 +351,8 @@ impl Child<'_> {
             let created = crate::sync::Msg::Created {
                 seccomp_fd: Some(fd.as_raw_fd()),
             };
-            sync.send(&created).map_err(|e| Error::sys("sync with the parent", e))?;
+            sync.send_after_filter(&created)
+                .map_err(|e| Error::sys("sync with the parent", e))?;
             sync.wait_continue_filtered()
                 .map_err(|e| Error::sys("wait for the exec parent (gone?)", e))?;
         }

@@ -283,7 +283,7 @@ fn steps(init: &Init) -> Result<Created> {
     //     not allow sendmsg.
     let seccomp_fd = ready.notify_fd.as_ref().map(|fd| fd.as_raw_fd());
     init.sync
-        .send(&Msg::Created { seccomp_fd })
+        .send_after_filter(&Msg::Created { seccomp_fd })
         .map_err(|e| Error::sys("sync", e))?;
 
     // 12. The parent records us as created, then answers; only then may we wait at the fifo.

@@ -143,17 +143,29 @@ impl Channel {
         self.0.as_raw_fd()
     }
 
+    /// Sends with MSG_NOSIGNAL: a dead peer is EPIPE, never a SIGPIPE for the library's caller.
     pub fn send(&self, msg: &Msg) -> io::Result<()> {
+        self.send_with(msg, |fd, data| {
+            // SAFETY: data is a valid buffer.
+            unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) }
+        })
+    }
+
+    /// Sends with write(2), for a process whose seccomp filter is in: a profile may deny sendto
+    /// but not write. A dead peer then raises SIGPIPE in that process (at its default action),
+    /// which has nobody left to report to anyway.
+    pub fn send_after_filter(&self, msg: &Msg) -> io::Result<()> {
+        self.send_with(msg, |fd, data| {
+            // SAFETY: data is a valid buffer.
+            unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) }
+        })
+    }
+
+    fn send_with(&self, msg: &Msg, op: impl Fn(i32, &[u8]) -> isize) -> io::Result<()> {
         let mut buf = [0u8; MAX_MSG];
         let len = msg.encode(&mut buf);
-        let data = &buf[..len];
         loop {
-            // write, not send: init sends Created after the container's seccomp filter is in, and
-            // a profile may deny sendto. A dead peer is EPIPE in moor (SIGPIPE ignored) and
-            // SIGPIPE in init (default action), which then has nobody to report to anyway.
-            // SAFETY: data is a valid buffer.
-            let n = unsafe { libc::write(self.0.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-            if n >= 0 {
+            if op(self.0.as_raw_fd(), &buf[..len]) >= 0 {
                 return Ok(());
             }
             let e = io::Error::last_os_error();
