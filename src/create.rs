@@ -109,6 +109,10 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         cgroup: None,
         creator: crate::state::proc_stat(std::process::id() as i32)
             .map(|(_, start)| (std::process::id() as i32, start)),
+        exec: Some(crate::state::ExecConfig {
+            process: process.clone(),
+            linux: linux.clone(),
+        }),
     };
     let mut child = None;
     let mut cgroup = None;

@@ -60,12 +60,7 @@ impl Runtime {
     /// The container's own process (from its config.json): the template `exec` starts from.
     pub fn process_template(&self, id: &str) -> Result<Process> {
         let (state, _) = self.load(id)?;
-        let bundle = crate::config::load(&state.bundle)?;
-        bundle
-            .spec
-            .process()
-            .clone()
-            .ok_or_else(|| Error::config("process", "missing"))
+        Ok(state.exec_config()?.process.clone())
     }
 
     /// Runs a process in the container; returns its exit code (0 when detached).
@@ -77,21 +72,15 @@ impl Runtime {
             Status::Paused => return Err(Error::InvalidState(format!("cannot exec in a paused container {id}"))),
             _ => return Err(Error::InvalidState(format!("cannot exec in a stopped container {id}"))),
         }
-        let bundle = crate::config::load(&state.bundle)?;
-        let process = match &opts.process {
-            Some(p) => p.clone(),
-            None => bundle
-                .spec
-                .process()
-                .clone()
-                .ok_or_else(|| Error::config("process", "missing"))?,
-        };
+        // Never the bundle: it may have been edited or removed since create.
+        let recorded = state.exec_config()?;
+        let process = opts.process.clone().unwrap_or_else(|| recorded.process.clone());
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::config("process.args", "exec needs a command"));
         }
         crate::user::validate(process.user())?;
         crate::fds::check_preserved(opts.preserve_fds)?;
-        let linux = bundle.spec.linux().clone().unwrap_or_default();
+        let linux = &recorded.linux;
         let last_cap = capabilities::last_cap();
         let caps = capabilities::of_process(&process, last_cap)?;
         let seccomp = linux.seccomp().as_ref().map(moor_seccomp::compile).transpose()?;
@@ -101,11 +90,7 @@ impl Runtime {
             .map(crate::mempolicy::MemPolicy::parse)
             .transpose()?;
         // The exec process's own execCPUAffinity, else the one config.json gives exec'd processes.
-        let template = bundle
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.exec_cpu_affinity().as_ref());
+        let template = recorded.process.exec_cpu_affinity().as_ref();
         let affinity = crate::affinity::ExecAffinity::parse(process.exec_cpu_affinity().as_ref().or(template))?;
         let pidfd = sys::pidfd_open(state.pid).map_err(|_| Error::NotRunning(id.to_string()))?;
         if !state.init_alive() {
@@ -187,7 +172,7 @@ impl Runtime {
                             }
                             let child = Child {
                                 process: &process,
-                                linux: &linux,
+                                linux,
                                 memory_policy: memory_policy.as_ref(),
                                 caps,
                                 last_cap,

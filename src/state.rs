@@ -74,6 +74,19 @@ pub struct ContainerState {
     /// cannot tell a live create from a dead one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator: Option<(i32, u64)>,
+    /// What `exec` takes from config.json, recorded at create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecConfig>,
+}
+
+/// The parts of config.json that `exec` applies, kept in moor's own state directory: the bundle
+/// belongs to whoever wrote it, and editing or removing it after create must not change the
+/// confinement (seccomp, capabilities, LSM labels) of processes exec'd into the container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExecConfig {
+    /// The container's process: the template of an exec without --process.
+    pub process: oci_spec::runtime::Process,
+    pub linux: oci_spec::runtime::Linux,
 }
 
 /// A container's public state. Fields are declared in runc's order, which is the order they
@@ -333,6 +346,16 @@ impl ContainerState {
             annotations: self.annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             owner: self.owner.clone(),
         }
+    }
+
+    /// What `exec` applies, as recorded at create.
+    pub fn exec_config(&self) -> Result<&ExecConfig> {
+        self.exec.as_ref().ok_or_else(|| {
+            Error::InvalidState(format!(
+                "container {}: no configuration for exec on record (created by an older moor)",
+                self.id
+            ))
+        })
     }
 
     /// The runtime-spec state given to hooks on stdin.
