@@ -19,6 +19,7 @@ use crate::operations::Runtime;
 use crate::procfs::Procfs;
 use crate::state::Status;
 use crate::sys::{self, Forked};
+use crate::transitions::Op;
 use crate::{terminal, workload};
 
 #[derive(Default)]
@@ -66,12 +67,12 @@ impl Runtime {
     /// Runs a process in the container; returns its exit code (0 when detached).
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32> {
         let (state, status) = self.load(id)?;
-        match status {
-            Status::Running | Status::Created => {}
-            Status::Paused if opts.ignore_paused => {}
-            Status::Paused => return Err(Error::InvalidState(format!("cannot exec in a paused container {id}"))),
-            _ => return Err(Error::InvalidState(format!("cannot exec in a stopped container {id}"))),
-        }
+        let op = if opts.ignore_paused {
+            Op::ExecIgnorePaused
+        } else {
+            Op::Exec
+        };
+        crate::transitions::check(op, status, id)?;
         // Never the bundle: it may have been edited or removed since create.
         let recorded = state.exec_config()?;
         let process = opts.process.clone().unwrap_or_else(|| recorded.process.clone());

@@ -41,6 +41,7 @@ mod sync;
 mod sys;
 pub mod terminal;
 pub mod time;
+pub mod transitions;
 mod user;
 mod workload;
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::create::{self, CreateOptions};
 use crate::error::{Error, Result};
 use crate::state::{ContainerState, StateDir, Status};
+use crate::transitions::{self, Op};
 use crate::{hooks, sys, terminal};
 
 /// A moor runtime rooted at a state directory (`--root`, default /run/moor).
@@ -95,11 +96,7 @@ impl Runtime {
         let dir = StateDir::open(&self.root, id)?;
         let state = dir.load()?;
         let status = state.status(&dir.path, true, || false);
-        if status != Status::Created {
-            return Err(Error::InvalidState(format!(
-                "cannot start a container that is {status}: {id} is not in created state"
-            )));
-        }
+        transitions::check(Op::Start, status, id)?;
         let pidfd = open_pidfd(&state)?.ok_or_else(|| Error::NotRunning(id.to_string()))?;
         let fifo_path = dir.fifo_path();
         let fifo = std::fs::OpenOptions::new()
@@ -132,10 +129,8 @@ impl Runtime {
     /// checks that the container is running.
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let (state, status) = self.load(id)?;
+        transitions::check(if all { Op::KillAll } else { Op::Kill }, status, id)?;
         if status == Status::Stopped {
-            if !all {
-                return Err(Error::NotRunning(id.to_string()));
-            }
             // As runc: processes may outlive init in its cgroup (no pid namespace); a stopped
             // container's cgroup, if any, is still searched. Init's pid is not trusted here.
             let pids = state.cgroup().and_then(|c| c.pids().ok()).unwrap_or_default();
@@ -188,15 +183,7 @@ impl Runtime {
             Err(e) => return Err(e),
         };
         let status = state.status(&dir.path, true, || state.frozen());
-        match status {
-            Status::Stopped | Status::Created => {}
-            _ if force => {}
-            _ => {
-                return Err(Error::InvalidState(format!(
-                    "cannot delete container {id} that is not stopped: {status}"
-                )));
-            }
-        }
+        transitions::check(if force { Op::ForceDelete } else { Op::Delete }, status, id)?;
         let cgroup = state.cgroup();
         if let Some(pidfd) = open_pidfd(&state)? {
             for pid in container_pids(&state) {
