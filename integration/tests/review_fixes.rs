@@ -6,6 +6,7 @@ use moor_integration::host::{cap_mask, parse_cap_hex, status_field};
 use moor_integration::{require_root, runtime_is, skip, Ctx, Output};
 use serde_json::json;
 use std::fs;
+use std::time::{Duration, Instant};
 
 /// mkdir fails with this errno under the test's seccomp profile: ENOMEDIUM, which nothing else
 /// in these tests can produce.
@@ -117,4 +118,26 @@ fn exec_with_a_removed_config_json_keeps_the_seccomp_profile() {
     fs::write(&pf, process.to_string()).unwrap();
     let pf = pf.display().to_string();
     assert_confined(&probe(&ctx, &id, &["--process", &pf]), true);
+}
+
+/// A hook with a timeout that never reads its stdin, given a state larger than a pipe holds by
+/// default (64 KiB of annotations): create fails at the timeout, it does not wait for the hook.
+#[test]
+fn a_hook_that_never_reads_a_large_state_times_out() {
+    require_root!();
+    let ctx = Ctx::new("rf_hook_stdin");
+    let (id, mut b) = ctx.bundle(&["true"]);
+    b.set("/annotations", json!({"big": "x".repeat(200 << 10)}));
+    b.set(
+        "/hooks",
+        json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]}),
+    );
+    let began = Instant::now();
+    let c = ctx.create(&b, &id, &[]);
+    let took = began.elapsed();
+    assert!(!c.success(), "{c}");
+    assert!(took < Duration::from_secs(10), "create took {took:?}: {c}");
+    assert!(c.stderr.contains("error running hook"), "{c}");
+    assert!(c.stderr.contains("timeout"), "names the timeout: {c}");
+    ctx.assert_no_residue(&id, &b);
 }
