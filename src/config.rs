@@ -365,9 +365,16 @@ fn validate(spec: &Spec) -> Result<()> {
         if !offsets.is_empty() && !types.contains(&LinuxNamespaceType::Time) {
             return Err(Error::config("linux.timeOffsets", "offsets need a time namespace"));
         }
-        for clock in offsets.keys() {
+        for (clock, offset) in offsets {
             if clock != "monotonic" && clock != "boottime" {
                 return Err(Error::config("linux.timeOffsets", format!("unknown clock {clock:?}")));
+            }
+            // The kernel's only answer to a bad offset is EINVAL for the whole write.
+            if offset.nanosecs().is_some_and(|n| n >= 1_000_000_000) {
+                return Err(Error::config(
+                    format!("linux.timeOffsets.{clock}.nanosecs"),
+                    "must be below 1000000000",
+                ));
             }
         }
     }

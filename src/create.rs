@@ -388,8 +388,8 @@ fn write_time_offsets(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> 
             off.nanosecs().unwrap_or(0)
         ));
     }
-    let path = format!("/proc/{pid}/timens_offsets");
-    std::fs::write(&path, text).map_err(|e| Error::config("linux.timeOffsets", format!("{path}: {e}")))
+    // Through a verified procfs handle, like every other /proc write moor makes.
+    crate::procfs::Procfs::open()?.write(&format!("{pid}/timens_offsets"), &text)
 }
 
 /// The pid file holds bare digits and no newline (containerd parses it with Atoi); written

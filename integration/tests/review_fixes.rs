@@ -3,7 +3,7 @@
 
 use moor_integration::bundle::Bundle;
 use moor_integration::host::{cap_mask, parse_cap_hex, status_field};
-use moor_integration::{require_root, runtime_is, skip, Ctx, Output};
+use moor_integration::{require_root, runtime_is, runtime_version, skip, Ctx, Output};
 use serde_json::json;
 use std::fs;
 use std::time::{Duration, Instant};
@@ -139,5 +139,29 @@ fn a_hook_that_never_reads_a_large_state_times_out() {
     assert!(took < Duration::from_secs(10), "create took {took:?}: {c}");
     assert!(c.stderr.contains("error running hook"), "{c}");
     assert!(c.stderr.contains("timeout"), "names the timeout: {c}");
+    ctx.assert_no_residue(&id, &b);
+}
+
+/// An offset the kernel would refuse (nanoseconds of a whole second or more) is refused before
+/// anything exists, naming the field.
+#[test]
+fn a_bad_time_offset_names_its_field() {
+    require_root!();
+    if runtime_is("runc") && runtime_version() < (1, 2, 0) {
+        skip!("runc < 1.2 has no time namespace support and ignores timeOffsets");
+    }
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        skip!("kernel has no time namespaces");
+    }
+    let ctx = Ctx::new("rf_timens_bad");
+    let (id, mut b) = ctx.bundle(&["true"]);
+    b.set_namespace("time", None);
+    b.set(
+        "/linux/timeOffsets",
+        json!({"monotonic": {"secs": 1, "nanosecs": 1_000_000_000u32}}),
+    );
+    let c = ctx.create(&b, &id, &[]);
+    assert!(!c.success(), "{c}");
+    assert!(c.stderr.contains("linux.timeOffsets.monotonic.nanosecs"), "{c}");
     ctx.assert_no_residue(&id, &b);
 }
