@@ -276,7 +276,7 @@ fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>) -
             })();
             let msg = match reply {
                 Ok(pid) => pid.to_string(),
-                Err(e) => format!("error: {e}"),
+                Err(e) => format!("error: {}", e.to_wire()),
             };
             let _ = sys::write_all(tx.as_fd(), msg.as_bytes());
             // SAFETY: leave without running the parent's destructors.
@@ -292,7 +292,7 @@ fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>) -
             unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
             reply
                 .parse()
-                .map_err(|_| Error::Init(reply.trim_start_matches("error: ").to_string()))
+                .map_err(|_| Error::from_wire(reply.trim_start_matches("error: ").as_bytes()))
         }
     }
 }
@@ -342,9 +342,13 @@ fn drive_init(
                 fault::point("create.11.created")?;
                 return Ok(seccomp_fd);
             }
-            Ok(Msg::Error(text)) => return Err(Error::Init(text)),
-            Ok(other) => return Err(Error::Init(format!("unexpected sync message {other:?}"))),
-            Err(e) => return Err(Error::Init(format!("init exited during setup ({e})"))),
+            Ok(Msg::Error(text)) => return Err(Error::from_wire(text.as_bytes())),
+            Ok(other) => {
+                return Err(Error::Protocol {
+                    got: format!("{other:?}"),
+                })
+            }
+            Err(source) => return Err(Error::InitExited { source }),
         }
     }
 }
@@ -372,8 +376,7 @@ pub(crate) fn send_notify_fd(
 }
 
 fn send(sync: &sync::Channel, msg: Msg) -> Result<()> {
-    sync.send(&msg)
-        .map_err(|e| Error::Init(format!("init exited during setup ({e})")))
+    sync.send(&msg).map_err(|source| Error::InitExited { source })
 }
 
 fn write_time_offsets(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> {

@@ -150,7 +150,7 @@ impl Runtime {
                 drop(notify_parent);
                 // The initial CPUs hold while entering the container; the new process inherits them.
                 if let Err(e) = affinity.apply_initial() {
-                    let _ = sys::write_all(pid_tx.as_fd(), format!("error: {e}").as_bytes());
+                    let _ = sys::write_all(pid_tx.as_fd(), format!("error: {}", e.to_wire()).as_bytes());
                     // SAFETY: the middle process leaves without the parent's destructors.
                     unsafe { libc::_exit(0) }
                 }
@@ -187,7 +187,7 @@ impl Runtime {
                                 Ok(never) => match never {},
                                 Err(e) => e,
                             };
-                            let _ = sys::write_all(err_tx.as_fd(), e.to_string().as_bytes());
+                            let _ = sys::write_all(err_tx.as_fd(), e.to_wire().as_bytes());
                             // SAFETY: leave without running the parent's destructors.
                             unsafe { libc::_exit(127) }
                         }
@@ -210,7 +210,7 @@ impl Runtime {
                 unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
                 let pid: i32 = reply
                     .parse()
-                    .map_err(|_| Error::Init(reply.trim_start_matches("error: ").to_string()))?;
+                    .map_err(|_| Error::from_wire(reply.trim_start_matches("error: ").as_bytes()))?;
                 drop(go_rx);
                 crate::fault::point("exec.1.cloned")?;
                 // The parent writes cgroup.procs: CLONE_INTO_CGROUP from inside the container's
@@ -261,7 +261,7 @@ impl Runtime {
                 if !failure.is_empty() {
                     // SAFETY: reap the failed process, our child.
                     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-                    return Err(Error::Init(failure));
+                    return Err(Error::from_wire(failure.as_bytes()));
                 }
                 crate::fault::point("exec.5.exec-done")?;
                 if let Some(pid_file) = &opts.pid_file {

@@ -46,7 +46,7 @@ pub fn run_with(kind: &'static str, hooks: &[Hook], state: &[u8], inherit: Inher
 pub fn run_warn(kind: &'static str, hooks: &[Hook], state: &[u8]) {
     for hook in hooks {
         if let Err(e) = run_one(kind, hook, state, Inherit::Runtime) {
-            crate::warn(&format!("{e}"));
+            crate::warn(&crate::error::report(&e));
         }
     }
 }

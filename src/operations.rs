@@ -113,7 +113,7 @@ impl Runtime {
             text => {
                 let text = text.strip_prefix(b"0").unwrap_or(text);
                 let _ = std::fs::remove_file(&fifo_path);
-                return Err(Error::Init(String::from_utf8_lossy(text).into_owned()));
+                return Err(Error::from_wire(text));
             }
         }
         // The workload runs now, whatever happens here: the status is derived from the fifo's
@@ -225,7 +225,7 @@ impl Runtime {
             match self.load(id) {
                 Ok(s) => out.push(s),
                 // As runc: the others are still listed.
-                Err(e) => crate::warn(&format!("load container {id}: {e}")),
+                Err(e) => crate::warn(&format!("load container {id}: {}", crate::error::report(&e))),
             }
         }
         // By id, as runc lists its state directory.

@@ -42,7 +42,7 @@ pub fn open_pty(root: BorrowedFd) -> Result<Pty> {
     let st = paths::fstat(slave.as_fd()).map_err(|e| Error::sys("fstat pty slave", e))?;
     let major = libc::major(st.st_rdev);
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !(136..=143).contains(&major) {
-        return Err(Error::Init("the pty slave is not a pts device".into()));
+        return Err(Error::refused("the pty slave", "is not a pts device"));
     }
     Ok(Pty { master, slave })
 }
@@ -119,5 +119,5 @@ pub fn recv_fd(socket: BorrowedFd) -> Result<OwnedFd> {
             }
         }
     }
-    Err(Error::Init("no fd arrived over the console socket".into()))
+    Err(Error::refused("the console socket", "no fd arrived over it"))
 }

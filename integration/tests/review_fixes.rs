@@ -165,3 +165,40 @@ fn a_bad_time_offset_names_its_field() {
     assert!(c.stderr.contains("linux.timeOffsets.monotonic.nanosecs"), "{c}");
     ctx.assert_no_residue(&id, &b);
 }
+
+/// A step that fails inside the container reaches the caller with what failed and the OS error,
+/// the latter said once (init sends the error's kind and text; the CLI prints each cause once).
+#[test]
+fn an_error_inside_the_container_says_its_cause_once() {
+    require_root!();
+    let ctx = Ctx::new("rf_init_error");
+    let (id, mut b) = ctx.bundle(&["true"]);
+    fs::write(b.rootfs().join("a-file"), "").unwrap();
+    b.set("/process/cwd", json!("/a-file"));
+    let c = ctx.create(&b, &id, &[]);
+    assert!(!c.success(), "{c}");
+    let err = c.stderr.to_lowercase();
+    assert_eq!(err.matches("not a directory").count(), 1, "{c}");
+    if !runtime_is("runc") {
+        assert!(c.stderr.contains("process.cwd"), "names the field: {c}");
+        assert_eq!(c.stderr.matches("container init").count(), 1, "{c}");
+    }
+    ctx.assert_no_residue(&id, &b);
+}
+
+/// An OS error of a step moor runs itself is printed once, not once per layer that reports it.
+#[test]
+fn an_os_error_is_printed_once() {
+    require_root!();
+    let ctx = Ctx::new("rf_os_error");
+    let (id, b) = ctx.bundle(&["true"]);
+    let missing = b.path().join("no-such-bundle");
+    let bundle = missing.display().to_string();
+    let c = ctx.run(&["create", "--bundle", &bundle, &id]);
+    assert!(!c.success(), "{c}");
+    assert_eq!(
+        c.stderr.to_lowercase().matches("no such file or directory").count(),
+        1,
+        "{c}"
+    );
+}

@@ -99,10 +99,10 @@ pub fn ensure_in_root(root: BorrowedFd, path: &Path, kind: Kind) -> Result<Owned
         match open_in_root(root, &so_far, 0) {
             Ok(fd) => {
                 if want_dir && !is_dir(fd.as_fd()) {
-                    return Err(Error::Init(format!(
-                        "{} exists in the rootfs and is not a directory",
-                        so_far.display()
-                    )));
+                    return Err(Error::refused(
+                        so_far.display().to_string(),
+                        "exists in the rootfs and is not a directory",
+                    ));
                 }
                 dir = fd;
                 continue;
