@@ -1,6 +1,12 @@
 //! Thin wrappers for the system calls nix does not cover (clone3, openat2, the new mount API,
 //! pidfds). Each returns an owned fd or an io::Error carrying errno.
 
+pub mod fault;
+pub mod fds;
+pub mod procfs;
+pub mod terminal;
+pub mod time;
+
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

@@ -4,19 +4,29 @@
 //! `Msg::Error` and init exits; the parent then removes everything. After Created the parent is
 //! gone: a failure is written to the exec fifo, where `start` reads it.
 
+pub mod affinity;
+pub mod capabilities;
+pub mod mempolicy;
+pub mod process;
+pub mod pty;
+pub mod rootfs;
+pub mod user;
+pub mod workload;
+
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::capabilities::Sets;
 use crate::error::{Error, Result};
-use crate::namespaces::Plan;
-use crate::procfs::Procfs;
-use crate::state::{ContainerState, Status};
-use crate::sync::{Channel, Msg};
-use crate::{hooks, process, rootfs, terminal, user, workload};
+use crate::init::capabilities::Sets;
+use crate::runtime::hooks;
+use crate::runtime::state::{ContainerState, Status};
+use crate::spawn::namespaces::Plan;
+use crate::spawn::sync::{Channel, Msg};
+use crate::sys::procfs::Procfs;
+use crate::sys::terminal;
 
 /// Everything init needs, prepared by the parent before the clone.
 pub struct Init<'a> {
@@ -39,7 +49,7 @@ pub struct Init<'a> {
     pub caps: Option<Sets>,
     pub last_cap: u32,
     pub seccomp: Option<&'a moor_seccomp::Compiled>,
-    pub memory_policy: Option<&'a crate::mempolicy::MemPolicy>,
+    pub memory_policy: Option<&'a crate::init::mempolicy::MemPolicy>,
     /// The parent's copy of the state directory lock: closed first thing, or init would hold
     /// the container locked for its whole life.
     pub state_lock: RawFd,
@@ -183,7 +193,7 @@ fn steps(init: &Init) -> Result<Created> {
 
     // 6. The console, from our own devpts, before masks can hide anything.
     let pty = if process.terminal().unwrap_or(false) {
-        let pty = terminal::open_pty(prepared.root.as_fd())?;
+        let pty = pty::open_pty(prepared.root.as_fd())?;
         if let Some(size) = process.console_size() {
             terminal::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)?;
         }
@@ -216,7 +226,7 @@ fn steps(init: &Init) -> Result<Created> {
     let hooks_cfg = spec.hooks().clone().unwrap_or_default();
     // Socket activation is passed on as runc does: its fds come first, and the env names them.
     let mut env = process.env().clone().unwrap_or_default();
-    env.extend(crate::fds::listen_env());
+    env.extend(crate::sys::fds::listen_env());
     // createContainer hooks run in the rootfs, as runc's do: they may use paths relative to it.
     nix::unistd::fchdir(prepared.root.as_raw_fd())
         .map_err(|e| Error::sys("enter the rootfs for the createContainer hooks", e))?;
@@ -257,7 +267,7 @@ fn steps(init: &Init) -> Result<Created> {
     }
     // The console becomes our stdio before credentials change, so it is given to the user too.
     if let Some(slave) = &pty {
-        terminal::become_controlling(slave)?;
+        pty::become_controlling(slave)?;
     }
     // The parent may exit once we are created: stop tying our life to it while prctl is surely
     // allowed (a user switch would clear it anyway).
@@ -274,7 +284,7 @@ fn steps(init: &Init) -> Result<Created> {
             last_cap: init.last_cap,
             seccomp: init.seccomp,
             env: &env,
-            keep_fds: init.preserve_fds.saturating_add(crate::fds::listen_fds()),
+            keep_fds: init.preserve_fds.saturating_add(crate::sys::fds::listen_fds()),
             pty: pty.as_ref(),
         },
     )?;

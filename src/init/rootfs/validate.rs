@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use super::options;
 use crate::error::{Error, Result};
+use crate::spec::mount_options as options;
 
 /// Files under /proc a config may mount over (what lxcfs and runc allow): anything else over
 /// /proc could hide or redirect what the runtime and the workload rely on (CVE-2019-19921).

@@ -2,7 +2,7 @@
 //! the container's namespaces through init's pidfd (one setns for all of them) and clones the
 //! new process with CLONE_PARENT (so it lands in the container's pid namespace and is still
 //! moor's child); that process becomes the workload exactly as init does (workload.rs). With a
-//! seccomp listener, the process reports its notify fd over a [`crate::sync`] channel once its
+//! seccomp listener, the process reports its notify fd over a [`crate::spawn::sync`] channel once its
 //! filter is in, and moor takes the fd (pidfd_getfd), sends it on, and answers; the process's
 //! profile need not allow sendmsg.
 
@@ -13,13 +13,15 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::Process;
 
-use crate::capabilities::{self, Sets};
 use crate::error::{Error, Result};
-use crate::operations::Runtime;
-use crate::procfs::Procfs;
-use crate::state::Status;
+use crate::init::capabilities::{self, Sets};
+use crate::init::pty;
+use crate::init::workload;
+use crate::runtime::state::Status;
+use crate::runtime::Runtime;
+use crate::sys::procfs::Procfs;
+use crate::sys::terminal;
 use crate::sys::{self, Forked};
-use crate::{terminal, workload};
 
 #[derive(Default)]
 pub struct ExecOptions {
@@ -60,7 +62,7 @@ impl Runtime {
     /// The container's own process (from its config.json): the template `exec` starts from.
     pub fn process_template(&self, id: &str) -> Result<Process> {
         let (state, _) = self.load(id)?;
-        let bundle = crate::config::load(&state.bundle)?;
+        let bundle = crate::spec::config::load(&state.bundle)?;
         bundle
             .spec
             .process()
@@ -77,7 +79,7 @@ impl Runtime {
             Status::Paused => return Err(Error::InvalidState(format!("cannot exec in a paused container {id}"))),
             _ => return Err(Error::InvalidState(format!("cannot exec in a stopped container {id}"))),
         }
-        let bundle = crate::config::load(&state.bundle)?;
+        let bundle = crate::spec::config::load(&state.bundle)?;
         let process = match &opts.process {
             Some(p) => p.clone(),
             None => bundle
@@ -89,8 +91,8 @@ impl Runtime {
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::config("process.args", "exec needs a command"));
         }
-        crate::user::validate(process.user())?;
-        crate::fds::check_preserved(opts.preserve_fds)?;
+        crate::init::user::validate(process.user())?;
+        crate::sys::fds::check_preserved(opts.preserve_fds)?;
         let linux = bundle.spec.linux().clone().unwrap_or_default();
         let last_cap = capabilities::last_cap();
         let caps = capabilities::of_process(&process, last_cap)?;
@@ -98,7 +100,7 @@ impl Runtime {
         let memory_policy = linux
             .memory_policy()
             .as_ref()
-            .map(crate::mempolicy::MemPolicy::parse)
+            .map(crate::init::mempolicy::MemPolicy::parse)
             .transpose()?;
         // The exec process's own execCPUAffinity, else the one config.json gives exec'd processes.
         let template = bundle
@@ -106,7 +108,7 @@ impl Runtime {
             .process()
             .as_ref()
             .and_then(|p| p.exec_cpu_affinity().as_ref());
-        let affinity = crate::affinity::ExecAffinity::parse(process.exec_cpu_affinity().as_ref().or(template))?;
+        let affinity = crate::init::affinity::ExecAffinity::parse(process.exec_cpu_affinity().as_ref().or(template))?;
         let pidfd = sys::pidfd_open(state.pid).map_err(|_| Error::NotRunning(id.to_string()))?;
         if !state.init_alive() {
             return Err(Error::NotRunning(id.to_string()));
@@ -132,12 +134,12 @@ impl Runtime {
             }
             _ => None,
         };
-        let listener = crate::create::connect_listener(seccomp.as_ref())?;
+        let listener = crate::spawn::create::connect_listener(seccomp.as_ref())?;
         let hook_state = state.hook_state(Status::Running);
         let signals = if opts.detach {
             None
         } else {
-            Some(crate::signals::Forwarder::block()?)
+            Some(crate::runtime::signals::Forwarder::block()?)
         };
         let (mut err_rx, err_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
         let (mut pid_rx, pid_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
@@ -148,7 +150,7 @@ impl Runtime {
         // channel (see `Child::run`).
         let (notify_parent, notify_child) = match &listener {
             Some(_) => {
-                let (p, c) = crate::sync::pair().map_err(|e| Error::sys("socketpair", e))?;
+                let (p, c) = crate::spawn::sync::pair().map_err(|e| Error::sys("socketpair", e))?;
                 (Some(p), Some(c))
             }
             None => (None, None),
@@ -226,7 +228,7 @@ impl Runtime {
                     .parse()
                     .map_err(|_| Error::Init(reply.trim_start_matches("error: ").to_string()))?;
                 drop(go_rx);
-                crate::fault::point("exec.1.cloned")?;
+                crate::sys::fault::point("exec.1.cloned")?;
                 // The parent writes cgroup.procs: CLONE_INTO_CGROUP from inside the container's
                 // cgroup namespace fails (ENOENT) when our own cgroup lies outside it.
                 if let Some(cg) = &cgroup {
@@ -247,18 +249,18 @@ impl Runtime {
                     }
                     return Err(e);
                 }
-                crate::fault::point("exec.2.cgroup-joined")?;
+                crate::sys::fault::point("exec.2.cgroup-joined")?;
                 sys::write_all(go_tx.as_fd(), b"g").map_err(|e| Error::sys("release the exec process", e))?;
-                crate::fault::point("exec.3.released")?;
+                crate::sys::fault::point("exec.3.released")?;
                 let master = match console_rx {
                     Some(rx) => Some(terminal::recv_fd(rx.as_fd())?),
                     None => None,
                 };
                 if let (Some(sync), Some(listener), Some(filter)) = (&notify_parent, &listener, &seccomp) {
                     // EOF: the process failed before its filter was in; the error channel says why.
-                    if let Ok(crate::sync::Msg::Created { seccomp_fd: Some(fd) }) = sync.recv() {
-                        let sent = crate::create::send_notify_fd(pid, fd, listener, filter, &hook_state);
-                        if let Err(e) = sent.and_then(|()| crate::fault::point("exec.4.notify-fd-sent")) {
+                    if let Ok(crate::spawn::sync::Msg::Created { seccomp_fd: Some(fd) }) = sync.recv() {
+                        let sent = crate::spawn::create::send_notify_fd(pid, fd, listener, filter, &hook_state);
+                        if let Err(e) = sent.and_then(|()| crate::sys::fault::point("exec.4.notify-fd-sent")) {
                             // SAFETY: the new process is our child, waiting for our answer.
                             unsafe {
                                 libc::kill(pid, libc::SIGKILL);
@@ -266,7 +268,7 @@ impl Runtime {
                             }
                             return Err(e);
                         }
-                        let _ = sync.send(&crate::sync::Msg::Continue);
+                        let _ = sync.send(&crate::spawn::sync::Msg::Continue);
                     }
                 }
                 // The error channel closes at a successful execve (close-on-exec).
@@ -277,10 +279,10 @@ impl Runtime {
                     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
                     return Err(Error::Init(failure));
                 }
-                crate::fault::point("exec.5.exec-done")?;
+                crate::sys::fault::point("exec.5.exec-done")?;
                 if let Some(pid_file) = &opts.pid_file {
-                    crate::create::write_pid_file(pid_file, pid)?;
-                    crate::fault::point("exec.6.pid-file")?;
+                    crate::spawn::create::write_pid_file(pid_file, pid)?;
+                    crate::sys::fault::point("exec.6.pid-file")?;
                 }
                 match signals {
                     Some(s) => s.forward_until_exit(pid, master.as_ref().map(|m| m.as_fd())),
@@ -294,7 +296,7 @@ impl Runtime {
 struct Child<'a> {
     process: &'a Process,
     linux: &'a oci_spec::runtime::Linux,
-    memory_policy: Option<&'a crate::mempolicy::MemPolicy>,
+    memory_policy: Option<&'a crate::init::mempolicy::MemPolicy>,
     caps: Option<Sets>,
     last_cap: u32,
     seccomp: Option<&'a moor_seccomp::Compiled>,
@@ -302,7 +304,7 @@ struct Child<'a> {
     console: Option<&'a OwnedFd>,
     preserve_fds: u32,
     /// The channel to the parent, when the profile sends notifications to a listener.
-    notify: Option<&'a crate::sync::Channel>,
+    notify: Option<&'a crate::spawn::sync::Channel>,
 }
 
 impl Child<'_> {
@@ -311,7 +313,7 @@ impl Child<'_> {
         let pty = match self.console {
             Some(socket) => {
                 let root = sys::open_tree(libc::AT_FDCWD, c"/", 0).map_err(|e| Error::sys("open /", e))?;
-                let pty = terminal::open_pty(root.as_fd())?;
+                let pty = pty::open_pty(root.as_fd())?;
                 if let Some(size) = self.process.console_size() {
                     terminal::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)?;
                 }
@@ -327,7 +329,7 @@ impl Child<'_> {
         };
         // The console becomes our stdio before credentials change, so it is given to the user.
         if let Some(slave) = &pty {
-            terminal::become_controlling(slave)?;
+            pty::become_controlling(slave)?;
         }
         let env = self.process.env().clone().unwrap_or_default();
         let ready = workload::become_workload(
@@ -348,7 +350,7 @@ impl Child<'_> {
         // notify fd (pidfd_getfd) and sends it to the listener, then answers; a profile need
         // not allow sendmsg. EOF: the parent died, and the process is not run.
         if let (Some(fd), Some(sync)) = (&ready.notify_fd, self.notify) {
-            let created = crate::sync::Msg::Created {
+            let created = crate::spawn::sync::Msg::Created {
                 seccomp_fd: Some(fd.as_raw_fd()),
             };
             sync.send_after_filter(&created)

@@ -62,8 +62,8 @@ impl Forwarder {
     /// Forwards signals (and relays the terminal) until init exits; returns its exit code.
     pub fn forward_until_exit(&self, pid: i32, master: Option<BorrowedFd>) -> Result<i32> {
         let raw_guard = master.and_then(|_| RawMode::enter(0));
-        if let (Some(m), Some((rows, cols))) = (master, crate::terminal::get_size(stdin())) {
-            let _ = crate::terminal::set_size(m, rows, cols);
+        if let (Some(m), Some((rows, cols))) = (master, crate::sys::terminal::get_size(stdin())) {
+            let _ = crate::sys::terminal::set_size(m, rows, cols);
         }
         let mut stdin_open = master.is_some();
         loop {
@@ -148,8 +148,8 @@ impl Forwarder {
                     }
                 }
                 libc::SIGWINCH => {
-                    if let (Some(m), Some((rows, cols))) = (master, crate::terminal::get_size(stdin())) {
-                        let _ = crate::terminal::set_size(m, rows, cols);
+                    if let (Some(m), Some((rows, cols))) = (master, crate::sys::terminal::get_size(stdin())) {
+                        let _ = crate::sys::terminal::set_size(m, rows, cols);
                     }
                 }
                 sig => {

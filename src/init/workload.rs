@@ -20,15 +20,15 @@ use std::path::Path;
 use nix::errno::Errno;
 use oci_spec::runtime::{LinuxPersonality, Process};
 
-use crate::capabilities::{self, Sets};
 use crate::error::{Error, Result};
-use crate::procfs::Procfs;
-use crate::{process as attrs, user};
+use crate::init::capabilities::{self, Sets};
+use crate::init::{process as attrs, user};
+use crate::sys::procfs::Procfs;
 
 pub struct Workload<'a> {
     pub process: &'a Process,
     pub personality: Option<&'a LinuxPersonality>,
-    pub memory_policy: Option<&'a crate::mempolicy::MemPolicy>,
+    pub memory_policy: Option<&'a crate::init::mempolicy::MemPolicy>,
     pub caps: Option<Sets>,
     pub last_cap: u32,
     pub seccomp: Option<&'a moor_seccomp::Compiled>,
@@ -85,8 +85,8 @@ pub fn become_workload(procfs: &Procfs, w: &Workload) -> Result<Ready> {
     let args = process.args().as_deref().unwrap_or_default();
     let arg0 = args.first().ok_or_else(|| Error::config("process.args", "empty"))?;
     let mut exec = Exec::new(args, w.env)?;
-    crate::fds::cloexec_from(w.keep_fds.saturating_add(3));
-    crate::fds::keep(w.keep_fds);
+    crate::sys::fds::cloexec_from(w.keep_fds.saturating_add(3));
+    crate::sys::fds::keep(w.keep_fds);
 
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let mut notify_fd = None;

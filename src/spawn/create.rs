@@ -1,7 +1,7 @@
 //! `create`: the parent's half of building a container. It validates the bundle, prepares
 //! everything that can be prepared outside (state directory, exec fifo, console socket,
 //! seccomp program), clones init straight into its new namespaces and drives it through the
-//! protocol in [`crate::sync`]. Any failure kills init and removes what was made.
+//! protocol in [`crate::spawn::sync`]. Any failure kills init and removes what was made.
 
 use std::ffi::CString;
 use std::io::Read;
@@ -11,16 +11,17 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxNamespaceType;
 
-use crate::capabilities;
-use crate::config;
 use crate::error::{Error, Result};
-use crate::fault;
+use crate::init::capabilities;
 use crate::init::{self, Init};
-use crate::namespaces;
-use crate::state::{ContainerState, StateDir, Status};
-use crate::sync::{self, Msg};
+use crate::runtime::hooks;
+use crate::runtime::state::{ContainerState, StateDir, Status};
+use crate::spawn::idmap;
+use crate::spawn::namespaces;
+use crate::spawn::sync::{self, Msg};
+use crate::spec::config;
+use crate::sys::fault;
 use crate::sys::{self, Forked};
-use crate::{hooks, user};
 
 #[derive(Default, Clone)]
 pub struct CreateOptions {
@@ -34,18 +35,18 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `--systemd-cgroup`: linux.cgroupsPath is `slice:prefix:name`.
     pub systemd_cgroup: bool,
-    /// `--rootless`: how cgroups are handled (see [`crate::rootless::cgroups_rootless`]).
-    pub rootless: crate::rootless::Mode,
+    /// `--rootless`: how cgroups are handled (see [`crate::runtime::rootless::cgroups_rootless`]).
+    pub rootless: crate::runtime::rootless::Mode,
 }
 
 /// Creates the container and returns its recorded state (status "created").
 pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
-    crate::state::validate_id(id)?;
+    crate::runtime::state::validate_id(id)?;
     let bundle = config::load(&opts.bundle)?;
     let spec = &bundle.spec;
     config::warnings(spec).iter().for_each(|w| crate::warn(w));
-    if crate::rootless::euid_rootless() {
-        crate::rootless::check_config(spec)?;
+    if crate::runtime::rootless::euid_rootless() {
+        crate::runtime::rootless::check_config(spec)?;
     }
     let linux = spec.linux().clone().unwrap_or_default();
     let mut plan = namespaces::plan(linux.namespaces().as_deref().unwrap_or_default())?;
@@ -70,9 +71,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
     let memory_policy = linux
         .memory_policy()
         .as_ref()
-        .map(crate::mempolicy::MemPolicy::parse)
+        .map(crate::init::mempolicy::MemPolicy::parse)
         .transpose()?;
-    let net_devices = crate::netdev::plan(linux.net_devices().as_ref(), &plan)?;
+    let net_devices = crate::spawn::netdev::plan(linux.net_devices().as_ref(), &plan)?;
     if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.console_fd.is_none() {
         return Err(Error::config("process.terminal", "a terminal needs --console-socket"));
     }
@@ -92,7 +93,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         pid_start_time: 0,
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
-        created: crate::time::now_rfc3339(),
+        created: crate::sys::time::now_rfc3339(),
         owner: String::new(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         recorded_status: Status::Creating,
@@ -107,7 +108,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             .and_then(|h| h.poststop().clone())
             .unwrap_or_default(),
         cgroup: None,
-        creator: crate::state::proc_stat(std::process::id() as i32)
+        creator: crate::runtime::state::proc_stat(std::process::id() as i32)
             .map(|(_, start)| (std::process::id() as i32, start)),
     };
     let mut child = None;
@@ -130,7 +131,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         }
         let memberships = match &cgroup {
             Some(cg) => cgroup_memberships(cg),
-            None => crate::rootfs::cgroupfs::memberships("self"),
+            None => crate::init::rootfs::memberships("self"),
         };
         let listener = connect_listener(seccomp.as_ref())?;
         let fifo = make_fifo(&dir.fifo_path())?;
@@ -140,7 +141,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         // An unprivileged caller can only write the id maps of a dumpable init (the /proc
         // files of a non-dumpable one belong to root), so that init stays dumpable until its
         // maps are written, as runc's does; nothing else is in its new namespaces yet.
-        let maps_unprivileged = plan.new_ns(LinuxNamespaceType::User) && crate::rootless::euid_rootless();
+        let maps_unprivileged = plan.new_ns(LinuxNamespaceType::User) && crate::runtime::rootless::euid_rootless();
         if !maps_unprivileged {
             set_non_dumpable()?;
         }
@@ -172,7 +173,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         }
         fault::point("create.4.cloned")?;
         state.pid = pid;
-        state.pid_start_time = crate::state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+        state.pid_start_time = crate::runtime::state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
         // A systemd unit is recorded as if started until it is.
         state.cgroup = match &cgroup {
             Some(cg) if cg.is_systemd() => encode_cgroup(cg.as_if_made().ok().as_ref())?,
@@ -293,23 +294,23 @@ fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>) -
     }
 }
 
-/// The parent's side of the sync protocol (see the diagram in [`crate::sync`]).
+/// The parent's side of the sync protocol (see the diagram in [`crate::spawn::sync`]).
 fn drive_init(
     sync: &sync::Channel,
     pid: i32,
     plan: &namespaces::Plan,
     spec: &oci_spec::runtime::Spec,
     state: &ContainerState,
-    net_devices: &[crate::netdev::Move],
+    net_devices: &[crate::spawn::netdev::Move],
 ) -> Result<Option<i32>> {
     let linux = spec.linux().clone().unwrap_or_default();
     if plan.new_ns(LinuxNamespaceType::User) {
         let uid = linux.uid_mappings().clone().unwrap_or_default();
         let gid = linux.gid_mappings().clone().unwrap_or_default();
-        user::write_id_maps(pid, &uid, &gid)?;
+        idmap::write_id_maps(pid, &uid, &gid)?;
     }
     // Before any hook runs, so prestart/createRuntime hooks already see the devices inside.
-    crate::netdev::move_into(net_devices, pid)?;
+    crate::spawn::netdev::move_into(net_devices, pid)?;
     fault::point("create.7.id-maps")?;
     send(sync, Msg::Continue)?;
     let hooks_cfg = spec.hooks().clone().unwrap_or_default();
@@ -359,7 +360,7 @@ pub(crate) fn send_notify_fd(
     let notify = sys::pidfd_getfd(pidfd.as_fd(), fd)
         .map_err(|e| Error::sys(format!("take the seccomp notify fd {fd} of pid {pid} (pidfd_getfd)"), e))?;
     let message = moor_seccomp::process_state_json(crate::OCI_VERSION, pid, filter.listener_metadata(), state);
-    crate::terminal::send_fd(
+    crate::sys::terminal::send_fd(
         listener.as_fd(),
         notify.as_fd(),
         &message,
@@ -420,12 +421,16 @@ fn make_cgroup(
         cgroups_path: &path,
         container_id: id,
         systemd: opts.systemd_cgroup,
-        rootless: crate::rootless::cgroups_rootless(opts.rootless),
+        rootless: crate::runtime::rootless::cgroups_rootless(opts.rootless),
     };
     let cg = match moor_cgroups::Cgroup::create(&cfg) {
         Ok(cg) => cg,
         Err(e @ moor_cgroups::Error::RootlessDenied(_)) => {
-            if let Some(field) = linux.resources().as_ref().and_then(crate::rootless::requested_limit) {
+            if let Some(field) = linux
+                .resources()
+                .as_ref()
+                .and_then(crate::runtime::rootless::requested_limit)
+            {
                 return Err(Error::config(field, format!("cannot be applied: {e}")));
             }
             crate::warn(&format!(
@@ -475,7 +480,7 @@ fn plan_cgroup(id: &str, linux: &oci_spec::runtime::Linux, opts: &CreateOptions)
         cgroups_path: &path,
         container_id: id,
         systemd: false,
-        rootless: crate::rootless::cgroups_rootless(opts.rootless),
+        rootless: crate::runtime::rootless::cgroups_rootless(opts.rootless),
     })
     .ok()
 }
@@ -496,8 +501,8 @@ fn open_unified_dir(cg: &moor_cgroups::Cgroup) -> Option<OwnedFd> {
 }
 
 /// The container's cgroup directories, as /sys/fs/cgroup entries for its cgroup mount.
-fn cgroup_memberships(cg: &moor_cgroups::Cgroup) -> Vec<crate::rootfs::cgroupfs::Membership> {
-    let mut out: Vec<crate::rootfs::cgroupfs::Membership> = Vec::new();
+fn cgroup_memberships(cg: &moor_cgroups::Cgroup) -> Vec<crate::init::rootfs::Membership> {
+    let mut out: Vec<crate::init::rootfs::Membership> = Vec::new();
     for dir in cg.dirs() {
         let Ok(rel) = dir.strip_prefix("/sys/fs/cgroup") else {
             continue;
@@ -506,7 +511,7 @@ fn cgroup_memberships(cg: &moor_cgroups::Cgroup) -> Vec<crate::rootfs::cgroupfs:
         let Some(hier) = parts.next() else { continue };
         let hier = hier.as_os_str().to_string_lossy().into_owned();
         let path = format!("/{}", parts.as_path().display());
-        let m = crate::rootfs::cgroupfs::Membership::new(if hier == "unified" { String::new() } else { hier }, path);
+        let m = crate::init::rootfs::Membership::new(if hier == "unified" { String::new() } else { hier }, path);
         if !out.contains(&m) {
             out.push(m);
         }
@@ -555,8 +560,8 @@ fn idmap_namespaces(spec: &oci_spec::runtime::Spec) -> Result<Vec<Option<OwnedFd
                     "uidMappings/gidMappings need a bind mount",
                 ));
             }
-            let userns = user::idmap_userns(uid, gid)?;
-            crate::rootfs::mounts::bind_tree(m, &format!("mounts[{i}]"), Some(userns.as_fd())).map(Some)
+            let userns = idmap::idmap_userns(uid, gid)?;
+            crate::init::rootfs::bind_tree(m, &format!("mounts[{i}]"), Some(userns.as_fd())).map(Some)
         })
         .collect()
 }

@@ -8,9 +8,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use super::mounts;
-use super::options::Options;
 use super::paths::{self, Kind};
 use crate::error::{Error, Result};
+use crate::spec::mount_options::Options;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 

@@ -8,7 +8,6 @@ pub mod cgroupfs;
 mod copyup;
 pub mod devices;
 pub mod mounts;
-pub mod options;
 pub mod paths;
 mod validate;
 
@@ -18,6 +17,9 @@ use std::path::Path;
 use oci_spec::runtime::Spec;
 
 use crate::error::{Context, Error, Result};
+use crate::spec::mount_options as options;
+pub use cgroupfs::{memberships, Membership};
+pub use mounts::bind_tree;
 use paths::Kind;
 pub use validate::validate;
 

@@ -34,7 +34,7 @@ struct Cli {
     systemd_cgroup: bool,
     /// Rootless cgroup handling: auto, true or false.
     #[arg(long, default_value = "auto")]
-    rootless: moor::rootless::Mode,
+    rootless: moor::RootlessMode,
     /// Print the version.
     #[arg(short = 'v', long)]
     version: bool,
@@ -71,7 +71,7 @@ struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn options(&self, systemd_cgroup: bool, rootless: moor::rootless::Mode) -> CreateOptions {
+    fn options(&self, systemd_cgroup: bool, rootless: moor::RootlessMode) -> CreateOptions {
         CreateOptions {
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
@@ -291,7 +291,7 @@ fn log(level: &str, msg: &str) {
         eprintln!("moor: {level}: {msg}");
         return;
     };
-    let time = moor::time::now_rfc3339();
+    let time = moor::now_rfc3339();
     let line = if logger.json {
         serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
     } else {
@@ -317,7 +317,7 @@ fn library_log(level: moor::Level, msg: &str) {
 }
 
 fn main() {
-    moor::fds::note_inherited();
+    moor::caller::note_inherited();
     let cli = Cli::parse();
     let file = cli
         .log
@@ -376,7 +376,7 @@ fn run(cli: Cli) -> Result<i32> {
     };
     let root = match cli.root {
         Some(root) => root,
-        None => moor::rootless::default_root()?,
+        None => moor::default_root()?,
     };
     if cli.debug {
         log("debug", &format!("root {}", root.display()));
@@ -407,7 +407,7 @@ fn run(cli: Cli) -> Result<i32> {
             out!("{}", serde_json::to_string_pretty(&state)?);
         }
         Command::Kill { id, signal, all } => {
-            let sig = moor::signals::parse(signal.as_deref().unwrap_or("SIGTERM"))?;
+            let sig = moor::parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
             rt.kill(&id, sig, all)?;
         }
         Command::Delete { id, force } => rt.delete(&id, force)?,
@@ -417,7 +417,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Ps { id, format, ps_args } => ps(&rt, &id, format, &ps_args)?,
         Command::Update(args) => update(&rt, args)?,
         Command::Events { id, stats, interval } => events(&rt, &id, stats, &interval)?,
-        Command::Features => out!("{}", serde_json::to_string_pretty(&moor::features::features())?),
+        Command::Features => out!("{}", serde_json::to_string_pretty(&moor::spec::features())?),
         Command::Exec(args) => {
             enter_sealed(args.preserve_fds)?;
             return exec(&rt, args);
@@ -438,8 +438,8 @@ fn run(cli: Cli) -> Result<i32> {
 /// Commands that put a process into a container first re-execute moor from a sealed copy. The
 /// caller's fds are sealed only in that copy, so it can still read `exec -p /dev/fd/N`.
 fn enter_sealed(preserve_fds: u32) -> Result<()> {
-    moor::exe::ensure_protected().context("protect the moor binary")?;
-    moor::fds::seal_inherited(preserve_fds)?;
+    moor::caller::ensure_protected().context("protect the moor binary")?;
+    moor::caller::seal_inherited(preserve_fds)?;
     Ok(())
 }
 
@@ -529,8 +529,9 @@ fn tabwrite<const N: usize>(rows: &[[String; N]]) -> String {
 fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
     let process: oci_spec::runtime::Process = match &a.process {
         Some(file) => {
-            let data = moor::config::read_bounded(file, "--process", true)?;
-            moor::config::parse_json(&data).map_err(|e| json_error(&format!("--process {}", file.display()), e))?
+            let data = moor::spec::config::read_bounded(file, "--process", true)?;
+            moor::spec::config::parse_json(&data)
+                .map_err(|e| json_error(&format!("--process {}", file.display()), e))?
         }
         None => {
             if a.command.is_empty() {
@@ -594,7 +595,7 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
             p
         }
     };
-    let opts = moor::exec::ExecOptions {
+    let opts = moor::ExecOptions {
         process: Some(process),
         console_socket: a.console_socket,
         pid_file: a.pid_file,
@@ -662,9 +663,9 @@ fn update(rt: &Runtime, a: UpdateArgs) -> Result<()> {
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).context("read resources from stdin")?;
                 v
             } else {
-                moor::config::read_bounded(path, "--resources", true)?
+                moor::spec::config::read_bounded(path, "--resources", true)?
             };
-            moor::config::parse_json(&data).map_err(|e| json_error("--resources", e))?
+            moor::spec::config::parse_json(&data).map_err(|e| json_error("--resources", e))?
         }
         None => {
             let flags = moor_cgroups::UpdateFlags {
@@ -688,7 +689,7 @@ fn update(rt: &Runtime, a: UpdateArgs) -> Result<()> {
             moor_cgroups::resources_from_update_flags(&flags)?
         }
     };
-    for w in moor::config::resource_warnings(&resources) {
+    for w in moor::spec::config::resource_warnings(&resources) {
         log("warning", &w);
     }
     rt.update(&a.id, &resources)?;

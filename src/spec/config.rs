@@ -279,7 +279,7 @@ fn validate(spec: &Spec) -> Result<()> {
         Some(args) if !args.is_empty() && !args[0].is_empty() => {}
         _ => return Err(Error::config("process.args", "must name the program to run")),
     }
-    crate::user::validate(process.user())?;
+    crate::init::user::validate(process.user())?;
     if !process.cwd().is_absolute() {
         return Err(Error::config("process.cwd", "must be an absolute path"));
     }
@@ -318,7 +318,7 @@ fn validate(spec: &Spec) -> Result<()> {
             return Err(Error::config(field, "longer than the kernel's limit of 64 bytes"));
         }
     }
-    crate::rootfs::validate(spec)?;
+    crate::init::rootfs::validate(spec)?;
     check_lsm(spec, process)?;
     check_hooks(spec)?;
     check_seccomp_notify(spec)?;
@@ -513,19 +513,19 @@ fn check_intel_rdt(linux: &oci_spec::runtime::Linux) -> Result<()> {
 /// silently weaker container.
 fn check_lsm(spec: &Spec, process: &oci_spec::runtime::Process) -> Result<()> {
     let set = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
-    if set(process.apparmor_profile()) && !crate::process::apparmor_enabled() {
+    if set(process.apparmor_profile()) && !crate::init::process::apparmor_enabled() {
         return Err(Error::config(
             "process.apparmorProfile",
             "AppArmor is not enabled on this host",
         ));
     }
-    if set(process.selinux_label()) && !crate::process::selinux_enabled() {
+    if set(process.selinux_label()) && !crate::init::process::selinux_enabled() {
         return Err(Error::config(
             "process.selinuxLabel",
             "SELinux is not enabled on this host",
         ));
     }
-    if spec.linux().as_ref().is_some_and(|l| set(l.mount_label())) && !crate::process::selinux_enabled() {
+    if spec.linux().as_ref().is_some_and(|l| set(l.mount_label())) && !crate::init::process::selinux_enabled() {
         return Err(Error::config("linux.mountLabel", "SELinux is not enabled on this host"));
     }
     Ok(())
@@ -562,7 +562,7 @@ fn check_sysctl_namespace(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -
             field,
             format!(
                 "needs a {} namespace of the container's own",
-                crate::namespaces::ns_name(need)
+                crate::spawn::namespaces::ns_name(need)
             ),
         ));
     }

@@ -1,13 +1,20 @@
 //! The lifecycle operations on an existing container: start, state, kill, delete, list, and
 //! `run` (create + start + wait + delete) in the foreground.
 
+pub mod cgroup_ops;
+pub mod exe;
+pub mod hooks;
+pub mod rootless;
+pub mod signals;
+pub mod state;
+
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
-use crate::create::{self, CreateOptions};
 use crate::error::{Error, Result};
-use crate::state::{ContainerState, StateDir, Status};
-use crate::{hooks, sys, terminal};
+use crate::runtime::state::{ContainerState, StateDir, Status};
+use crate::spawn::create::{self, CreateOptions};
+use crate::sys::{self, terminal};
 
 /// A moor runtime rooted at a state directory (`--root`, default /run/moor).
 pub struct Runtime {
@@ -21,16 +28,16 @@ impl Runtime {
 
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
         // Socket activation is judged here, against this process's pid; init reuses the answer.
-        crate::fds::listen_fds();
+        crate::sys::fds::listen_fds();
         create::create(&self.root, id, opts)
     }
 
     /// Loads a container's recorded state and its live status, without taking its lock
     /// (state.json is replaced atomically).
     pub fn load(&self, id: &str) -> Result<(ContainerState, Status)> {
-        crate::state::validate_id(id)?;
+        crate::runtime::state::validate_id(id)?;
         let dir = self.root.join(id);
-        let data = match std::fs::read(dir.join(crate::state::STATE_FILE)) {
+        let data = match std::fs::read(dir.join(crate::runtime::state::STATE_FILE)) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::DoesNotExist(id.to_string())),
             Err(e) => return Err(Error::path("cannot read state", dir, e)),
@@ -42,7 +49,7 @@ impl Runtime {
     }
 
     /// `state`: the OCI state plus runc's extra fields.
-    pub fn state(&self, id: &str) -> Result<crate::state::OciState> {
+    pub fn state(&self, id: &str) -> Result<crate::runtime::state::OciState> {
         let (state, status) = self.load(id)?;
         Ok(state.oci_state(status))
     }
@@ -251,8 +258,8 @@ impl Runtime {
     /// `delete`). Returns the exit code (128+N for death by signal N).
     pub fn run(&self, id: &str, opts: &CreateOptions, keep: bool) -> Result<i32> {
         // Blocked before the clone, so a container that exits at once cannot be missed.
-        let signals = crate::signals::Forwarder::block()?;
-        let terminal = crate::config::load(&opts.bundle)?
+        let signals = crate::runtime::signals::Forwarder::block()?;
+        let terminal = crate::spec::config::load(&opts.bundle)?
             .spec
             .process()
             .as_ref()

@@ -8,7 +8,7 @@ use oci_spec::runtime::{
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::procfs::Procfs;
+use crate::sys::procfs::Procfs;
 
 fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
     match t {

@@ -22,7 +22,7 @@ impl MemPolicy {
         use MemoryPolicyModeType as M;
         let mode = policy.mode();
         let nodes = match policy.nodes().as_deref().filter(|n| !n.is_empty()) {
-            Some(text) => crate::cpulist::parse("linux.memoryPolicy.nodes", text, MAX_NODES)?,
+            Some(text) => crate::spec::cpulist::parse("linux.memoryPolicy.nodes", text, MAX_NODES)?,
             None => Vec::new(),
         };
         let (number, needs_nodes, allows_nodes) = match mode {

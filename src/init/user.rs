@@ -1,51 +1,11 @@
-//! User namespace mappings (written by the parent) and the switch to the container's user
-//! (done by init). Users are numeric: nothing is ever looked up by name (CVE-2016-3697).
+//! The switch to the container's user, done by init (the parent writes the id maps:
+//! spawn/idmap.rs). Users are numeric: nothing is ever looked up by name (CVE-2016-3697).
 
 use std::fs;
 
-use oci_spec::runtime::{LinuxIdMapping, User};
+use oci_spec::runtime::User;
 
 use crate::error::{Error, Result};
-
-fn map_text(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
-}
-
-/// Writes uid_map and gid_map of a child's new user namespace. A rootless caller (euid not 0)
-/// may only map its own ids itself, its gid only after denying setgroups; other mappings then
-/// go through newuidmap/newgidmap, as runc does.
-pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
-    // Through a verified procfs handle, like every other /proc write moor makes.
-    let proc = crate::procfs::Procfs::open()?;
-    let rootless = crate::rootless::euid_rootless();
-    // SAFETY: getegid cannot fail.
-    let own_gid_only =
-        matches!(gid, [m] if m.container_id() == 0 && m.host_id() == unsafe { libc::getegid() } && m.size() == 1);
-    if rootless && own_gid_only {
-        proc.write(&format!("{pid}/setgroups"), "deny")?;
-    }
-    write_map(&proc, pid, "uid_map", uid, "linux.uidMappings", "newuidmap", rootless)?;
-    write_map(&proc, pid, "gid_map", gid, "linux.gidMappings", "newgidmap", rootless)
-}
-
-fn write_map(
-    proc: &crate::procfs::Procfs,
-    pid: i32,
-    file: &str,
-    maps: &[LinuxIdMapping],
-    field: &str,
-    tool: &str,
-    rootless: bool,
-) -> Result<()> {
-    match proc.write(&format!("{pid}/{file}"), &map_text(maps)) {
-        Err(Error::Sys { source, .. }) if rootless && source.raw_os_error() == Some(libc::EPERM) => {
-            crate::rootless::map_with_tool(tool, pid, maps, field)
-        }
-        r => r.map_err(|e| Error::config(field, e.to_string())),
-    }
-}
 
 /// Becomes root of a freshly mapped user namespace (the clone started as the overflow uid).
 pub fn become_ns_root() -> Result<()> {
@@ -105,12 +65,12 @@ pub fn validate(user: &User) -> Result<()> {
 pub fn chown_stdio(uid: u32, pty: Option<&std::os::fd::OwnedFd>) -> Result<()> {
     use std::os::fd::{AsFd, BorrowedFd};
     let pty_inode = pty
-        .and_then(|p| crate::rootfs::paths::fstat(p.as_fd()).ok())
+        .and_then(|p| crate::init::rootfs::paths::fstat(p.as_fd()).ok())
         .map(|st| (st.st_dev, st.st_ino));
     for fd in 0..3 {
         // SAFETY: fds 0-2 stay open for this whole call; a closed one fails fstat with EBADF.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let Ok(st) = crate::rootfs::paths::fstat(borrowed) else {
+        let Ok(st) = crate::init::rootfs::paths::fstat(borrowed) else {
             continue;
         };
         if st.st_uid == uid {
@@ -166,42 +126,4 @@ pub fn switch(user: &User, setgroups: bool) -> Result<()> {
     }
     crate::sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0).map_err(|e| Error::sys("PR_SET_KEEPCAPS", e))?;
     Ok(())
-}
-
-/// A user namespace holding `uid`/`gid` mappings, for an idmapped mount: a short-lived child is
-/// cloned into a new user namespace, mapped, and its namespace kept as an fd.
-pub fn idmap_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<std::os::fd::OwnedFd> {
-    let (wait_rx, wait_tx) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
-    match crate::sys::clone3(libc::CLONE_NEWUSER as u64, None).map_err(|e| Error::sys("clone a user namespace", e))? {
-        crate::sys::Forked::Child => {
-            drop(wait_tx);
-            let mut byte = [0u8; 1];
-            // Wait until the parent has taken the namespace (EOF when it drops its end).
-            let _ = std::io::Read::read(&mut &wait_rx, &mut byte);
-            // SAFETY: leave without running the parent's destructors.
-            unsafe { libc::_exit(0) }
-        }
-        crate::sys::Forked::Parent(pid) => {
-            drop(wait_rx);
-            // As crun and runc: the namespace gets the mappings as written; the kernel reads an
-            // on-disk id as an id inside it and shows the host id it maps to.
-            let lines = |maps: &[LinuxIdMapping]| map_text(maps);
-            let proc = crate::procfs::Procfs::open();
-            let write = |file: &str, text: String| match &proc {
-                Ok(p) => p.write(&format!("{pid}/{file}"), &text),
-                Err(e) => Err(Error::Init(format!("procfs for an idmapped mount: {e}"))),
-            };
-            let result = write("uid_map", lines(uid))
-                .and_then(|_| write("gid_map", lines(gid)))
-                .and_then(|_| {
-                    std::fs::File::open(format!("/proc/{pid}/ns/user"))
-                        .map(std::os::fd::OwnedFd::from)
-                        .map_err(|e| Error::sys("open the idmap user namespace", e))
-                });
-            drop(wait_tx);
-            // SAFETY: reap our child.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-            result
-        }
-    }
 }

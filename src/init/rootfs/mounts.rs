@@ -10,9 +10,9 @@ use std::path::Path;
 
 use oci_spec::runtime::Mount;
 
-use super::options::{self, Options};
 use super::paths::{self, Kind};
 use crate::error::{Error, Result};
+use crate::spec::mount_options::{self as options, Options};
 use crate::sys;
 
 /// Performs one config mount below `root`. `field` names it in errors ("mounts[3]"). A mount

@@ -3,8 +3,8 @@
 use oci_spec::runtime::LinuxResources;
 
 use crate::error::{Error, Result};
-use crate::operations::Runtime;
-use crate::state::Status;
+use crate::runtime::state::Status;
+use crate::runtime::Runtime;
 
 impl Runtime {
     fn cgroup_of(&self, id: &str) -> Result<(moor_cgroups::Cgroup, Status)> {
@@ -40,7 +40,7 @@ impl Runtime {
         if status == Status::Stopped {
             return Ok(Vec::new());
         }
-        Ok(crate::operations::container_pids(&state))
+        Ok(crate::runtime::container_pids(&state))
     }
 
     /// `update`: changes the resources of a created, running or paused container.

@@ -50,7 +50,7 @@ impl ExecAffinity {
 
 fn to_set(field: &str, text: &str) -> Result<libc::cpu_set_t> {
     let limit = u32::try_from(libc::CPU_SETSIZE).unwrap_or(1024);
-    let cpus = crate::cpulist::parse(field, text, limit)?;
+    let cpus = crate::spec::cpulist::parse(field, text, limit)?;
     // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for cpu in cpus {

@@ -11,8 +11,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use oci_spec::runtime::{LinuxNamespaceType, LinuxNetDevice};
 
 use crate::error::{Error, Result};
-use crate::namespaces::Plan;
-use crate::netlink::{Address, Socket};
+use crate::spawn::namespaces::Plan;
+use crate::spawn::netlink::{Address, Socket};
 
 /// One device to move: its host name and index, its name in the container.
 pub struct Move {

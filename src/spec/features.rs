@@ -3,15 +3,15 @@
 use serde_json::{json, Value};
 
 pub fn features() -> Value {
-    let last = crate::capabilities::last_cap();
-    let caps: Vec<String> = (0..=last).filter_map(crate::capabilities::name).collect();
+    let last = crate::init::capabilities::last_cap();
+    let caps: Vec<String> = (0..=last).filter_map(crate::init::capabilities::name).collect();
     let lsm = |path: &str| std::path::Path::new(path).exists();
     let unified = std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": crate::rootfs::options::names().collect::<Vec<_>>(),
+        "mountOptions": crate::spec::mount_options::names().collect::<Vec<_>>(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps,
