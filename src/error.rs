@@ -22,6 +22,13 @@ pub enum Error {
     NotRunning(String),
     #[error("{0}")]
     InvalidState(String),
+    /// The container's status does not allow the operation (see [`crate::transitions`]).
+    #[error("{}", crate::runtime::transitions::refusal(*.op, *.status, .id))]
+    NotAllowed {
+        op: crate::runtime::transitions::Op,
+        status: crate::runtime::state::Status,
+        id: String,
+    },
     #[error("invalid container id {id:?}: {reason}")]
     InvalidId { id: String, reason: &'static str },
     #[error("config.json: {field}: {reason}")]
@@ -131,9 +138,11 @@ impl Error {
         match self {
             Error::Config { .. } | Error::Field { .. } | Error::InvalidId { .. } => Kind::Config,
             Error::Path { .. } | Error::Sys { .. } => Kind::Os,
-            Error::DoesNotExist(_) | Error::AlreadyExists(_) | Error::NotRunning(_) | Error::InvalidState(_) => {
-                Kind::State
-            }
+            Error::DoesNotExist(_)
+            | Error::AlreadyExists(_)
+            | Error::NotRunning(_)
+            | Error::InvalidState(_)
+            | Error::NotAllowed { .. } => Kind::State,
             Error::Context { source, .. } => source.kind(),
             Error::Refused { .. } => Kind::Refused,
             Error::Hook { .. } => Kind::Hook,

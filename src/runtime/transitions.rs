@@ -60,26 +60,38 @@ pub fn allowed(op: Op, status: Status) -> bool {
         .is_some_and(|((_, row), c)| row[c])
 }
 
-/// Ok when `op` is allowed on container `id` in `status`, else the error runc gives.
+/// Ok when `op` is allowed on container `id` in `status`: else [`Error::NotRunning`] for an
+/// operation on a stopped container that only needs it alive, as runc says it, and
+/// [`Error::NotAllowed`] for the others.
 pub fn check(op: Op, status: Status, id: &str) -> Result<()> {
     if allowed(op, status) {
         return Ok(());
     }
-    let id = id.to_string();
     Err(match (op, status) {
-        (Op::Start, _) => Error::InvalidState(format!(
-            "cannot start a container that is {status}: {id} is not in created state"
-        )),
-        (Op::Delete, _) => Error::InvalidState(format!("cannot delete container {id} that is not stopped: {status}")),
-        (Op::Exec | Op::ExecIgnorePaused, Status::Paused) => {
-            Error::InvalidState(format!("cannot exec in a paused container {id}"))
+        (Op::Kill | Op::KillAll | Op::ForceDelete | Op::Pause | Op::Update | Op::Stats, Status::Stopped) => {
+            Error::NotRunning(id.to_string())
         }
-        (Op::Exec | Op::ExecIgnorePaused, _) => Error::InvalidState(format!("cannot exec in a stopped container {id}")),
-        (Op::Pause, Status::Stopped) => Error::NotRunning(id),
-        (Op::Pause, _) => Error::InvalidState(format!("container {id} is {status}: cannot pause it")),
-        (Op::Resume, _) => Error::InvalidState(format!("container {id} is not paused")),
-        (Op::Kill | Op::KillAll | Op::ForceDelete | Op::Update | Op::Stats, _) => Error::NotRunning(id),
+        _ => Error::NotAllowed {
+            op,
+            status,
+            id: id.to_string(),
+        },
     })
+}
+
+/// What [`Error::NotAllowed`] says: runc's words, which callers match.
+pub(crate) fn refusal(op: Op, status: Status, id: &str) -> String {
+    match (op, status) {
+        (Op::Start, _) => format!("cannot start a container that is {status}: {id} is not in created state"),
+        (Op::Delete, _) => format!("cannot delete container {id} that is not stopped: {status}"),
+        (Op::Exec | Op::ExecIgnorePaused, Status::Paused) => format!("cannot exec in a paused container {id}"),
+        (Op::Exec | Op::ExecIgnorePaused, _) => format!("cannot exec in a stopped container {id}"),
+        (Op::Pause, _) => format!("container {id} is {status}: cannot pause it"),
+        (Op::Resume, _) => format!("container {id} is not paused"),
+        (Op::Kill | Op::KillAll | Op::ForceDelete | Op::Update | Op::Stats, _) => {
+            format!("container {id} is {status}: cannot {op:?} it")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,5 +160,13 @@ mod tests {
         );
         assert_eq!(text(Op::Resume, Status::Running), "container c1 is not paused");
         assert!(check(Op::ForceDelete, Status::Running, "c1").is_ok());
+        assert!(matches!(
+            check(Op::Start, Status::Stopped, "c1"),
+            Err(Error::NotAllowed {
+                op: Op::Start,
+                status: Status::Stopped,
+                ..
+            })
+        ));
     }
 }
