@@ -89,7 +89,7 @@ pub fn copy_tree(src: BorrowedFd, dst: BorrowedFd, depth: u32) -> Result<()> {
                 if n < 0 {
                     return Err(Error::last_os(what()));
                 }
-                buf.truncate(n as usize);
+                buf.truncate(n.unsigned_abs());
                 let target =
                     std::ffi::CString::new(buf).map_err(|_| Error::refused(what(), "a NUL byte in the link"))?;
                 // SAFETY: valid dirfd and NUL-terminated strings.
