@@ -4,7 +4,7 @@
 //! of any size the config allows reach the hooks whole; `start` works on a full state filesystem;
 //! the seccomp notify fd reaches the listener even when the profile denies sendmsg.
 //!
-//! The step-by-step walks need moor built with `--features fault-injection` (src/fault.rs: the
+//! The step-by-step walks need moor built with `-p moor-cli --features fault-injection` (src/sys/fault.rs: the
 //! `MOOR_FAULT` and `MOOR_FAULT_TRACE` variables). Against a binary without it they skip, loudly;
 //! with `MOOR_IT_REQUIRE_FAULTS=1` (CI) that is a failure instead.
 
@@ -359,7 +359,7 @@ fn random_kills_during_create_leave_nothing_after_delete_force() {
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
                 .unwrap_or(1)
                 | 1
         });
@@ -465,7 +465,7 @@ fn trace_points(ctx: &Ctx, b: &mut Bundle, exec: bool) -> Option<Vec<String>> {
 
 /// Skips (or, with MOOR_IT_REQUIRE_FAULTS=1, fails) when the runtime has no fault injection.
 fn no_fault_injection() {
-    let why = "the runtime under test has no fault injection (build moor with --features fault-injection)";
+    let why = "the runtime under test has no fault injection (build moor with cargo build -p moor-cli --features fault-injection)";
     assert!(
         std::env::var("MOOR_IT_REQUIRE_FAULTS").as_deref() != Ok("1"),
         "MOOR_IT_REQUIRE_FAULTS=1: {why}"
@@ -704,7 +704,9 @@ fn annotations_of_any_size_reach_container_hooks_whole() {
     for size in [300 << 10, 4 << 20] {
         let (id, mut b) = ctx.bundle(&["true"]);
         let host_out = b.bind_out_dir("/out");
-        let value: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        let value: String = (0..size)
+            .map(|i| (b'a' + u8::try_from(i % 26).unwrap()) as char)
+            .collect();
         b.set("/annotations", json!({ "big": value, "small": "x" }));
         let hook = |name: &str, dir: &str| json!({ "path": BB, "args": ["sh", "-c", format!("{BB} cat > {dir}/{name}.json")] });
         b.set(
