@@ -52,7 +52,7 @@ pub enum Error {
     #[error("this rootless user cannot write to the cgroup hierarchy ({0})")]
     RootlessDenied(String),
 
-    /// A statistics file does not hold what its format says (see [`crate::parse`]).
+    /// A statistics file does not hold what its format says: which line, and why.
     #[error("{path}: line {line}: {msg}")]
     Parse { path: PathBuf, line: usize, msg: String },
 

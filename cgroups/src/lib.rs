@@ -24,7 +24,7 @@ mod error;
 mod fsutil;
 mod mode;
 mod oom;
-pub mod parse;
+mod parse;
 pub mod paths;
 mod runc_json;
 mod stats;

@@ -254,7 +254,7 @@ pub struct HugetlbStats {
     /// v1 max_usage_in_bytes (0 on v2).
     pub max_usage: u64,
     pub limit: u64,
-    /// v1 failcnt, v2 hugetlb.<size>.events `max`.
+    /// v1 failcnt, v2 `hugetlb.<size>.events` `max`.
     pub failcnt: u64,
 }
 
