@@ -58,6 +58,21 @@ enum Kind {
 
 /// Watches one cgroup for OOM events. Poll [`AsFd::as_fd`] for readability (POLLIN), then call
 /// [`OomWatcher::check`]; or call [`OomWatcher::wait`]. Dropping it unregisters everything.
+///
+/// ```no_run
+/// # fn watch(cg: &moor_cgroups::Cgroup) -> Result<(), moor_cgroups::Error> {
+/// let mut oom = cg.oom_watcher()?;
+/// loop {
+///     let update = oom.wait(None)?;
+///     if update.any() {
+///         println!("OOM: {} kill(s) so far", update.total.oom_kill);
+///     }
+///     if update.cgroup_gone {
+///         return Ok(());
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct OomWatcher {
     fd: OwnedFd,
