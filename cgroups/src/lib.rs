@@ -28,6 +28,8 @@ mod parse;
 pub mod paths;
 mod runc_json;
 mod stats;
+#[cfg(test)]
+mod stats_fixtures;
 mod sub;
 mod systemd;
 mod update;
