@@ -452,7 +452,7 @@ impl Cgroup {
                     let _ = write_file(&dir.join("cgroup.freeze"), "0");
                     return Err(Error::Timeout {
                         what: format!("freezing {}", dir.display()),
-                        millis: FREEZE_TIMEOUT.as_millis() as u64,
+                        millis: u64::try_from(FREEZE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
                     });
                 }
                 sleep(Duration::from_millis(1));
@@ -471,7 +471,7 @@ impl Cgroup {
                 let _ = write_file(&state, "THAWED");
                 return Err(Error::Timeout {
                     what: format!("freezing {}", dir.display()),
-                    millis: FREEZE_TIMEOUT.as_millis() as u64,
+                    millis: u64::try_from(FREEZE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
                 });
             }
             sleep(pause);
@@ -491,7 +491,7 @@ impl Cgroup {
             if Instant::now() > deadline {
                 return Err(Error::Timeout {
                     what: format!("thawing {}", state.display()),
-                    millis: FREEZE_TIMEOUT.as_millis() as u64,
+                    millis: u64::try_from(FREEZE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
                 });
             }
             sleep(Duration::from_millis(1));
@@ -593,7 +593,7 @@ impl Cgroup {
                 if Instant::now() > deadline {
                     return Err(Error::Timeout {
                         what: "waiting for the container's cgroup to become empty".into(),
-                        millis: EMPTY_TIMEOUT.as_millis() as u64,
+                        millis: u64::try_from(EMPTY_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
                     });
                 }
                 if last_kill.elapsed() > Duration::from_millis(500) {

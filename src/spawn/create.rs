@@ -108,8 +108,8 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             .and_then(|h| h.poststop().clone())
             .unwrap_or_default(),
         cgroup: None,
-        creator: crate::runtime::state::proc_stat(std::process::id() as i32)
-            .map(|(_, start)| (std::process::id() as i32, start)),
+        creator: crate::runtime::state::proc_stat(nix::unistd::getpid().as_raw())
+            .map(|(_, start)| (nix::unistd::getpid().as_raw(), start)),
     };
     let mut child = None;
     let mut cgroup = None;
