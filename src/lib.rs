@@ -31,6 +31,8 @@ pub mod spec;
 mod sys;
 
 pub use error::{report, Error, Kind as ErrorKind, Result};
+/// The types of [`Runtime::stats`] (typed cgroup v1/v2 statistics) and [`Runtime::oom_watcher`].
+pub use moor_cgroups::{self as cgroups, OomWatcher, Stats};
 pub use runtime::rootless::{default_root, Mode as RootlessMode};
 pub use runtime::signals::parse as parse_signal;
 pub use runtime::state::{validate_id, ContainerState, OciState, Status};

@@ -366,6 +366,13 @@ impl Cgroup {
         &self.created
     }
 
+    /// True when this library made the container's cgroup (or its systemd unit), false when
+    /// the container joined one that already existed (another container's, sharing its
+    /// cgroupsPath): the processes in it are then not all the container's.
+    pub fn made_by_us(&self) -> bool {
+        self.systemd.is_some() || self.dirs().iter().any(|d| self.created.contains(d))
+    }
+
     /// Every distinct cgroup directory of this container.
     pub fn dirs(&self) -> Vec<PathBuf> {
         let mut set: BTreeSet<PathBuf> = self.v1.values().cloned().collect();
@@ -578,8 +585,7 @@ impl Cgroup {
             // Nothing was made: a unit of that name, if any, is not ours to stop.
             return Ok(());
         }
-        let ours = self.systemd.is_some() || self.dirs().iter().any(|d| self.created.contains(d));
-        if ours {
+        if self.made_by_us() {
             self.kill_all()?;
             let deadline = Instant::now() + EMPTY_TIMEOUT;
             let mut last_kill = Instant::now();

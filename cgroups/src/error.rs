@@ -52,6 +52,10 @@ pub enum Error {
     #[error("this rootless user cannot write to the cgroup hierarchy ({0})")]
     RootlessDenied(String),
 
+    /// A statistics file does not hold what its format says: which line, and why.
+    #[error("{path}: line {line}: {msg}")]
+    Parse { path: PathBuf, line: usize, msg: String },
+
     /// The cgroup layout of this host could not be understood.
     #[error("cgroup setup: {0}")]
     Setup(String),

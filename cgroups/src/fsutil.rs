@@ -1,6 +1,5 @@
 //! Reading and writing cgroup interface files with errors that name the OCI field.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -68,22 +67,6 @@ pub(crate) fn read_u64(path: &Path) -> Result<Option<u64>> {
     Ok(read_opt(path)?.and_then(|s| parse_u64(&s)))
 }
 
-/// Parses "key value" lines (memory.stat, cpu.stat, memory.events, ...).
-pub(crate) fn parse_flat_keyed(text: &str) -> BTreeMap<String, u64> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            let k = it.next()?;
-            let v = parse_u64(it.next()?)?;
-            Some((k.to_string(), v))
-        })
-        .collect()
-}
-
-pub(crate) fn read_flat_keyed(path: &Path) -> Result<BTreeMap<String, u64>> {
-    Ok(read_opt(path)?.map(|s| parse_flat_keyed(&s)).unwrap_or_default())
-}
-
 /// Reads the pids listed in `dir/cgroup.procs`.
 pub(crate) fn read_procs(dir: &Path) -> Result<Vec<i32>> {
     let path = dir.join("cgroup.procs");
@@ -111,18 +94,4 @@ pub(crate) fn walk_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
         i += 1;
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flat_keyed() {
-        let m = parse_flat_keyed("cache 10\nrss 20\nbad\nx max\n");
-        assert_eq!(m["cache"], 10);
-        assert_eq!(m["rss"], 20);
-        assert_eq!(m["x"], u64::MAX);
-        assert!(!m.contains_key("bad"));
-    }
 }

@@ -1,416 +1,568 @@
-//! Statistics in the schema of runc's `events --stats` "data" object, and the OOM kill counter.
+//! Typed statistics of a container's cgroup, read from its v1, v2 or hybrid files, in units a
+//! caller can map to containerd's v1 and v2 metrics: nanoseconds for cpu time, bytes for memory
+//! and io. A section is `None` when its controller is not there (not mounted on v1, no interface
+//! file on v2). A limit of `u64::MAX` is "max" (no limit); v1 reports its own "unlimited"
+//! (9223372036854771712) as the kernel does.
 //!
-//! Numbers that runc tags `omitempty` are left out when zero; structs are always present.
+//! [`Stats::to_runc_json`] (runc_json.rs) renders runc's `events --stats` object from these.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use crate::cgroup::Cgroup;
 use crate::convert::host_hugepage_sizes;
-use crate::error::Result;
-use crate::fsutil::{parse_u64, read_flat_keyed, read_opt, read_u64};
+use crate::error::{Error, Result};
+use crate::fsutil::read_opt;
 use crate::mode::Mode;
+use crate::parse::{self, ParseError};
 
-/// Inserts `v` under `k` unless it is zero (Go's `omitempty`).
-fn put_nz(m: &mut Map<String, Value>, k: &str, v: u64) {
-    if v != 0 {
-        m.insert(k.to_string(), json!(v));
-    }
+/// Everything [`Cgroup::stats`] reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Which files these came from: v1 (Legacy, and Hybrid but for hugetlb) or v2 (Unified).
+    pub mode: Mode,
+    pub cpu: Option<CpuStats>,
+    pub memory: Option<MemoryStats>,
+    pub pids: Option<PidsStats>,
+    pub blkio: Option<BlkioStats>,
+    /// By page size as the kernel names it ("2MB", "1GB").
+    pub hugetlb: BTreeMap<String, HugetlbStats>,
+    pub cpuset: CpusetStats,
 }
 
-fn obj(pairs: &[(&str, u64)], always: &[&str]) -> Value {
-    let mut m = Map::new();
-    for &(k, v) in pairs {
-        if always.contains(&k) {
-            m.insert(k.to_string(), json!(v));
-        } else {
-            put_nz(&mut m, k, v);
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CpuStats {
+    /// v1 cpuacct, v2 cpu.stat.
+    pub usage: Option<CpuUsage>,
+    /// v1 cpu.stat, v2 cpu.stat.
+    pub throttling: Option<CpuThrottling>,
+}
+
+/// CPU time consumed, in nanoseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CpuUsage {
+    pub total: u64,
+    pub user: u64,
+    pub kernel: u64,
+    /// Per cpu (v1 cpuacct.usage_percpu*; empty on v2, which has no per-cpu figures).
+    pub per_cpu: Vec<u64>,
+    pub per_cpu_user: Vec<u64>,
+    pub per_cpu_kernel: Vec<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CpuThrottling {
+    pub periods: u64,
+    pub throttled_periods: u64,
+    /// Nanoseconds.
+    pub throttled_time: u64,
+}
+
+/// A memory counter with its limit: usage and peak in bytes, and how often the limit was hit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryEntry {
+    pub usage: u64,
+    /// Peak usage (v1 max_usage_in_bytes, v2 memory.peak; 0 where the kernel has none).
+    pub max_usage: u64,
+    pub limit: u64,
+    /// v1 failcnt; v2 memory.events `max` for memory (0 for swap).
+    pub failcnt: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemoryStats {
+    /// Memory alone (v1 memory.*, v2 memory.current/max/peak).
+    pub usage: MemoryEntry,
+    /// v1: memory.memsw.*, memory plus swap (None without swap accounting).
+    pub memsw: Option<MemoryEntry>,
+    /// v2: memory.swap.*, swap alone.
+    pub swap: Option<MemoryEntry>,
+    /// v1: memory.kmem.* and memory.kmem.tcp.* (None where the kernel has no such files).
+    pub kernel: Option<MemoryEntry>,
+    pub kernel_tcp: Option<MemoryEntry>,
+    /// memory.stat, typed.
+    pub stat: MemoryStat,
+    /// memory.stat as the kernel wrote it, for keys the typed structs do not name.
+    pub raw: BTreeMap<String, u64>,
+    /// v2 memory.events.
+    pub events: Option<MemoryEvents>,
+    /// v1 memory.oom_control.
+    pub oom_control: Option<OomControl>,
+}
+
+impl MemoryStats {
+    /// Page cache: v1 `cache`, v2 `file`.
+    pub fn cache(&self) -> u64 {
+        match &self.stat {
+            MemoryStat::V1(s) => s.cache,
+            MemoryStat::V2(s) => s.file,
         }
     }
-    Value::Object(m)
+
+    /// Anonymous memory: v1 `rss`, v2 `anon`.
+    pub fn rss(&self) -> u64 {
+        match &self.stat {
+            MemoryStat::V1(s) => s.rss,
+            MemoryStat::V2(s) => s.anon,
+        }
+    }
+
+    /// Processes killed by the OOM killer in this cgroup so far.
+    pub fn oom_kill(&self) -> u64 {
+        self.events
+            .as_ref()
+            .map(|e| e.oom_kill)
+            .or(self.oom_control.as_ref().map(|o| o.oom_kill))
+            .unwrap_or(0)
+    }
 }
 
-fn mem_entry(limit: u64, usage: u64, max: u64, failcnt: u64) -> Value {
-    obj(
-        &[("limit", limit), ("usage", usage), ("max", max), ("failcnt", failcnt)],
-        &["limit", "failcnt"],
-    )
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum MemoryStat {
+    V1(MemoryStatV1),
+    V2(MemoryStatV2),
 }
 
-fn u(path: &Path) -> Result<u64> {
-    Ok(read_u64(path)?.unwrap_or(0))
+/// A struct of u64 fields read from a "key value" map by their own names (0 when absent).
+macro_rules! keyed_struct {
+    ($(#[$m:meta])* $name:ident { $($f:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+        pub struct $name { $(pub $f: u64,)* }
+
+        impl $name {
+            fn from_keyed(m: &BTreeMap<String, u64>) -> Self {
+                $name { $($f: m.get(stringify!($f)).copied().unwrap_or(0),)* }
+            }
+        }
+    };
+}
+
+keyed_struct!(
+    /// v1 memory.stat (the fields of containerd's v1 MemoryStat), in bytes or events.
+    MemoryStatV1 {
+        cache, rss, rss_huge, shmem, mapped_file, dirty, writeback, swap, pgpgin, pgpgout, pgfault,
+        pgmajfault, inactive_anon, active_anon, inactive_file, active_file, unevictable,
+        hierarchical_memory_limit, hierarchical_memsw_limit, total_cache, total_rss, total_rss_huge,
+        total_shmem, total_mapped_file, total_dirty, total_writeback, total_swap, total_pgpgin,
+        total_pgpgout, total_pgfault, total_pgmajfault, total_inactive_anon, total_active_anon,
+        total_inactive_file, total_active_file, total_unevictable,
+    }
+);
+
+keyed_struct!(
+    /// v2 memory.stat (the fields of containerd's v2 MemoryStat and a few newer ones).
+    MemoryStatV2 {
+        anon, file, kernel, kernel_stack, pagetables, percpu, sock, vmalloc, shmem, file_mapped,
+        file_dirty, file_writeback, swapcached, anon_thp, file_thp, shmem_thp, inactive_anon,
+        active_anon, inactive_file, active_file, unevictable, slab_reclaimable, slab_unreclaimable,
+        slab, workingset_refault_anon, workingset_refault_file, workingset_activate_anon,
+        workingset_activate_file, workingset_restore_anon, workingset_restore_file,
+        workingset_nodereclaim, pgscan, pgsteal, pgrefill, pgactivate, pgdeactivate, pglazyfree,
+        pglazyfreed, pgfault, pgmajfault, thp_fault_alloc, thp_collapse_alloc,
+    }
+);
+
+keyed_struct!(
+    /// v2 memory.events: how often each boundary was hit.
+    MemoryEvents { low, high, max, oom, oom_kill, oom_group_kill }
+);
+
+/// v1 memory.oom_control.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OomControl {
+    pub oom_kill_disable: bool,
+    pub under_oom: bool,
+    /// Since Linux 4.13.
+    pub oom_kill: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PidsStats {
+    pub current: u64,
+    /// `u64::MAX` for "max".
+    pub limit: u64,
+}
+
+/// One blkio counter: device, operation (Read, Write, Sync, Async, Discard, Total) and value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BlkioEntry {
+    pub major: u64,
+    pub minor: u64,
+    pub op: String,
+    pub value: u64,
+}
+
+/// Per-device io: v1 blkio's recursive counters, or v2 io.stat as the same entries (ops Read,
+/// Write, Discard).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BlkioStats {
+    /// Bytes.
+    pub io_service_bytes: Vec<BlkioEntry>,
+    /// Operations.
+    pub io_serviced: Vec<BlkioEntry>,
+}
+
+/// Read and write totals of one device (containerd's v2 IOEntry).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IoDevice {
+    pub major: u64,
+    pub minor: u64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub read_ios: u64,
+    pub write_ios: u64,
+}
+
+impl BlkioStats {
+    /// The entries summed up per device, in the order devices first appear.
+    pub fn devices(&self) -> Vec<IoDevice> {
+        let mut out: Vec<IoDevice> = Vec::new();
+        let lists: [(&[BlkioEntry], bool); 2] = [(&self.io_service_bytes, true), (&self.io_serviced, false)];
+        for (list, bytes) in lists {
+            for e in list {
+                let i = match out.iter().position(|d| (d.major, d.minor) == (e.major, e.minor)) {
+                    Some(i) => i,
+                    None => {
+                        out.push(IoDevice {
+                            major: e.major,
+                            minor: e.minor,
+                            ..IoDevice::default()
+                        });
+                        out.len() - 1
+                    }
+                };
+                let d = &mut out[i];
+                match (e.op.as_str(), bytes) {
+                    ("Read", true) => d.read_bytes += e.value,
+                    ("Write", true) => d.write_bytes += e.value,
+                    ("Read", false) => d.read_ios += e.value,
+                    ("Write", false) => d.write_ios += e.value,
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HugetlbStats {
+    pub usage: u64,
+    /// v1 max_usage_in_bytes (0 on v2).
+    pub max_usage: u64,
+    pub limit: u64,
+    /// v1 failcnt, v2 `hugetlb.<size>.events` `max`.
+    pub failcnt: u64,
+}
+
+/// The cpus and memory nodes the container may use.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CpusetStats {
+    pub cpus: Vec<u32>,
+    pub mems: Vec<u32>,
+}
+
+/// Reads and parses `path`; None when it does not exist.
+fn parsed<T>(path: &Path, f: impl FnOnce(&str) -> std::result::Result<T, ParseError>) -> Result<Option<T>> {
+    match read_opt(path)? {
+        None => Ok(None),
+        Some(text) => f(&text).map(Some).map_err(|e| Error::Parse {
+            path: path.to_path_buf(),
+            line: e.line,
+            msg: e.msg,
+        }),
+    }
+}
+
+/// A one-number file; 0 when absent.
+fn num(path: &Path) -> Result<u64> {
+    Ok(parsed(path, parse::single)?.unwrap_or(0))
+}
+
+fn keyed(path: &Path) -> Result<BTreeMap<String, u64>> {
+    Ok(parsed(path, parse::flat_keyed)?.unwrap_or_default())
+}
+
+fn list(path: &Path) -> Result<Vec<u64>> {
+    Ok(parsed(path, parse::list)?.unwrap_or_default())
 }
 
 fn clk_tck() -> u64 {
     // SAFETY: sysconf has no memory effects.
     let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if v > 0 {
-        v.unsigned_abs()
-    } else {
-        100
-    }
+    u64::try_from(v).ok().filter(|&v| v > 0).unwrap_or(100)
 }
 
-fn list_u64(path: &Path) -> Result<Vec<u64>> {
-    Ok(read_opt(path)?
-        .map(|s| s.split_whitespace().filter_map(parse_u64).collect())
-        .unwrap_or_default())
-}
-
-fn pids_stats(d: Option<&Path>) -> Result<Value> {
-    let Some(d) = d else { return Ok(json!({})) };
-    let limit = match read_u64(&d.join("pids.max"))? {
-        Some(u64::MAX) | None => 0,
-        Some(n) => n,
+fn pids(d: &Path) -> Result<Option<PidsStats>> {
+    let Some(current) = parsed(&d.join("pids.current"), parse::single)? else {
+        return Ok(None);
     };
-    Ok(obj(&[("current", u(&d.join("pids.current"))?), ("limit", limit)], &[]))
+    Ok(Some(PidsStats {
+        current,
+        limit: parsed(&d.join("pids.max"), parse::single)?.unwrap_or(u64::MAX),
+    }))
 }
 
-/// Parses blkio v1 "MAJ:MIN Op value" lines into runc BlkioEntry objects.
-fn blkio_v1_entries(text: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() != 3 {
-            continue;
-        }
-        let Some((ma, mi)) = f[0].split_once(':') else {
-            continue;
-        };
-        let (Ok(ma), Ok(mi), Some(v)) = (ma.parse::<u64>(), mi.parse::<u64>(), parse_u64(f[2])) else {
-            continue;
-        };
-        let mut m = Map::new();
-        put_nz(&mut m, "major", ma);
-        put_nz(&mut m, "minor", mi);
-        m.insert("op".into(), json!(f[1]));
-        put_nz(&mut m, "value", v);
-        out.push(Value::Object(m));
-    }
-    out
+fn v1_entry(d: &Path, prefix: &str) -> Result<Option<MemoryEntry>> {
+    let Some(usage) = parsed(&d.join(format!("{prefix}.usage_in_bytes")), parse::single)? else {
+        return Ok(None);
+    };
+    Ok(Some(MemoryEntry {
+        usage,
+        max_usage: num(&d.join(format!("{prefix}.max_usage_in_bytes")))?,
+        limit: num(&d.join(format!("{prefix}.limit_in_bytes")))?,
+        failcnt: num(&d.join(format!("{prefix}.failcnt")))?,
+    }))
 }
 
-/// Parses v2 io.stat into (bytes entries, ios entries).
-fn io_v2_entries(text: &str) -> (Vec<Value>, Vec<Value>) {
-    let (mut bytes, mut ios) = (Vec::new(), Vec::new());
-    for line in text.lines() {
-        let mut it = line.split_whitespace();
-        let Some((ma, mi)) = it.next().and_then(|d| d.split_once(':')) else {
-            continue;
-        };
-        let (Ok(ma), Ok(mi)) = (ma.parse::<u64>(), mi.parse::<u64>()) else {
-            continue;
-        };
-        for kv in it {
-            let Some((k, v)) = kv.split_once('=') else {
-                continue;
-            };
-            let Some(v) = parse_u64(v) else { continue };
-            let (list, op) = match k {
-                "rbytes" => (&mut bytes, "Read"),
-                "wbytes" => (&mut bytes, "Write"),
-                "dbytes" => (&mut bytes, "Discard"),
-                "rios" => (&mut ios, "Read"),
-                "wios" => (&mut ios, "Write"),
-                "dios" => (&mut ios, "Discard"),
-                _ => continue,
-            };
-            let mut m = Map::new();
-            put_nz(&mut m, "major", ma);
-            put_nz(&mut m, "minor", mi);
-            m.insert("op".into(), json!(op));
-            put_nz(&mut m, "value", v);
-            list.push(Value::Object(m));
-        }
-    }
-    (bytes, ios)
-}
-
-fn blkio_obj(bytes: Vec<Value>, ios: Vec<Value>) -> Value {
-    let mut m = Map::new();
-    if !bytes.is_empty() {
-        m.insert("ioServiceBytesRecursive".into(), Value::Array(bytes));
-    }
-    if !ios.is_empty() {
-        m.insert("ioServicedRecursive".into(), Value::Array(ios));
-    }
-    Value::Object(m)
-}
-
-fn raw_map(stat: &BTreeMap<String, u64>) -> Value {
-    Value::Object(stat.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
-}
-
-fn v1_stats(cg: &Cgroup) -> Result<Value> {
-    let mut data = Map::new();
-
-    // cpu: cpuacct usage, cpu throttling
-    let mut cpu = Map::new();
-    let mut usage = Map::new();
-    if let Some(d) = cg.v1_dir("cpuacct") {
-        put_nz(&mut usage, "total", u(&d.join("cpuacct.usage"))?);
-        let percpu = list_u64(&d.join("cpuacct.usage_percpu"))?;
-        if !percpu.is_empty() {
-            usage.insert("percpu".into(), json!(percpu));
-        }
-        let pk = list_u64(&d.join("cpuacct.usage_percpu_sys"))?;
-        if !pk.is_empty() {
-            usage.insert("percpu_kernel".into(), json!(pk));
-        }
-        let pu = list_u64(&d.join("cpuacct.usage_percpu_user"))?;
-        if !pu.is_empty() {
-            usage.insert("percpu_user".into(), json!(pu));
-        }
-        let st = read_flat_keyed(&d.join("cpuacct.stat"))?;
-        let ns = 1_000_000_000 / clk_tck();
-        usage.insert("kernel".into(), json!(st.get("system").copied().unwrap_or(0) * ns));
-        usage.insert("user".into(), json!(st.get("user").copied().unwrap_or(0) * ns));
-    }
-    cpu.insert("usage".into(), Value::Object(usage));
-    let mut thr = Map::new();
-    if let Some(d) = cg.v1_dir("cpu") {
-        let st = read_flat_keyed(&d.join("cpu.stat"))?;
-        let g = |k: &str| st.get(k).copied().unwrap_or(0);
-        put_nz(&mut thr, "periods", g("nr_periods"));
-        put_nz(&mut thr, "throttledPeriods", g("nr_throttled"));
-        put_nz(&mut thr, "throttledTime", g("throttled_time"));
-    }
-    cpu.insert("throttling".into(), Value::Object(thr));
-    data.insert("cpu".into(), Value::Object(cpu));
-
-    // memory
-    let mut mem = Map::new();
-    if let Some(d) = cg.v1_dir("memory") {
-        let entry = |prefix: &str| -> Result<Value> {
-            Ok(mem_entry(
-                u(&d.join(format!("{prefix}.limit_in_bytes")))?,
-                u(&d.join(format!("{prefix}.usage_in_bytes")))?,
-                u(&d.join(format!("{prefix}.max_usage_in_bytes")))?,
-                u(&d.join(format!("{prefix}.failcnt")))?,
-            ))
-        };
-        let stat = read_flat_keyed(&d.join("memory.stat"))?;
-        put_nz(&mut mem, "cache", stat.get("cache").copied().unwrap_or(0));
-        mem.insert("usage".into(), entry("memory")?);
-        mem.insert("swap".into(), entry("memory.memsw")?);
-        mem.insert("kernel".into(), entry("memory.kmem")?);
-        mem.insert("kernelTCP".into(), entry("memory.kmem.tcp")?);
-        if !stat.is_empty() {
-            mem.insert("raw".into(), raw_map(&stat));
-        }
-    }
-    data.insert("memory".into(), Value::Object(mem));
-
-    data.insert("pids".into(), pids_stats(cg.v1_dir("pids"))?);
-
-    let blkio = match cg.v1_dir("blkio") {
+fn v1_cpu(cg: &Cgroup) -> Result<Option<CpuStats>> {
+    let usage = match cg.v1_dir("cpuacct") {
         Some(d) => {
-            let pick = |names: &[&str]| -> Result<Vec<Value>> {
-                for n in names {
-                    if let Some(t) = read_opt(&d.join(n))? {
-                        let e = blkio_v1_entries(&t);
-                        if !e.is_empty() {
-                            return Ok(e);
-                        }
-                    }
-                }
-                Ok(Vec::new())
-            };
-            blkio_obj(
-                pick(&[
-                    "blkio.io_service_bytes_recursive",
-                    "blkio.bfq.io_service_bytes_recursive",
-                    "blkio.throttle.io_service_bytes_recursive",
-                ])?,
-                pick(&[
-                    "blkio.io_serviced_recursive",
-                    "blkio.bfq.io_serviced_recursive",
-                    "blkio.throttle.io_serviced_recursive",
-                ])?,
-            )
+            let st = keyed(&d.join("cpuacct.stat"))?;
+            let ns = 1_000_000_000 / clk_tck();
+            let ticks = |k: &str| st.get(k).copied().unwrap_or(0).saturating_mul(ns);
+            Some(CpuUsage {
+                total: num(&d.join("cpuacct.usage"))?,
+                user: ticks("user"),
+                kernel: ticks("system"),
+                per_cpu: list(&d.join("cpuacct.usage_percpu"))?,
+                per_cpu_user: list(&d.join("cpuacct.usage_percpu_user"))?,
+                per_cpu_kernel: list(&d.join("cpuacct.usage_percpu_sys"))?,
+            })
         }
-        None => json!({}),
+        None => None,
     };
-    data.insert("blkio".into(), blkio);
-
-    let mut huge = Map::new();
-    if let Some(d) = cg.v1_dir("hugetlb") {
-        for size in host_hugepage_sizes() {
-            let p = |s: &str| d.join(format!("hugetlb.{size}.{s}"));
-            let v = obj(
-                &[
-                    ("usage", u(&p("usage_in_bytes"))?),
-                    ("max", u(&p("max_usage_in_bytes"))?),
-                    ("failcnt", u(&p("failcnt"))?),
-                ],
-                &["failcnt"],
-            );
-            huge.insert(size, v);
+    let throttling = match cg.v1_dir("cpu") {
+        Some(d) => {
+            let st = keyed(&d.join("cpu.stat"))?;
+            let g = |k: &str| st.get(k).copied().unwrap_or(0);
+            Some(CpuThrottling {
+                periods: g("nr_periods"),
+                throttled_periods: g("nr_throttled"),
+                throttled_time: g("throttled_time"),
+            })
         }
-    } else if let Some(d) = cg.unified.as_deref() {
-        hugetlb_v2(d, &mut huge)?;
-    }
-    data.insert("hugetlb".into(), Value::Object(huge));
-    Ok(Value::Object(data))
+        None => None,
+    };
+    Ok((usage.is_some() || throttling.is_some()).then_some(CpuStats { usage, throttling }))
 }
 
-fn hugetlb_v2(d: &Path, huge: &mut Map<String, Value>) -> Result<()> {
-    for size in host_hugepage_sizes() {
-        let cur = d.join(format!("hugetlb.{size}.current"));
-        if !cur.exists() {
-            continue;
+fn v1_memory(d: &Path) -> Result<Option<MemoryStats>> {
+    let Some(usage) = v1_entry(d, "memory")? else {
+        return Ok(None);
+    };
+    let raw = keyed(&d.join("memory.stat"))?;
+    let oom_control = parsed(&d.join("memory.oom_control"), parse::flat_keyed)?.map(|m| OomControl {
+        oom_kill_disable: m.get("oom_kill_disable").is_some_and(|&v| v != 0),
+        under_oom: m.get("under_oom").is_some_and(|&v| v != 0),
+        oom_kill: m.get("oom_kill").copied().unwrap_or(0),
+    });
+    Ok(Some(MemoryStats {
+        usage,
+        memsw: v1_entry(d, "memory.memsw")?,
+        swap: None,
+        kernel: v1_entry(d, "memory.kmem")?,
+        kernel_tcp: v1_entry(d, "memory.kmem.tcp")?,
+        stat: MemoryStat::V1(MemoryStatV1::from_keyed(&raw)),
+        raw,
+        events: None,
+        oom_control,
+    }))
+}
+
+/// The first of `names` that exists and lists something (which blkio files fill depends on
+/// the io scheduler).
+fn v1_blkio_pick(d: &Path, names: &[&str]) -> Result<Vec<BlkioEntry>> {
+    for n in names {
+        if let Some(e) = parsed(&d.join(n), parse::blkio_v1)?.filter(|e| !e.is_empty()) {
+            return Ok(e);
         }
-        let ev = read_flat_keyed(&d.join(format!("hugetlb.{size}.events")))?;
-        let v = obj(
+    }
+    Ok(Vec::new())
+}
+
+fn v1_blkio(d: &Path) -> Result<BlkioStats> {
+    Ok(BlkioStats {
+        io_service_bytes: v1_blkio_pick(
+            d,
             &[
-                ("usage", u(&cur)?),
-                ("max", 0),
-                ("failcnt", ev.get("max").copied().unwrap_or(0)),
+                "blkio.io_service_bytes_recursive",
+                "blkio.bfq.io_service_bytes_recursive",
+                "blkio.throttle.io_service_bytes_recursive",
             ],
-            &["failcnt"],
-        );
-        huge.insert(size, v);
-    }
-    Ok(())
-}
-
-fn v2_stats(cg: &Cgroup) -> Result<Value> {
-    let mut data = Map::new();
-    let Some(d) = cg.unified.as_deref() else {
-        return Ok(Value::Object(data));
-    };
-    let cs = read_flat_keyed(&d.join("cpu.stat"))?;
-    let g = |k: &str| cs.get(k).copied().unwrap_or(0);
-    let mut usage = Map::new();
-    put_nz(&mut usage, "total", g("usage_usec") * 1000);
-    usage.insert("kernel".into(), json!(g("system_usec") * 1000));
-    usage.insert("user".into(), json!(g("user_usec") * 1000));
-    let mut thr = Map::new();
-    put_nz(&mut thr, "periods", g("nr_periods"));
-    put_nz(&mut thr, "throttledPeriods", g("nr_throttled"));
-    put_nz(&mut thr, "throttledTime", g("throttled_usec") * 1000);
-    data.insert("cpu".into(), json!({"usage": usage, "throttling": thr}));
-
-    let mut mem = Map::new();
-    if d.join("memory.current").exists() {
-        let stat = read_flat_keyed(&d.join("memory.stat"))?;
-        let events = read_flat_keyed(&d.join("memory.events"))?;
-        let usage = u(&d.join("memory.current"))?;
-        let limit = u(&d.join("memory.max"))?;
-        put_nz(&mut mem, "cache", stat.get("file").copied().unwrap_or(0));
-        mem.insert(
-            "usage".into(),
-            mem_entry(
-                limit,
-                usage,
-                u(&d.join("memory.peak"))?,
-                events.get("max").copied().unwrap_or(0),
-            ),
-        );
-        // runc reports v2 swap as memory+swap, like v1 memsw.
-        let swap_usage = u(&d.join("memory.swap.current"))?;
-        let swap_max = u(&d.join("memory.swap.max"))?;
-        mem.insert(
-            "swap".into(),
-            mem_entry(swap_max.saturating_add(limit), swap_usage + usage, 0, 0),
-        );
-        if !stat.is_empty() {
-            mem.insert("raw".into(), raw_map(&stat));
-        }
-    }
-    data.insert("memory".into(), Value::Object(mem));
-    data.insert("pids".into(), pids_stats(d.join("pids.current").exists().then_some(d))?);
-    let blkio = match read_opt(&d.join("io.stat"))? {
-        Some(t) => {
-            let (b, i) = io_v2_entries(&t);
-            blkio_obj(b, i)
-        }
-        None => json!({}),
-    };
-    data.insert("blkio".into(), blkio);
-    let mut huge = Map::new();
-    hugetlb_v2(d, &mut huge)?;
-    data.insert("hugetlb".into(), Value::Object(huge));
-    Ok(Value::Object(data))
-}
-
-pub(crate) fn stats(cg: &Cgroup) -> Result<Value> {
-    let mut v = match cg.mode {
-        Mode::Unified => v2_stats(cg)?,
-        Mode::Legacy | Mode::Hybrid => v1_stats(cg)?,
-    };
-    // Sections runc always prints, so consumers that index them find them.
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("cpuset".into(), cpuset_stats(cg));
-        obj.entry("intel_rdt").or_insert_with(|| serde_json::json!({}));
-        obj.entry("network_interfaces").or_insert(Value::Null);
-        if cg.mode == Mode::Unified {
-            if let Some(mem) = obj.get_mut("memory").and_then(Value::as_object_mut) {
-                for key in ["kernel", "kernelTCP"] {
-                    mem.entry(key)
-                        .or_insert_with(|| serde_json::json!({"failcnt": 0, "limit": 0}));
-                }
-            }
-        }
-    }
-    Ok(v)
-}
-
-/// `cpuset` as runc prints it: the cpus and mems the container may use, as lists.
-fn cpuset_stats(cg: &Cgroup) -> Value {
-    let dir = match cg.mode {
-        Mode::Unified => cg.unified.clone(),
-        _ => cg.v1_dir("cpuset").map(Path::to_path_buf),
-    };
-    let read = |names: &[&str]| -> Vec<u32> {
-        let Some(d) = &dir else { return Vec::new() };
-        names
-            .iter()
-            .find_map(|n| std::fs::read_to_string(d.join(n)).ok().filter(|s| !s.trim().is_empty()))
-            .map(|s| expand_list(s.trim()))
-            .unwrap_or_default()
-    };
-    serde_json::json!({
-        "cpus": read(&["cpuset.cpus.effective", "cpuset.effective_cpus", "cpuset.cpus"]),
-        "mems": read(&["cpuset.mems.effective", "cpuset.effective_mems", "cpuset.mems"]),
+        )?,
+        io_serviced: v1_blkio_pick(
+            d,
+            &[
+                "blkio.io_serviced_recursive",
+                "blkio.bfq.io_serviced_recursive",
+                "blkio.throttle.io_serviced_recursive",
+            ],
+        )?,
     })
 }
 
-/// "0-2,5" → [0, 1, 2, 5].
-fn expand_list(s: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
-                    out.extend(a..=b.min(a.saturating_add(4096)));
-                }
-            }
-            None => out.extend(part.parse::<u32>().ok()),
-        }
+fn v1_hugetlb(d: &Path) -> Result<BTreeMap<String, HugetlbStats>> {
+    let mut out = BTreeMap::new();
+    for size in host_hugepage_sizes() {
+        let p = |s: &str| d.join(format!("hugetlb.{size}.{s}"));
+        let v = HugetlbStats {
+            usage: num(&p("usage_in_bytes"))?,
+            max_usage: num(&p("max_usage_in_bytes"))?,
+            limit: num(&p("limit_in_bytes"))?,
+            failcnt: num(&p("failcnt"))?,
+        };
+        out.insert(size, v);
     }
-    out
+    Ok(out)
 }
 
-pub(crate) fn oom_count(cg: &Cgroup) -> Result<u64> {
-    if cg.mode == Mode::Unified {
-        if let Some(d) = cg.unified.as_deref() {
-            return Ok(read_flat_keyed(&d.join("memory.events"))?
-                .get("oom_kill")
-                .copied()
-                .unwrap_or(0));
+fn v2_hugetlb(d: &Path) -> Result<BTreeMap<String, HugetlbStats>> {
+    let mut out = BTreeMap::new();
+    for size in host_hugepage_sizes() {
+        let Some(usage) = parsed(&d.join(format!("hugetlb.{size}.current")), parse::single)? else {
+            continue;
+        };
+        let events = keyed(&d.join(format!("hugetlb.{size}.events")))?;
+        let v = HugetlbStats {
+            usage,
+            max_usage: 0,
+            limit: num(&d.join(format!("hugetlb.{size}.max")))?,
+            failcnt: events.get("max").copied().unwrap_or(0),
+        };
+        out.insert(size, v);
+    }
+    Ok(out)
+}
+
+fn v1_stats(cg: &Cgroup) -> Result<Stats> {
+    let hugetlb = match (cg.v1_dir("hugetlb"), cg.unified.as_deref()) {
+        (Some(d), _) => v1_hugetlb(d)?,
+        // Hybrid hosts may have hugetlb on the unified hierarchy only.
+        (None, Some(u)) => v2_hugetlb(u)?,
+        (None, None) => BTreeMap::new(),
+    };
+    Ok(Stats {
+        mode: cg.mode,
+        cpu: v1_cpu(cg)?,
+        memory: cg.v1_dir("memory").map(v1_memory).transpose()?.flatten(),
+        pids: cg.v1_dir("pids").map(pids).transpose()?.flatten(),
+        blkio: cg.v1_dir("blkio").map(v1_blkio).transpose()?,
+        hugetlb,
+        cpuset: cpuset(cg.v1_dir("cpuset"))?,
+    })
+}
+
+fn v2_memory(d: &Path) -> Result<Option<MemoryStats>> {
+    let Some(current) = parsed(&d.join("memory.current"), parse::single)? else {
+        return Ok(None);
+    };
+    let raw = keyed(&d.join("memory.stat"))?;
+    let events = parsed(&d.join("memory.events"), parse::flat_keyed)?.map(|m| MemoryEvents::from_keyed(&m));
+    let swap = match parsed(&d.join("memory.swap.current"), parse::single)? {
+        Some(usage) => Some(MemoryEntry {
+            usage,
+            max_usage: num(&d.join("memory.swap.peak"))?,
+            limit: num(&d.join("memory.swap.max"))?,
+            failcnt: 0,
+        }),
+        None => None,
+    };
+    Ok(Some(MemoryStats {
+        usage: MemoryEntry {
+            usage: current,
+            max_usage: num(&d.join("memory.peak"))?,
+            limit: num(&d.join("memory.max"))?,
+            failcnt: events.as_ref().map_or(0, |e| e.max),
+        },
+        memsw: None,
+        swap,
+        kernel: None,
+        kernel_tcp: None,
+        stat: MemoryStat::V2(MemoryStatV2::from_keyed(&raw)),
+        raw,
+        events,
+        oom_control: None,
+    }))
+}
+
+fn v2_stats(cg: &Cgroup) -> Result<Stats> {
+    let mut stats = Stats {
+        mode: cg.mode,
+        cpu: None,
+        memory: None,
+        pids: None,
+        blkio: None,
+        hugetlb: BTreeMap::new(),
+        cpuset: CpusetStats::default(),
+    };
+    let Some(d) = cg.unified.as_deref() else {
+        return Ok(stats);
+    };
+    if let Some(cs) = parsed(&d.join("cpu.stat"), parse::flat_keyed)? {
+        let g = |k: &str| cs.get(k).copied().unwrap_or(0).saturating_mul(1000);
+        stats.cpu = Some(CpuStats {
+            usage: Some(CpuUsage {
+                total: g("usage_usec"),
+                user: g("user_usec"),
+                kernel: g("system_usec"),
+                ..CpuUsage::default()
+            }),
+            throttling: Some(CpuThrottling {
+                periods: cs.get("nr_periods").copied().unwrap_or(0),
+                throttled_periods: cs.get("nr_throttled").copied().unwrap_or(0),
+                throttled_time: g("throttled_usec"),
+            }),
+        });
+    }
+    stats.memory = v2_memory(d)?;
+    stats.pids = pids(d)?;
+    stats.blkio = parsed(&d.join("io.stat"), parse::io_stat_v2)?.map(|(b, i)| BlkioStats {
+        io_service_bytes: b,
+        io_serviced: i,
+    });
+    stats.hugetlb = v2_hugetlb(d)?;
+    stats.cpuset = cpuset(Some(d))?;
+    Ok(stats)
+}
+
+/// The effective cpus and mems where the kernel says them, else the configured ones.
+fn cpuset(dir: Option<&Path>) -> Result<CpusetStats> {
+    let Some(d) = dir else {
+        return Ok(CpusetStats::default());
+    };
+    let read = |names: &[&str]| -> Result<Vec<u32>> {
+        for n in names {
+            if let Some(l) = parsed(&d.join(n), parse::id_list)?.filter(|l| !l.is_empty()) {
+                return Ok(l);
+            }
         }
-        return Ok(0);
+        Ok(Vec::new())
+    };
+    Ok(CpusetStats {
+        cpus: read(&["cpuset.cpus.effective", "cpuset.effective_cpus", "cpuset.cpus"])?,
+        mems: read(&["cpuset.mems.effective", "cpuset.effective_mems", "cpuset.mems"])?,
+    })
+}
+
+pub(crate) fn stats(cg: &Cgroup) -> Result<Stats> {
+    match cg.mode {
+        Mode::Unified => v2_stats(cg),
+        Mode::Legacy | Mode::Hybrid => v1_stats(cg),
     }
-    match cg.v1_dir("memory") {
-        Some(d) => Ok(read_flat_keyed(&d.join("memory.oom_control"))?
-            .get("oom_kill")
-            .copied()
-            .unwrap_or(0)),
-        None => Ok(0),
-    }
+}
+
+/// Processes killed by the OOM killer in the cgroup so far (v2 memory.events, v1
+/// memory.oom_control `oom_kill`).
+pub(crate) fn oom_kill_count(cg: &Cgroup) -> Result<u64> {
+    let (path, _) = match crate::oom::counter_file(cg) {
+        Some(p) => p,
+        None => return Ok(0),
+    };
+    Ok(keyed(&path)?.get("oom_kill").copied().unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -418,31 +570,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_lists_expand() {
-        assert_eq!(expand_list("0-2,5"), vec![0, 1, 2, 5]);
-        assert_eq!(expand_list("3"), vec![3]);
-        assert!(expand_list("").is_empty());
+    fn keyed_structs_take_their_fields_by_name() {
+        let m = parse::flat_keyed("anon 4096\nfile 8192\nslab 7\nnot_a_field 1\n").unwrap();
+        let s = MemoryStatV2::from_keyed(&m);
+        assert_eq!((s.anon, s.file, s.slab, s.shmem), (4096, 8192, 7, 0));
+        let m = parse::flat_keyed("cache 1\nrss 2\ntotal_rss 3\n").unwrap();
+        let s = MemoryStatV1::from_keyed(&m);
+        assert_eq!((s.cache, s.rss, s.total_rss), (1, 2, 3));
     }
 
     #[test]
-    fn blkio_v1_parsing() {
-        let e = blkio_v1_entries("8:0 Read 4096\n8:0 Write 0\nTotal 4096\n");
-        assert_eq!(e.len(), 2);
-        assert_eq!(e[0], json!({"major": 8, "op": "Read", "value": 4096}));
-        assert_eq!(e[1], json!({"major": 8, "op": "Write"}));
+    fn devices_sum_entries_per_device() {
+        let (bytes, ios) = parse::io_stat_v2(
+            "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n254:1 rbytes=5 wbytes=0 rios=1 wios=0\n",
+        )
+        .unwrap();
+        let b = BlkioStats {
+            io_service_bytes: bytes,
+            io_serviced: ios,
+        };
+        let d = b.devices();
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            d[0],
+            IoDevice {
+                major: 8,
+                minor: 0,
+                read_bytes: 100,
+                write_bytes: 200,
+                read_ios: 1,
+                write_ios: 2
+            }
+        );
+        assert_eq!((d[1].major, d[1].minor, d[1].read_bytes), (254, 1, 5));
     }
 
+    /// A stats file with garbage in it is reported with its path and line, not read as zero.
     #[test]
-    fn io_v2_parsing() {
-        let (b, i) = io_v2_entries("254:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n");
-        assert_eq!(b.len(), 3);
-        assert_eq!(i.len(), 3);
-        assert_eq!(b[0], json!({"major": 254, "op": "Read", "value": 10}));
-        assert_eq!(i[1], json!({"major": 254, "op": "Write", "value": 2}));
-    }
-
-    #[test]
-    fn memory_entry_omits_like_runc() {
-        assert_eq!(mem_entry(5, 0, 0, 0), json!({"limit": 5, "failcnt": 0}));
+    fn malformed_files_are_typed_errors() {
+        let dir = std::env::temp_dir().join(format!("moor-cgroups-stats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("memory.current"), "12x\n").unwrap();
+        std::fs::write(dir.join("memory.stat"), "anon 1\nfile\n").unwrap();
+        std::fs::write(dir.join("pids.current"), "3\n").unwrap();
+        std::fs::write(dir.join("pids.max"), "max\n").unwrap();
+        match v2_memory(&dir) {
+            Err(Error::Parse { path, line: 1, msg }) => {
+                assert!(
+                    path.ends_with("memory.current") && msg.contains("12x"),
+                    "{path:?} {msg}"
+                )
+            }
+            other => panic!("expected a parse error for memory.current, got {other:?}"),
+        }
+        std::fs::write(dir.join("memory.current"), "12\n").unwrap();
+        match v2_memory(&dir) {
+            Err(e @ Error::Parse { line: 2, .. }) => {
+                assert!(e.to_string().contains("memory.stat"), "{e}")
+            }
+            other => panic!("expected a parse error for memory.stat line 2, got {other:?}"),
+        }
+        assert_eq!(
+            pids(&dir).unwrap(),
+            Some(PidsStats {
+                current: 3,
+                limit: u64::MAX
+            })
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -46,16 +46,22 @@ impl Runtime {
         Ok(cg.update(resources)?)
     }
 
-    /// `events --stats`: one statistics object in runc's schema.
-    pub fn stats(&self, id: &str) -> Result<serde_json::Value> {
+    /// The container's cgroup statistics, typed (cgroup v1, v2 or hybrid).
+    pub fn stats(&self, id: &str) -> Result<moor_cgroups::Stats> {
         let (cg, status) = self.cgroup_of(id)?;
         transitions::check(Op::Stats, status, id)?;
-        Ok(cg.stats_event(id)?)
+        Ok(cg.stats()?)
     }
 
-    /// The number of OOM kills so far (for the `events` stream).
-    pub fn oom_count(&self, id: &str) -> Result<u64> {
+    /// `events --stats`: [`Runtime::stats`] as one event object in runc's schema.
+    pub fn stats_event(&self, id: &str) -> Result<serde_json::Value> {
+        let data = self.stats(id)?.to_runc_json();
+        Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
+    }
+
+    /// A watcher of the container's OOM events (a pollable fd; see [`moor_cgroups::OomWatcher`]).
+    pub fn oom_watcher(&self, id: &str) -> Result<moor_cgroups::OomWatcher> {
         let (cg, _) = self.cgroup_of(id)?;
-        Ok(cg.oom_count()?)
+        Ok(cg.oom_watcher()?)
     }
 }

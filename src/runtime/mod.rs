@@ -194,7 +194,14 @@ impl Runtime {
         transitions::check(if force { Op::ForceDelete } else { Op::Delete }, status, id)?;
         let cgroup = state.cgroup();
         if let Some(pidfd) = open_pidfd(&state)? {
-            for pid in container_pids(&state) {
+            // In a shared cgroup the other processes may be another container's: only what is
+            // in init's own pid namespace is ours (init's death takes the rest).
+            let pids = if state.owns_cgroup() {
+                container_pids(&state)
+            } else {
+                pid_namespace_pids(state.pid)
+            };
+            for pid in pids {
                 // SAFETY: pids of the container, read just now.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
@@ -306,11 +313,16 @@ pub(crate) fn container_pids(state: &ContainerState) -> Vec<i32> {
     if let Some(pids) = state.cgroup().and_then(|c| c.pids().ok()) {
         return pids;
     }
-    let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", state.pid)) else {
+    pid_namespace_pids(state.pid)
+}
+
+/// The processes in `init`'s pid namespace, or `init` alone when that is ours (the host's).
+fn pid_namespace_pids(init: i32) -> Vec<i32> {
+    let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
         return Vec::new();
     };
     if std::fs::read_link("/proc/self/ns/pid").ok().as_ref() == Some(&ns) {
-        return vec![state.pid];
+        return vec![init];
     }
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();

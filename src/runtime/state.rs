@@ -292,6 +292,13 @@ impl ContainerState {
         self.cgroup.clone().and_then(|v| serde_json::from_value(v).ok())
     }
 
+    /// False when the container joined a cgroup its create did not make (another container's,
+    /// sharing its cgroupsPath): the cgroup record lists what create made, so this holds for
+    /// records of any age. Only an owner may kill the cgroup's other processes.
+    pub fn owns_cgroup(&self) -> bool {
+        self.cgroup().is_none_or(|c| c.made_by_us())
+    }
+
     /// True when the container's cgroup is frozen.
     pub fn frozen(&self) -> bool {
         self.cgroup().is_some_and(|c| c.is_frozen().unwrap_or(false))

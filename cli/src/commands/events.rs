@@ -25,7 +25,7 @@ fn event_line(event: &serde_json::Value) -> Result<String> {
 
 pub fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> {
     if once {
-        out!("{}", event_line(&rt.stats(id)?)?);
+        out!("{}", event_line(&rt.stats_event(id)?)?);
         return Ok(());
     }
     let secs: f64 = interval
@@ -33,7 +33,8 @@ pub fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> 
         .parse()
         .with_context(|| format!("--interval {interval}: expected seconds like 5s"))?;
     let period = std::time::Duration::from_secs_f64(secs.max(0.01));
-    let mut ooms = rt.oom_count(id).unwrap_or(0);
+    // Without a memory controller there is nothing to watch: the stream has stats only.
+    let mut oom = rt.oom_watcher(id).ok();
     let mut next_stats = std::time::Instant::now();
     loop {
         let (_, status) = match rt.load(id) {
@@ -43,17 +44,21 @@ pub fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> 
         if status == moor::Status::Stopped {
             return Ok(());
         }
-        let now_ooms = rt.oom_count(id).unwrap_or(ooms);
-        if now_ooms > ooms {
-            out!("{}", event_line(&serde_json::json!({"type": "oom", "id": id}))?);
-            ooms = now_ooms;
-        }
         if std::time::Instant::now() >= next_stats {
-            if let Ok(s) = rt.stats(id) {
+            if let Ok(s) = rt.stats_event(id) {
                 out!("{}", event_line(&s)?);
             }
             next_stats += period;
         }
-        std::thread::sleep(period.min(std::time::Duration::from_millis(200)));
+        // Woken at once by an OOM; at least every 200 ms to notice the container stopped.
+        let nap = next_stats
+            .saturating_duration_since(std::time::Instant::now())
+            .min(std::time::Duration::from_millis(200));
+        match oom.as_mut().map(|w| w.wait(Some(nap))) {
+            Some(Ok(u)) if u.any() => out!("{}", event_line(&serde_json::json!({"type": "oom", "id": id}))?),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => oom = None,
+            None => std::thread::sleep(nap),
+        }
     }
 }
