@@ -30,10 +30,11 @@ mod spawn;
 pub mod spec;
 mod sys;
 
-pub use error::{Error, Result};
+pub use error::{report, Error, Kind as ErrorKind, Result};
 pub use runtime::rootless::{default_root, Mode as RootlessMode};
 pub use runtime::signals::parse as parse_signal;
 pub use runtime::state::{validate_id, ContainerState, OciState, Status};
+pub use runtime::transitions;
 pub use runtime::Runtime;
 pub use spawn::create::CreateOptions;
 pub use spawn::exec::ExecOptions;

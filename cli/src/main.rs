@@ -172,7 +172,8 @@ fn main() {
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let mut msg = error_text(&e);
+            // Each cause once: moor's errors leave their source out of their own message.
+            let mut msg = format!("{e:#}");
             if exec {
                 msg = format!("exec failed: {msg}");
             }
@@ -183,21 +184,6 @@ fn main() {
             std::process::exit(if exec { 255 } else { 1 });
         }
     }
-}
-
-/// The error and its causes, each said once: library errors already include their OS error.
-fn error_text(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-    }
-    out
 }
 
 fn run(cli: Cli) -> Result<i32> {

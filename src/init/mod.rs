@@ -19,14 +19,14 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::error::{Error, Result};
+use crate::error::{report, Error, Result};
 use crate::init::capabilities::Sets;
 use crate::runtime::hooks;
 use crate::runtime::state::{ContainerState, Status};
 use crate::spawn::namespaces::Plan;
 use crate::spawn::sync::{Channel, Msg};
 use crate::sys::procfs::Procfs;
-use crate::sys::terminal;
+use crate::sys::terminal::{self, console_dim};
 
 /// Everything init needs, prepared by the parent before the clone.
 pub struct Init<'a> {
@@ -64,8 +64,8 @@ pub fn run(init: Init) -> ! {
     let created = match steps(&init) {
         Ok(c) => c,
         Err(e) => {
-            if init.sync.send(&Msg::Error(e.to_string())).is_err() {
-                eprintln!("moor: container init: {e}");
+            if init.sync.send(&Msg::Error(e.to_wire())).is_err() {
+                eprintln!("moor: container init: {}", report(&e));
             }
             // SAFETY: _exit skips atexit handlers and destructors that belong to the parent's copy.
             unsafe { libc::_exit(1) }
@@ -77,7 +77,7 @@ pub fn run(init: Init) -> ! {
         Ok(f) => f,
         Err(e) => {
             // `start` sees init gone without a word; the workload's stderr gets the reason.
-            eprintln!("moor: container init: {e}");
+            eprintln!("moor: container init: {}", report(&e));
             // SAFETY: as above.
             unsafe { libc::_exit(1) }
         }
@@ -85,8 +85,8 @@ pub fn run(init: Init) -> ! {
     let err = start(&created, &fifo);
     // `start` reads the fifo until EOF: a failure reaches it as text instead of "0" (or after
     // it, when execve itself failed).
-    if crate::sys::write_all(fifo.as_fd(), err.to_string().as_bytes()).is_err() {
-        eprintln!("moor: container init: {err}");
+    if crate::sys::write_all(fifo.as_fd(), err.to_wire().as_bytes()).is_err() {
+        eprintln!("moor: container init: {}", report(&err));
     }
     // SAFETY: as above.
     unsafe { libc::_exit(1) }
@@ -123,7 +123,9 @@ fn start(c: &Created, fifo: &OwnedFd) -> Error {
 fn wait_continue(sync: &Channel) -> Result<()> {
     match sync.recv().map_err(|e| Error::sys("sync with the parent", e))? {
         Msg::Continue => Ok(()),
-        other => Err(Error::Init(format!("unexpected sync message {other:?}"))),
+        other => Err(Error::Protocol {
+            got: format!("{other:?}"),
+        }),
     }
 }
 
@@ -195,7 +197,7 @@ fn steps(init: &Init) -> Result<Created> {
     let pty = if process.terminal().unwrap_or(false) {
         let pty = pty::open_pty(prepared.root.as_fd())?;
         if let Some(size) = process.console_size() {
-            terminal::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)?;
+            terminal::set_size(pty.slave.as_fd(), console_dim(size.height()), console_dim(size.width()))?;
         }
         let socket = init
             .console_socket
@@ -220,7 +222,11 @@ fn steps(init: &Init) -> Result<Created> {
         .map_err(|e| Error::sys("sync", e))?;
     let pid = match init.sync.recv().map_err(|e| Error::sys("sync with the parent", e))? {
         Msg::HooksDone { pid } => pid,
-        other => return Err(Error::Init(format!("unexpected sync message {other:?}"))),
+        other => {
+            return Err(Error::Protocol {
+                got: format!("{other:?}"),
+            })
+        }
     };
     let state = init.state.hook_state_with_pid(Status::Creating, pid);
     let hooks_cfg = spec.hooks().clone().unwrap_or_default();
@@ -247,7 +253,8 @@ fn steps(init: &Init) -> Result<Created> {
         linux.readonly_paths().as_deref().unwrap_or_default(),
     )?;
     let cwd = process.cwd().clone();
-    rootfs::paths::ensure_in_root(prepared.root.as_fd(), &cwd, rootfs::paths::Kind::Dir)?;
+    rootfs::paths::ensure_in_root(prepared.root.as_fd(), &cwd, rootfs::paths::Kind::Dir)
+        .map_err(|e| Error::field("process.cwd", e))?;
     let readonly = spec.root().as_ref().is_some_and(|r| r.readonly().unwrap_or(false));
     rootfs::enter(prepared, init.no_pivot, readonly)?;
 

@@ -53,7 +53,7 @@ pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
 pub fn set_oom_score_adj(procfs: &Procfs, adj: i32) -> Result<()> {
     procfs
         .write("self/oom_score_adj", &adj.to_string())
-        .map_err(|e| Error::config("process.oomScoreAdj", e.to_string()))
+        .map_err(|e| Error::field("process.oomScoreAdj", e))
 }
 
 pub fn set_io_priority(process: &Process) -> Result<()> {
@@ -112,12 +112,15 @@ pub fn set_scheduler(s: &Scheduler) -> Result<()> {
             LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
         };
     }
+    // The struct is a few dozen bytes.
+    #[allow(clippy::cast_possible_truncation)]
+    let size = std::mem::size_of::<SchedAttr>() as u32;
     let attr = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
+        size,
         policy,
         flags,
         nice: s.nice().unwrap_or(0),
-        priority: s.priority().unwrap_or(0).max(0) as u32,
+        priority: s.priority().unwrap_or(0).max(0).unsigned_abs(),
         runtime: s.runtime().unwrap_or(0),
         deadline: s.deadline().unwrap_or(0),
         period: s.period().unwrap_or(0),
@@ -157,7 +160,7 @@ pub fn set_sysctls(procfs: &Procfs, sysctl: &HashMap<String, String>) -> Result<
         let path = format!("sys/{}", key.replace('.', "/"));
         procfs
             .write(&path, &sysctl[key])
-            .map_err(|e| Error::config(format!("linux.sysctl.{key}"), e.to_string()))?;
+            .map_err(|e| Error::field(format!("linux.sysctl.{key}"), e))?;
     }
     Ok(())
 }
@@ -186,7 +189,7 @@ pub fn set_lsm_labels(procfs: &Procfs, process: &Process) -> Result<()> {
         procfs
             .write("self/attr/apparmor/exec", &format!("exec {profile}"))
             .or_else(|_| procfs.write("self/attr/exec", &format!("exec {profile}")))
-            .map_err(|e| Error::config("process.apparmorProfile", e.to_string()))?;
+            .map_err(|e| Error::field("process.apparmorProfile", e))?;
     }
     if let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
         if !selinux_enabled() {
@@ -197,7 +200,7 @@ pub fn set_lsm_labels(procfs: &Procfs, process: &Process) -> Result<()> {
         }
         procfs
             .write("self/attr/exec", label)
-            .map_err(|e| Error::config("process.selinuxLabel", e.to_string()))?;
+            .map_err(|e| Error::field("process.selinuxLabel", e))?;
     }
     Ok(())
 }

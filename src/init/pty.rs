@@ -39,7 +39,7 @@ pub fn open_pty(root: BorrowedFd) -> Result<Pty> {
     let st = paths::fstat(slave.as_fd()).map_err(|e| Error::sys("fstat pty slave", e))?;
     let major = libc::major(st.st_rdev);
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !(136..=143).contains(&major) {
-        return Err(Error::Init("the pty slave is not a pts device".into()));
+        return Err(Error::refused("the pty slave", "is not a pts device"));
     }
     Ok(Pty { master, slave })
 }

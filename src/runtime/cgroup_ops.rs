@@ -4,6 +4,7 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::error::{Error, Result};
 use crate::runtime::state::Status;
+use crate::runtime::transitions::{self, Op};
 use crate::runtime::Runtime;
 
 impl Runtime {
@@ -18,19 +19,14 @@ impl Runtime {
     /// `pause`: freezes every process of the container.
     pub fn pause(&self, id: &str) -> Result<()> {
         let (cg, status) = self.cgroup_of(id)?;
-        match status {
-            Status::Running | Status::Created => Ok(cg.freeze()?),
-            Status::Stopped => Err(Error::NotRunning(id.to_string())),
-            s => Err(Error::InvalidState(format!("container {id} is {s}: cannot pause it"))),
-        }
+        transitions::check(Op::Pause, status, id)?;
+        Ok(cg.freeze()?)
     }
 
     /// `resume`: thaws a paused container.
     pub fn resume(&self, id: &str) -> Result<()> {
         let (cg, status) = self.cgroup_of(id)?;
-        if status != Status::Paused {
-            return Err(Error::InvalidState(format!("container {id} is not paused")));
-        }
+        transitions::check(Op::Resume, status, id)?;
         Ok(cg.thaw()?)
     }
 
@@ -46,18 +42,14 @@ impl Runtime {
     /// `update`: changes the resources of a created, running or paused container.
     pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
         let (cg, status) = self.cgroup_of(id)?;
-        if status == Status::Stopped {
-            return Err(Error::NotRunning(id.to_string()));
-        }
+        transitions::check(Op::Update, status, id)?;
         Ok(cg.update(resources)?)
     }
 
     /// `events --stats`: one statistics object in runc's schema.
     pub fn stats(&self, id: &str) -> Result<serde_json::Value> {
         let (cg, status) = self.cgroup_of(id)?;
-        if status == Status::Stopped {
-            return Err(Error::NotRunning(id.to_string()));
-        }
+        transitions::check(Op::Stats, status, id)?;
         Ok(cg.stats_event(id)?)
     }
 

@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use oci_spec::runtime::Hook;
 
@@ -46,7 +46,7 @@ pub fn run_with(kind: &'static str, hooks: &[Hook], state: &[u8], inherit: Inher
 pub fn run_warn(kind: &'static str, hooks: &[Hook], state: &[u8]) {
     for hook in hooks {
         if let Err(e) = run_one(kind, hook, state, Inherit::Runtime) {
-            crate::warn(&format!("{e}"));
+            crate::warn(&crate::error::report(&e));
         }
     }
 }
@@ -63,9 +63,11 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8], inherit: Inherit) -> R
     };
     let timeout = match hook.timeout() {
         Some(t) if t <= 0 => return Err(fail(format!("timeout must be positive, got {t}"))),
-        Some(t) => Some(Duration::from_secs(t as u64)),
+        Some(t) => Some(Duration::from_secs(t.unsigned_abs())),
         None => None,
     };
+    // Armed before anything that may wait: the hook, and the writer feeding its stdin.
+    let deadline = timeout.map(|t| Instant::now() + t);
     let path = cstring(hook.path().as_os_str().as_bytes()).map_err(fail)?;
     // As Go's exec.Cmd: no args means the path alone as argv[0].
     let argv: Vec<CString> = match hook.args().as_deref() {
@@ -112,10 +114,17 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8], inherit: Inherit) -> R
     let started = start_hook(&path, &argv_ptrs, &envp_ptrs, stdin_rd);
     let result = started
         .map_err(|e| io_err("fork", e))
-        .and_then(|(pid, err_rd)| wait_hook(pid, &err_rd, timeout).map_err(fail));
+        .and_then(|(pid, err_rd)| wait_hook(pid, &err_rd, timeout, deadline).map_err(fail));
     if let Some(writer) = writer {
-        // It ends once the hook has closed its stdin (EPIPE) or it has written everything.
-        let _ = sys::wait_child(writer, None);
+        // It ends once every reader of the hook's stdin is gone (EPIPE) or it has written
+        // everything; a process the hook left behind with its stdin unread must not hold us
+        // past the deadline.
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if let Ok(None) = sys::wait_child(writer, left) {
+            // SAFETY: our own unreaped child: its pid cannot have been reused.
+            unsafe { libc::kill(writer, libc::SIGKILL) };
+            let _ = sys::wait_child(writer, None);
+        }
     }
     result
 }
@@ -147,8 +156,13 @@ fn start_hook(
     }
 }
 
-/// Waits for the hook: its exec error, its exit status, or the timeout (then it is killed).
-fn wait_hook(pid: libc::pid_t, err_rd: &OwnedFd, timeout: Option<Duration>) -> std::result::Result<(), String> {
+/// Waits for the hook: its exec error, its exit status, or the deadline (then it is killed).
+fn wait_hook(
+    pid: libc::pid_t,
+    err_rd: &OwnedFd,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+) -> std::result::Result<(), String> {
     // The error pipe closes at a successful execve (close-on-exec) or carries execve's errno.
     let mut buf = [0u8; 4];
     let n = loop {
@@ -163,14 +177,16 @@ fn wait_hook(pid: libc::pid_t, err_rd: &OwnedFd, timeout: Option<Duration>) -> s
         let e = std::io::Error::from_raw_os_error(i32::from_ne_bytes(buf));
         return Err(format!("cannot start: {e}"));
     }
-    let status = match sys::wait_child(pid, timeout) {
+    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let status = match sys::wait_child(pid, left) {
         Ok(Some(status)) => status,
         Ok(None) => {
             // SAFETY: our own unreaped child: its pid cannot have been reused.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let _ = sys::wait_child(pid, None);
             let secs = timeout.map(|t| t.as_secs()).unwrap_or_default();
-            return Err(format!("timed out after {secs}s"));
+            // runc's words.
+            return Err(format!("hook ran past specified timeout of {secs}.0s"));
         }
         Err(e) => return Err(format!("wait: {e}")),
     };
@@ -185,7 +201,7 @@ fn wait_hook(pid: libc::pid_t, err_rd: &OwnedFd, timeout: Option<Duration>) -> s
 fn fits_in_pipe(pipe: &OwnedFd, len: usize) -> bool {
     // SAFETY: F_GETPIPE_SZ/F_SETPIPE_SZ on our own pipe.
     let size = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_GETPIPE_SZ) };
-    if size >= 0 && len <= size as usize {
+    if usize::try_from(size).is_ok_and(|size| len <= size) {
         return true;
     }
     let Ok(want) = libc::c_int::try_from(len) else {
@@ -193,7 +209,7 @@ fn fits_in_pipe(pipe: &OwnedFd, len: usize) -> bool {
     };
     // SAFETY: as above; the kernel rounds up or refuses (EPERM above pipe-max-size).
     let size = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
-    size >= 0 && len <= size as usize
+    usize::try_from(size).is_ok_and(|size| len <= size)
 }
 
 /// A child that writes `state` into the pipe and exits; it dies quietly (EPIPE or SIGPIPE) when
@@ -249,6 +265,25 @@ mod tests {
     #[test]
     fn a_hook_that_ignores_a_large_state_neither_hangs_nor_fails() {
         run("test", &[hook("exit 0")], &vec![b'x'; BIG]).unwrap();
+    }
+
+    /// The hook leaves a process behind that holds its stdin without reading: the writer child
+    /// feeding a state larger than the pipe is stopped at the hook's deadline.
+    #[test]
+    fn a_leftover_reader_of_the_state_does_not_outlast_the_timeout() {
+        // Without effective capabilities (per thread) the pipe cannot grow past pipe-max-size,
+        // so the state needs the writer child, as for a rootless moor.
+        let took = std::thread::spawn(|| {
+            crate::init::capabilities::apply(&crate::init::capabilities::Sets::default(), 0).unwrap();
+            let mut h = hook("exec 3<&0; sleep 6 <&3 & exit 0");
+            h.set_timeout(Some(1));
+            let began = Instant::now();
+            run("test", &[h], &vec![b'x'; BIG]).unwrap();
+            began.elapsed()
+        })
+        .join()
+        .unwrap();
+        assert!(took < Duration::from_secs(4), "took {took:?}");
     }
 
     #[test]

@@ -7,12 +7,14 @@ pub mod hooks;
 pub mod rootless;
 pub mod signals;
 pub mod state;
+pub mod transitions;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::runtime::state::{ContainerState, StateDir, Status};
+use crate::runtime::transitions::Op;
 use crate::spawn::create::{self, CreateOptions};
 use crate::sys::{self, terminal};
 
@@ -102,11 +104,7 @@ impl Runtime {
         let dir = StateDir::open(&self.root, id)?;
         let state = dir.load()?;
         let status = state.status(&dir.path, true, || false);
-        if status != Status::Created {
-            return Err(Error::InvalidState(format!(
-                "cannot start a container that is {status}: {id} is not in created state"
-            )));
-        }
+        transitions::check(Op::Start, status, id)?;
         let pidfd = open_pidfd(&state)?.ok_or_else(|| Error::NotRunning(id.to_string()))?;
         let fifo_path = dir.fifo_path();
         let fifo = std::fs::OpenOptions::new()
@@ -123,7 +121,7 @@ impl Runtime {
             text => {
                 let text = text.strip_prefix(b"0").unwrap_or(text);
                 let _ = std::fs::remove_file(&fifo_path);
-                return Err(Error::Init(String::from_utf8_lossy(text).into_owned()));
+                return Err(Error::from_wire(text));
             }
         }
         // The workload runs now, whatever happens here: the status is derived from the fifo's
@@ -139,10 +137,8 @@ impl Runtime {
     /// checks that the container is running.
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let (state, status) = self.load(id)?;
+        transitions::check(if all { Op::KillAll } else { Op::Kill }, status, id)?;
         if status == Status::Stopped {
-            if !all {
-                return Err(Error::NotRunning(id.to_string()));
-            }
             // As runc: processes may outlive init in its cgroup (no pid namespace); a stopped
             // container's cgroup, if any, is still searched. Init's pid is not trusted here.
             let pids = state.cgroup().and_then(|c| c.pids().ok()).unwrap_or_default();
@@ -195,15 +191,7 @@ impl Runtime {
             Err(e) => return Err(e),
         };
         let status = state.status(&dir.path, true, || state.frozen());
-        match status {
-            Status::Stopped | Status::Created => {}
-            _ if force => {}
-            _ => {
-                return Err(Error::InvalidState(format!(
-                    "cannot delete container {id} that is not stopped: {status}"
-                )));
-            }
-        }
+        transitions::check(if force { Op::ForceDelete } else { Op::Delete }, status, id)?;
         let cgroup = state.cgroup();
         if let Some(pidfd) = open_pidfd(&state)? {
             for pid in container_pids(&state) {
@@ -245,7 +233,7 @@ impl Runtime {
             match self.load(id) {
                 Ok(s) => out.push(s),
                 // As runc: the others are still listed.
-                Err(e) => crate::warn(&format!("load container {id}: {e}")),
+                Err(e) => crate::warn(&format!("load container {id}: {}", crate::error::report(&e))),
             }
         }
         // By id, as runc lists its state directory.

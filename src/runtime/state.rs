@@ -74,6 +74,19 @@ pub struct ContainerState {
     /// cannot tell a live create from a dead one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator: Option<(i32, u64)>,
+    /// What `exec` takes from config.json, recorded at create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecConfig>,
+}
+
+/// The parts of config.json that `exec` applies, kept in moor's own state directory: the bundle
+/// belongs to whoever wrote it, and editing or removing it after create must not change the
+/// confinement (seccomp, capabilities, LSM labels) of processes exec'd into the container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExecConfig {
+    /// The container's process: the template of an exec without --process.
+    pub process: oci_spec::runtime::Process,
+    pub linux: oci_spec::runtime::Linux,
 }
 
 /// A container's public state. Fields are declared in runc's order, which is the order they
@@ -335,6 +348,16 @@ impl ContainerState {
         }
     }
 
+    /// What `exec` applies, as recorded at create.
+    pub fn exec_config(&self) -> Result<&ExecConfig> {
+        self.exec.as_ref().ok_or_else(|| {
+            Error::InvalidState(format!(
+                "container {}: no configuration for exec on record (created by an older moor)",
+                self.id
+            ))
+        })
+    }
+
     /// The runtime-spec state given to hooks on stdin.
     pub fn hook_state(&self, status: Status) -> Vec<u8> {
         self.hook_state_with_pid(status, self.pid)
@@ -343,14 +366,61 @@ impl ContainerState {
     /// The hook state for `pid`: what init builds for its own hooks, from the record as it was
     /// at the clone and the pid the parent sends.
     pub fn hook_state_with_pid(&self, status: Status, pid: i32) -> Vec<u8> {
-        let v = serde_json::json!({
-            "ociVersion": self.oci_version,
-            "id": self.id,
-            "status": status.to_string(),
-            "pid": pid,
-            "bundle": self.bundle,
-            "annotations": self.annotations,
-        });
-        serde_json::to_vec(&v).unwrap_or_default()
+        let state = HookState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            status,
+            pid,
+            bundle: &self.bundle,
+            annotations: self.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        };
+        // Only a bundle path that is not UTF-8 fails; its hooks then get an empty state.
+        serde_json::to_vec(&state).unwrap_or_default()
+    }
+}
+
+/// The runtime-spec state as hooks (and a seccomp agent) get it, built whole with its status:
+/// nothing edits the encoded JSON afterwards.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HookState<'a> {
+    oci_version: &'a str,
+    id: &'a str,
+    status: Status,
+    pid: i32,
+    bundle: &'a Path,
+    /// Sorted, as Go prints a map.
+    annotations: BTreeMap<&'a str, &'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_state_is_the_runtime_spec_state_with_the_status_asked_for() {
+        let state = ContainerState {
+            oci_version: "1.2.0".into(),
+            id: "c1".into(),
+            pid: 0,
+            pid_start_time: 0,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: String::new(),
+            owner: String::new(),
+            annotations: HashMap::from([("k".into(), "v\"".into())]),
+            recorded_status: Status::Creating,
+            poststart_hooks: Vec::new(),
+            poststop_hooks: Vec::new(),
+            cgroup: None,
+            creator: None,
+            exec: None,
+        };
+        let v: serde_json::Value = serde_json::from_slice(&state.hook_state_with_pid(Status::Created, 42)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"ociVersion": "1.2.0", "id": "c1", "status": "created", "pid": 42,
+                "bundle": "/b", "annotations": {"k": "v\""}})
+        );
     }
 }

@@ -108,8 +108,12 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             .and_then(|h| h.poststop().clone())
             .unwrap_or_default(),
         cgroup: None,
-        creator: crate::runtime::state::proc_stat(std::process::id() as i32)
-            .map(|(_, start)| (std::process::id() as i32, start)),
+        creator: crate::runtime::state::proc_stat(nix::unistd::getpid().as_raw())
+            .map(|(_, start)| (nix::unistd::getpid().as_raw(), start)),
+        exec: Some(crate::runtime::state::ExecConfig {
+            process: process.clone(),
+            linux: linux.clone(),
+        }),
     };
     let mut child = None;
     let mut cgroup = None;
@@ -273,7 +277,7 @@ fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>) -
             })();
             let msg = match reply {
                 Ok(pid) => pid.to_string(),
-                Err(e) => format!("error: {e}"),
+                Err(e) => format!("error: {}", e.to_wire()),
             };
             let _ = sys::write_all(tx.as_fd(), msg.as_bytes());
             // SAFETY: leave without running the parent's destructors.
@@ -289,7 +293,7 @@ fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>) -
             unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
             reply
                 .parse()
-                .map_err(|_| Error::Init(reply.trim_start_matches("error: ").to_string()))
+                .map_err(|_| Error::from_wire(reply.trim_start_matches("error: ").as_bytes()))
         }
     }
 }
@@ -339,9 +343,13 @@ fn drive_init(
                 fault::point("create.11.created")?;
                 return Ok(seccomp_fd);
             }
-            Ok(Msg::Error(text)) => return Err(Error::Init(text)),
-            Ok(other) => return Err(Error::Init(format!("unexpected sync message {other:?}"))),
-            Err(e) => return Err(Error::Init(format!("init exited during setup ({e})"))),
+            Ok(Msg::Error(text)) => return Err(Error::from_wire(text.as_bytes())),
+            Ok(other) => {
+                return Err(Error::Protocol {
+                    got: format!("{other:?}"),
+                })
+            }
+            Err(source) => return Err(Error::InitExited { source }),
         }
     }
 }
@@ -369,8 +377,7 @@ pub(crate) fn send_notify_fd(
 }
 
 fn send(sync: &sync::Channel, msg: Msg) -> Result<()> {
-    sync.send(&msg)
-        .map_err(|e| Error::Init(format!("init exited during setup ({e})")))
+    sync.send(&msg).map_err(|source| Error::InitExited { source })
 }
 
 fn write_time_offsets(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> {
@@ -385,8 +392,8 @@ fn write_time_offsets(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> 
             off.nanosecs().unwrap_or(0)
         ));
     }
-    let path = format!("/proc/{pid}/timens_offsets");
-    std::fs::write(&path, text).map_err(|e| Error::config("linux.timeOffsets", format!("{path}: {e}")))
+    // Through a verified procfs handle, like every other /proc write moor makes.
+    crate::sys::procfs::Procfs::open()?.write(&format!("{pid}/timens_offsets"), &text)
 }
 
 /// The pid file holds bare digits and no newline (containerd parses it with Atoi); written

@@ -18,9 +18,10 @@ use crate::init::capabilities::{self, Sets};
 use crate::init::pty;
 use crate::init::workload;
 use crate::runtime::state::Status;
+use crate::runtime::transitions::{self, Op};
 use crate::runtime::Runtime;
 use crate::sys::procfs::Procfs;
-use crate::sys::terminal;
+use crate::sys::terminal::{self, console_dim};
 use crate::sys::{self, Forked};
 
 #[derive(Default)]
@@ -62,38 +63,27 @@ impl Runtime {
     /// The container's own process (from its config.json): the template `exec` starts from.
     pub fn process_template(&self, id: &str) -> Result<Process> {
         let (state, _) = self.load(id)?;
-        let bundle = crate::spec::config::load(&state.bundle)?;
-        bundle
-            .spec
-            .process()
-            .clone()
-            .ok_or_else(|| Error::config("process", "missing"))
+        Ok(state.exec_config()?.process.clone())
     }
 
     /// Runs a process in the container; returns its exit code (0 when detached).
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32> {
         let (state, status) = self.load(id)?;
-        match status {
-            Status::Running | Status::Created => {}
-            Status::Paused if opts.ignore_paused => {}
-            Status::Paused => return Err(Error::InvalidState(format!("cannot exec in a paused container {id}"))),
-            _ => return Err(Error::InvalidState(format!("cannot exec in a stopped container {id}"))),
-        }
-        let bundle = crate::spec::config::load(&state.bundle)?;
-        let process = match &opts.process {
-            Some(p) => p.clone(),
-            None => bundle
-                .spec
-                .process()
-                .clone()
-                .ok_or_else(|| Error::config("process", "missing"))?,
+        let op = if opts.ignore_paused {
+            Op::ExecIgnorePaused
+        } else {
+            Op::Exec
         };
+        transitions::check(op, status, id)?;
+        // Never the bundle: it may have been edited or removed since create.
+        let recorded = state.exec_config()?;
+        let process = opts.process.clone().unwrap_or_else(|| recorded.process.clone());
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::config("process.args", "exec needs a command"));
         }
         crate::init::user::validate(process.user())?;
         crate::sys::fds::check_preserved(opts.preserve_fds)?;
-        let linux = bundle.spec.linux().clone().unwrap_or_default();
+        let linux = &recorded.linux;
         let last_cap = capabilities::last_cap();
         let caps = capabilities::of_process(&process, last_cap)?;
         let seccomp = linux.seccomp().as_ref().map(moor_seccomp::compile).transpose()?;
@@ -103,11 +93,7 @@ impl Runtime {
             .map(crate::init::mempolicy::MemPolicy::parse)
             .transpose()?;
         // The exec process's own execCPUAffinity, else the one config.json gives exec'd processes.
-        let template = bundle
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.exec_cpu_affinity().as_ref());
+        let template = recorded.process.exec_cpu_affinity().as_ref();
         let affinity = crate::init::affinity::ExecAffinity::parse(process.exec_cpu_affinity().as_ref().or(template))?;
         let pidfd = sys::pidfd_open(state.pid).map_err(|_| Error::NotRunning(id.to_string()))?;
         if !state.init_alive() {
@@ -166,7 +152,7 @@ impl Runtime {
                 drop(notify_parent);
                 // The initial CPUs hold while entering the container; the new process inherits them.
                 if let Err(e) = affinity.apply_initial() {
-                    let _ = sys::write_all(pid_tx.as_fd(), format!("error: {e}").as_bytes());
+                    let _ = sys::write_all(pid_tx.as_fd(), format!("error: {}", e.to_wire()).as_bytes());
                     // SAFETY: the middle process leaves without the parent's destructors.
                     unsafe { libc::_exit(0) }
                 }
@@ -189,7 +175,7 @@ impl Runtime {
                             }
                             let child = Child {
                                 process: &process,
-                                linux: &linux,
+                                linux,
                                 memory_policy: memory_policy.as_ref(),
                                 caps,
                                 last_cap,
@@ -203,7 +189,7 @@ impl Runtime {
                                 Ok(never) => match never {},
                                 Err(e) => e,
                             };
-                            let _ = sys::write_all(err_tx.as_fd(), e.to_string().as_bytes());
+                            let _ = sys::write_all(err_tx.as_fd(), e.to_wire().as_bytes());
                             // SAFETY: leave without running the parent's destructors.
                             unsafe { libc::_exit(127) }
                         }
@@ -226,7 +212,7 @@ impl Runtime {
                 unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
                 let pid: i32 = reply
                     .parse()
-                    .map_err(|_| Error::Init(reply.trim_start_matches("error: ").to_string()))?;
+                    .map_err(|_| Error::from_wire(reply.trim_start_matches("error: ").as_bytes()))?;
                 drop(go_rx);
                 crate::sys::fault::point("exec.1.cloned")?;
                 // The parent writes cgroup.procs: CLONE_INTO_CGROUP from inside the container's
@@ -277,7 +263,7 @@ impl Runtime {
                 if !failure.is_empty() {
                     // SAFETY: reap the failed process, our child.
                     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-                    return Err(Error::Init(failure));
+                    return Err(Error::from_wire(failure.as_bytes()));
                 }
                 crate::sys::fault::point("exec.5.exec-done")?;
                 if let Some(pid_file) = &opts.pid_file {
@@ -315,7 +301,7 @@ impl Child<'_> {
                 let root = sys::open_tree(libc::AT_FDCWD, c"/", 0).map_err(|e| Error::sys("open /", e))?;
                 let pty = pty::open_pty(root.as_fd())?;
                 if let Some(size) = self.process.console_size() {
-                    terminal::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)?;
+                    terminal::set_size(pty.slave.as_fd(), console_dim(size.height()), console_dim(size.width()))?;
                 }
                 terminal::send_fd(
                     socket.as_fd(),

@@ -18,9 +18,8 @@ pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -
     // Through a verified procfs handle, like every other /proc write moor makes.
     let proc = crate::sys::procfs::Procfs::open()?;
     let rootless = crate::runtime::rootless::euid_rootless();
-    // SAFETY: getegid cannot fail.
-    let own_gid_only =
-        matches!(gid, [m] if m.container_id() == 0 && m.host_id() == unsafe { libc::getegid() } && m.size() == 1);
+    let egid = nix::unistd::getegid().as_raw();
+    let own_gid_only = matches!(gid, [m] if m.container_id() == 0 && m.host_id() == egid && m.size() == 1);
     if rootless && own_gid_only {
         proc.write(&format!("{pid}/setgroups"), "deny")?;
     }
@@ -41,7 +40,7 @@ fn write_map(
         Err(Error::Sys { source, .. }) if rootless && source.raw_os_error() == Some(libc::EPERM) => {
             crate::runtime::rootless::map_with_tool(tool, pid, maps, field)
         }
-        r => r.map_err(|e| Error::config(field, e.to_string())),
+        r => r.map_err(|e| Error::field(field, e)),
     }
 }
 
@@ -63,13 +62,12 @@ pub fn idmap_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<st
             // As crun and runc: the namespace gets the mappings as written; the kernel reads an
             // on-disk id as an id inside it and shows the host id it maps to.
             let lines = |maps: &[LinuxIdMapping]| map_text(maps);
-            let proc = crate::sys::procfs::Procfs::open();
-            let write = |file: &str, text: String| match &proc {
-                Ok(p) => p.write(&format!("{pid}/{file}"), &text),
-                Err(e) => Err(Error::Init(format!("procfs for an idmapped mount: {e}"))),
-            };
-            let result = write("uid_map", lines(uid))
-                .and_then(|_| write("gid_map", lines(gid)))
+            let result = crate::sys::procfs::Procfs::open()
+                .map_err(|e| Error::context("procfs for an idmapped mount", e))
+                .and_then(|proc| {
+                    proc.write(&format!("{pid}/uid_map"), &lines(uid))?;
+                    proc.write(&format!("{pid}/gid_map"), &lines(gid))
+                })
                 .and_then(|_| {
                     std::fs::File::open(format!("/proc/{pid}/ns/user"))
                         .map(std::os::fd::OwnedFd::from)

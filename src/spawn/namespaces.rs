@@ -88,7 +88,7 @@ pub fn plan(namespaces: &[LinuxNamespace]) -> Result<Plan> {
                 if kind < 0 {
                     return Err(Error::config(field, format!("{} is not a namespace", path.display())));
                 }
-                if kind as u64 != t as u64 {
+                if u64::from(kind.unsigned_abs()) != t as u64 {
                     return Err(Error::config(
                         field,
                         format!("{} is not a {} namespace", path.display(), ns_name(t)),

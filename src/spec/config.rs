@@ -85,7 +85,7 @@ pub fn read_bounded(file: &Path, what: &'static str, pipes: bool) -> Result<Vec<
     if meta.len() > MAX_CONFIG_SIZE {
         return Err(too_big());
     }
-    let mut data = Vec::with_capacity(meta.len() as usize);
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     // The file may grow after the check.
     f.take(MAX_CONFIG_SIZE + 1)
         .read_to_end(&mut data)
@@ -365,9 +365,16 @@ fn validate(spec: &Spec) -> Result<()> {
         if !offsets.is_empty() && !types.contains(&LinuxNamespaceType::Time) {
             return Err(Error::config("linux.timeOffsets", "offsets need a time namespace"));
         }
-        for clock in offsets.keys() {
+        for (clock, offset) in offsets {
             if clock != "monotonic" && clock != "boottime" {
                 return Err(Error::config("linux.timeOffsets", format!("unknown clock {clock:?}")));
+            }
+            // The kernel's only answer to a bad offset is EINVAL for the whole write.
+            if offset.nanosecs().is_some_and(|n| n >= 1_000_000_000) {
+                return Err(Error::config(
+                    format!("linux.timeOffsets.{clock}.nanosecs"),
+                    "must be below 1000000000",
+                ));
             }
         }
     }

@@ -42,7 +42,7 @@ impl Procfs {
             return Err(Error::last_os("fstatfs /proc"));
         }
         if st.f_type as i64 != PROC_SUPER_MAGIC {
-            return Err(Error::Init("/proc is not procfs: refusing to write through it".into()));
+            return Err(Error::refused("/proc", "is not procfs: refusing to write through it"));
         }
         // A subdirectory of procfs bound over /proc would pass the magic check.
         // SAFETY: stat is plain data; fstat fills it.
@@ -52,8 +52,9 @@ impl Procfs {
             return Err(Error::last_os("fstat /proc"));
         }
         if meta.st_ino != PROC_ROOT_INO {
-            return Err(Error::Init(
-                "/proc is not the root of a procfs: refusing to write through it".into(),
+            return Err(Error::refused(
+                "/proc",
+                "is not the root of a procfs: refusing to write through it",
             ));
         }
         Ok(Procfs { root })
@@ -66,7 +67,7 @@ impl Procfs {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: the kernel returned a new fd.
-        let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
+        let fs = unsafe { OwnedFd::from_raw_fd(sys::int(fs)) };
         // SAFETY: FSCONFIG_CMD_CREATE takes no key or value.
         let r = unsafe {
             libc::syscall(
@@ -94,21 +95,24 @@ impl Procfs {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: the kernel returned a new fd.
-        Ok(unsafe { OwnedFd::from_raw_fd(m as i32) })
+        Ok(unsafe { OwnedFd::from_raw_fd(sys::int(m)) })
     }
 
     /// Opens `path` (relative, e.g. "self/oom_score_adj") below this procfs, refusing symlinks
     /// other than procfs' own magic ones and never leaving the instance.
     pub fn open_file(&self, path: &str, flags: i32) -> Result<OwnedFd> {
-        let c = CString::new(path).map_err(|_| Error::Init(format!("bad proc path {path:?}")))?;
-        sys::openat2(
-            self.root.as_fd(),
-            &c,
-            flags as u64,
-            0,
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_XDEV,
-        )
-        .map_err(|e| Error::sys(format!("open /proc/{path}"), e))
+        let c = CString::new(path).map_err(|_| Error::refused(format!("/proc/{path:?}"), "a NUL byte in the path"))?;
+        sys::open_how_flags(flags)
+            .and_then(|flags| {
+                sys::openat2(
+                    self.root.as_fd(),
+                    &c,
+                    flags,
+                    0,
+                    libc::RESOLVE_BENEATH | libc::RESOLVE_NO_XDEV,
+                )
+            })
+            .map_err(|e| Error::sys(format!("open /proc/{path}"), e))
     }
 
     pub fn write(&self, path: &str, value: &str) -> Result<()> {
@@ -121,7 +125,8 @@ impl Procfs {
     /// A plain openat, as it runs after the container's seccomp filter, where openat2 may be
     /// denied; the walk starts at this verified procfs, and following the magic link is the point.
     pub fn reopen_fd(&self, fd: BorrowedFd, flags: i32) -> Result<OwnedFd> {
-        let c = CString::new(format!("self/fd/{}", fd.as_raw_fd())).map_err(|_| Error::Init("fd path".into()))?;
+        let c = CString::new(format!("self/fd/{}", fd.as_raw_fd()))
+            .map_err(|_| Error::refused("fd path", "a NUL byte in the path"))?;
         loop {
             // SAFETY: a NUL-terminated path relative to our procfs fd.
             let ret = unsafe { libc::openat(self.root.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC) };

@@ -20,7 +20,7 @@ fn open_dir(parent: BorrowedFd, name: &CStr) -> std::io::Result<OwnedFd> {
 /// Copies the tree under `src` (the directory the tmpfs now hides) into `dst` (the new tmpfs).
 pub fn copy_tree(src: BorrowedFd, dst: BorrowedFd, depth: u32) -> Result<()> {
     if depth > 64 {
-        return Err(Error::Init("tmpcopyup: directory tree too deep".into()));
+        return Err(Error::refused("tmpcopyup", "directory tree too deep"));
     }
     let src_dir = open_dir(src, c".").map_err(|e| Error::sys("tmpcopyup: open source", e))?;
     let mut dir = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(src_dir))
@@ -89,8 +89,9 @@ pub fn copy_tree(src: BorrowedFd, dst: BorrowedFd, depth: u32) -> Result<()> {
                 if n < 0 {
                     return Err(Error::last_os(what()));
                 }
-                buf.truncate(n as usize);
-                let target = std::ffi::CString::new(buf).map_err(|_| Error::Init(what()))?;
+                buf.truncate(n.unsigned_abs());
+                let target =
+                    std::ffi::CString::new(buf).map_err(|_| Error::refused(what(), "a NUL byte in the link"))?;
                 // SAFETY: valid dirfd and NUL-terminated strings.
                 if unsafe { libc::symlinkat(target.as_ptr(), dst.as_raw_fd(), name.as_ptr()) } != 0 {
                     return Err(Error::last_os(what()));

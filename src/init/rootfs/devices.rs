@@ -76,13 +76,14 @@ pub fn setup(root: BorrowedFd, devices: &[LinuxDevice], bind_only: bool) -> Resu
         let node = Node {
             path: d.path(),
             kind,
-            major: d.major() as u32,
-            minor: d.minor() as u32,
+            // Loading the config refused numbers outside 12 and 20 bits.
+            major: u32::try_from(d.major()).map_err(|_| Error::config(format!("{field}.major"), "out of range"))?,
+            minor: u32::try_from(d.minor()).map_err(|_| Error::config(format!("{field}.minor"), "out of range"))?,
             mode: d.file_mode().unwrap_or(0o666),
             uid: d.uid().unwrap_or(0),
             gid: d.gid().unwrap_or(0),
         };
-        create(root, &node, bind_only && kind != libc::S_IFIFO).map_err(|e| Error::config(field, e.to_string()))?;
+        create(root, &node, bind_only && kind != libc::S_IFIFO).map_err(|e| Error::field(field, e))?;
     }
     let dev = paths::ensure_in_root(root, Path::new("/dev"), Kind::Dir)?;
     for (name, target) in LINKS {
@@ -180,12 +181,10 @@ fn open_host_node(node: &Node) -> Result<OwnedFd> {
     .map_err(|e| Error::sys(format!("open host {}", node.path.display()), e))?;
     let st = paths::fstat(fd.as_fd()).map_err(|e| Error::sys("fstat", e))?;
     if st.st_mode & libc::S_IFMT != node.kind || st.st_rdev != libc::makedev(node.major, node.minor) {
-        return Err(Error::Init(format!(
-            "host {} is not the device {}:{}",
-            node.path.display(),
-            node.major,
-            node.minor
-        )));
+        return Err(Error::refused(
+            format!("host {}", node.path.display()),
+            format!("is not the device {}:{}", node.major, node.minor),
+        ));
     }
     Ok(fd)
 }

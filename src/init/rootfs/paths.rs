@@ -46,7 +46,7 @@ pub fn open_file_in_root(root: BorrowedFd, path: &Path, flags: i32) -> io::Resul
         rel
     };
     let c = CString::new(rel.as_os_str().as_encoded_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    sys::openat2(root, &c, flags as u64, 0, IN_ROOT)
+    sys::openat2(root, &c, sys::open_how_flags(flags)?, 0, IN_ROOT)
 }
 
 /// Where `path` leads inside `root`, as a clean absolute container path: the part that exists
@@ -99,10 +99,10 @@ pub fn ensure_in_root(root: BorrowedFd, path: &Path, kind: Kind) -> Result<Owned
         match open_in_root(root, &so_far, 0) {
             Ok(fd) => {
                 if want_dir && !is_dir(fd.as_fd()) {
-                    return Err(Error::Init(format!(
-                        "{} exists in the rootfs and is not a directory",
-                        so_far.display()
-                    )));
+                    return Err(Error::refused(
+                        so_far.display().to_string(),
+                        "exists in the rootfs and is not a directory",
+                    ));
                 }
                 dir = fd;
                 continue;
