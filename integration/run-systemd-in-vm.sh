@@ -1,5 +1,6 @@
 #!/bin/bash
-# Runs the systemd cgroup driver group (integration/tests/systemd.rs) under a real systemd: in
+# Runs the systemd cgroup driver group (integration/tests/systemd.rs), and the fault-injection walk
+# of every create step with that driver (reliability.rs), under a real systemd: in
 # the throwaway cgroup v2 VM (scripts/vm-run), systemd 252 and dbus-daemon boot as pid 1
 # of a new pid, mount and cgroup namespace (container mode, its own delegated cgroup), and the
 # test binary runs as one of its services, the way a containerd service calls a runtime.
@@ -20,10 +21,16 @@ shares=(--share "$CARGO_TARGET_DIR")
   { echo "run-systemd-in-vm: needs the systemd and dbus packages" >&2; exit 2; }
 
 cd "$top"
-cargo build -q -p moor-cli >&2
-bin=$(cargo test -p moor-integration --test systemd --no-run --message-format=json 2>/dev/null |
-  grep '"reason":"compiler-artifact"' | grep '"test":true' |
-  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+# with the fault injection (inert unless MOOR_FAULT is set) that the walk needs
+cargo build -q -p moor-cli --features moor-cli/fault-injection >&2
+test_binary() {
+  cargo test -p moor-integration --test "$1" --no-run --message-format=json 2>/dev/null |
+    grep '"reason":"compiler-artifact"' | grep '"test":true' |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1
+}
+bin=$(test_binary systemd)
+faults=$(test_binary reliability)
+[ -n "$faults" ] || { echo "run-systemd-in-vm: no reliability test binary found" >&2; exit 2; }
 [ -n "$bin" ] || { echo "run-systemd-in-vm: no test binary found" >&2; exit 2; }
 
 work=$(mktemp -d "$CARGO_TARGET_DIR/systemd-vm.XXXXXX")
@@ -39,7 +46,10 @@ cat >"$work/tests.sh" <<EOT
 $passed_env
 echo "systemd \$(systemctl --version | head -1); $layout cgroups; runtime $runtime"
 RUNTIME=$runtime MOOR_IT_CMD_TIMEOUT=300 "$bin" --test-threads=${TEST_THREADS:-2} $args
-echo \$? > "$work/rc"
+rc=\$?
+RUNTIME=$runtime MOOR_IT_CMD_TIMEOUT=300 MOOR_IT_REQUIRE_FAULTS=1 "$faults" --exact \\
+  every_create_step_with_the_systemd_driver_killed_or_failed_leaves_no_unit || rc=1
+echo \$rc > "$work/rc"
 EOT
 
 set +e

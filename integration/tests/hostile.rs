@@ -33,16 +33,6 @@ struct Case {
     runc: Want,
     /// Why moor and runc differ.
     why: &'static str,
-    /// A moor bug outside config loading, to be fixed where it lives: the case is run and
-    /// shown, and a wrong result is reported, not failed.
-    known_bug: &'static str,
-}
-
-impl Case {
-    fn known_bug(mut self, what: &'static str) -> Case {
-        self.known_bug = what;
-        self
-    }
 }
 
 /// A case where moor and runc agree.
@@ -54,7 +44,6 @@ const fn same(name: &'static str, field: &'static str, want: Want, edit: fn(&mut
         moor: want,
         runc: want,
         why: "",
-        known_bug: "",
     }
 }
 
@@ -73,7 +62,6 @@ const fn stricter(
         moor: Refused,
         runc,
         why,
-        known_bug: "",
     }
 }
 
@@ -86,7 +74,6 @@ const fn laxer(name: &'static str, why: &'static str, edit: fn(&mut Bundle) -> O
         moor: Accepted,
         runc: Refused,
         why,
-        known_bug: "",
     }
 }
 
@@ -174,12 +161,7 @@ fn cases() -> Vec<Case> {
         }),
         same("annotations of 4 MiB", "", Accepted, |b| {
             set(b, "/annotations", json!({"big": "x".repeat(4 << 20)}))
-        })
-        .known_bug(
-            "src/spawn/sync.rs sends the state (annotations included) as one SOCK_SEQPACKET message: above the \
-             socket's send buffer (~208 KiB) create fails with EMSGSIZE, and init's 64 KiB receive buffer \
-             silently cuts states between 64 and 208 KiB, so createContainer hooks read truncated JSON",
-        ),
+        }),
         same("annotation value not a string", "annotations.n", Refused, |b| {
             set(b, "/annotations", json!({"n": 1}))
         }),
@@ -827,16 +809,7 @@ fn hostile_configs_are_refused_cleanly_or_accepted_as_runc() {
         if let Some(w) = want.filter(|w| !want_matches(*w, &row.got)) {
             problems.push(format!("expected {}, got {:?}", label(w), row.got));
         }
-        let mut note = case.why.to_string();
-        if moor && !case.known_bug.is_empty() {
-            if problems.is_empty() {
-                note = format!("known bug no longer seen, drop the mark: {}", case.known_bug);
-            } else {
-                note = format!("KNOWN MOOR BUG: {}", case.known_bug);
-                eprintln!("case {n} {:?}: {note}: {}", case.name, problems.join("; "));
-                problems.clear();
-            }
-        }
+        let note = case.why;
         println!(
             "| {n} | {} | {} | {} | {} | {:?} | {} | {} | {} |",
             case.name,

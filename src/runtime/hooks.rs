@@ -9,7 +9,6 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::Hook;
@@ -190,11 +189,25 @@ fn wait_hook(
         }
         Err(e) => return Err(format!("wait: {e}")),
     };
-    let status = std::process::ExitStatus::from_raw(status);
-    if !status.success() {
-        return Err(format!("failed: {status}"));
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, code) => Err(format!("exit status {code}")),
+        _ => Err(signal_status(status)),
     }
-    Ok(())
+}
+
+/// A death by signal in the words of Go's exit status, which runc prints and its tests match:
+/// "signal: bad system call (core dumped)".
+fn signal_status(status: libc::c_int) -> String {
+    let sig = libc::WTERMSIG(status);
+    // SAFETY: strsignal returns a static string for a known signal and a thread-local buffer
+    // otherwise; it is copied out at once.
+    let name = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(sig)) }.to_string_lossy();
+    let mut words = name.to_lowercase();
+    if libc::WCOREDUMP(status) {
+        words.push_str(" (core dumped)");
+    }
+    format!("signal: {words}")
 }
 
 /// Whether `len` bytes fit into the pipe without blocking, growing it when needed and allowed.
