@@ -35,7 +35,7 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `--systemd-cgroup`: linux.cgroupsPath is `slice:prefix:name`.
     pub systemd_cgroup: bool,
-    /// `--rootless`: how cgroups are handled (see [`crate::runtime::rootless::cgroups_rootless`]).
+    /// `--rootless`: how cgroups are handled (see `runtime::rootless::cgroups_rootless`).
     pub rootless: crate::runtime::rootless::Mode,
 }
 
