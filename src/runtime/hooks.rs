@@ -302,7 +302,7 @@ mod tests {
     #[test]
     fn exit_status_and_exec_errors_are_reported() {
         let e = run("test", &[hook("exit 3")], b"{}").unwrap_err().to_string();
-        assert!(e.contains("exit status: 3"), "{e}");
+        assert!(e.contains("exit status 3"), "{e}");
         let missing: Hook = serde_json::from_value(serde_json::json!({"path": "/nonexistent/hook"})).unwrap();
         let e = run("test", &[missing], b"{}").unwrap_err().to_string();
         assert!(e.contains("cannot start") && e.contains("No such file"), "{e}");

@@ -402,7 +402,10 @@ struct HookState<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{validate_id, ContainerState, StateDir, Status, STATE_FILE};
+    use crate::error::Error;
+    use std::collections::HashMap;
+    use std::path::PathBuf;
 
     #[test]
     fn hook_state_is_the_runtime_spec_state_with_the_status_asked_for() {
@@ -430,13 +433,6 @@ mod tests {
                 "bundle": "/b", "annotations": {"k": "v\""}})
         );
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{validate_id, ContainerState, StateDir, Status, STATE_FILE};
-    use crate::error::Error;
-    use std::path::PathBuf;
 
     /// A fresh state root under the temp dir, removed on drop.
     struct Root(PathBuf);
