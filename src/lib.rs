@@ -14,6 +14,7 @@
 mod affinity;
 pub mod capabilities;
 mod cgroup_ops;
+pub mod child;
 pub mod config;
 mod cpulist;
 pub mod create;
@@ -23,6 +24,7 @@ pub mod exec;
 mod fault;
 pub mod fds;
 pub mod features;
+pub mod helper;
 pub mod hooks;
 mod init;
 mod mempolicy;
@@ -44,9 +46,10 @@ pub mod time;
 mod user;
 mod workload;
 
+pub use child::Child;
 pub use create::CreateOptions;
 pub use error::{Error, Result};
-pub use operations::Runtime;
+pub use operations::{Created, Runtime};
 pub use state::{ContainerState, Status};
 
 /// The runtime-spec version moor implements.

@@ -76,10 +76,11 @@ impl CreateArgs {
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
-            console_fd: None,
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
-            preserve_fds: self.preserve_fds,
+            stdio: None,
+            extra_fds: inherited_fds(moor::fds::listen_fds() + self.preserve_fds),
+            listen_fds: moor::fds::listen_fds(),
             systemd_cgroup,
             rootless,
         }
@@ -443,6 +444,16 @@ fn enter_sealed(preserve_fds: u32) -> Result<()> {
     Ok(())
 }
 
+/// The fds 3..3+n this process was given to pass on (socket activation, --preserve-fds), checked
+/// open by `enter_sealed`; taken once, for the one operation that hands them to the container.
+fn inherited_fds(n: u32) -> Vec<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    (3..3 + n as i32)
+        // SAFETY: inherited fds that nothing else in this process owns or uses.
+        .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+        .collect()
+}
+
 /// The user name of `uid`, else `#uid` (as runc's list shows an unknown owner).
 fn owner_name(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
@@ -599,7 +610,8 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         console_socket: a.console_socket,
         pid_file: a.pid_file,
         detach: a.detach,
-        preserve_fds: a.preserve_fds,
+        stdio: None,
+        extra_fds: inherited_fds(a.preserve_fds),
         ignore_paused: a.ignore_paused,
         sub_cgroups: moor_cgroups::SubCgroups::parse(&a.cgroup)?,
     };
