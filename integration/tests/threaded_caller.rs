@@ -70,10 +70,7 @@ fn children(except: &[i32]) -> Vec<String> {
 
 /// One container's whole life through the helper; every status checked.
 fn round(helper: &Helper, rt: &Runtime, rootfs: &Path, id: &str) -> Result<(), String> {
-    let bundle = temp_dir("tc-bundle");
-    let mut config = default_config(id, &["sleep", "100"]);
-    config["root"] = serde_json::json!({ "path": rootfs, "readonly": true });
-    fs::write(bundle.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    let bundle = bundle_running(rootfs, id, &["sleep", "100"]);
     let result = (|| {
         let opts = CreateOptions {
             bundle: bundle.clone(),
@@ -140,6 +137,97 @@ fn round(helper: &Helper, rt: &Runtime, rootfs: &Path, id: &str) -> Result<(), S
     result
 }
 
+/// The blocked-signal mask of this thread.
+fn signal_mask() -> Vec<i32> {
+    // SAFETY: sigset_t is plain data; a NULL new set only reads the mask.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out pointer.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut set) };
+    // SAFETY: sigismember reads the set filled above.
+    (1..libc::SIGRTMAX())
+        .filter(|s| unsafe { libc::sigismember(&set, *s) } == 1)
+        .collect()
+}
+
+fn dumpable() -> i32 {
+    // SAFETY: PR_GET_DUMPABLE takes no pointer.
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) }
+}
+
+fn bundle_running(rootfs: &Path, id: &str, args: &[&str]) -> PathBuf {
+    let bundle = temp_dir("tc-bundle");
+    let mut config = default_config(id, args);
+    config["root"] = serde_json::json!({ "path": rootfs, "readonly": true });
+    fs::write(bundle.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    bundle
+}
+
+/// Still single-threaded, the library in this process: the container gets exactly the extra
+/// fds given (as 3, ...) and the socket-activation variables; neither create nor run changes
+/// the caller's dumpable flag or signal mask, and run reaps only its own container (an
+/// unrelated child's status stays ours).
+fn in_process(rt: &Runtime, rootfs: &Path) -> Vec<String> {
+    let mut failures = Vec::new();
+    let (mask, dump) = (signal_mask(), dumpable());
+    let id = format!("tc-{}-inproc", std::process::id());
+    let bundle = bundle_running(rootfs, &id, &["sh", "-c", "echo extra-$LISTEN_FDS-$LISTEN_PID >&3"]);
+    let (mut extra_r, extra_w) = std::io::pipe().unwrap();
+    let opts = CreateOptions {
+        bundle: bundle.clone(),
+        stdio: Some(null_stdio()),
+        extra_fds: vec![OwnedFd::from(extra_w)],
+        listen_fds: 1,
+        ..Default::default()
+    };
+    let result = (|| -> Result<(), String> {
+        let created = rt.create(&id, &opts).map_err(|e| format!("create: {e}"))?;
+        drop(opts);
+        rt.start(&id).map_err(|e| format!("start: {e}"))?;
+        let mut said = String::new();
+        extra_r
+            .read_to_string(&mut said)
+            .map_err(|e| format!("read fd 3: {e}"))?;
+        let code = created.init.wait().map_err(|e| format!("wait for init: {e}"))?;
+        if said != "extra-1-1\n" || code != 0 {
+            return Err(format!("the workload said {said:?} on its fd 3 and exited {code}"));
+        }
+        rt.delete(&id, false).map_err(|e| format!("delete: {e}"))
+    })();
+    if let Err(e) = result {
+        failures.push(format!("in-process create: {e}"));
+        let _ = rt.delete(&id, true);
+    }
+    let _ = fs::remove_dir_all(&bundle);
+
+    let mut unrelated = std::process::Command::new("sleep").arg("0.5").spawn().unwrap();
+    let id = format!("tc-{}-run", std::process::id());
+    let bundle = bundle_running(rootfs, &id, &["sh", "-c", "sleep 1; exit 3"]);
+    let opts = CreateOptions {
+        bundle: bundle.clone(),
+        stdio: Some(null_stdio()),
+        ..Default::default()
+    };
+    match rt.run(&id, &opts, false) {
+        Ok(3) => {}
+        other => failures.push(format!("in-process run: {other:?}, not exit 3")),
+    }
+    match unrelated.wait() {
+        Ok(st) if st.success() => {}
+        other => failures.push(format!("an unrelated child of the caller after run: {other:?}")),
+    }
+    let _ = fs::remove_dir_all(&bundle);
+    if signal_mask() != mask {
+        failures.push(format!(
+            "signal mask {:?} after create and run, {mask:?} before",
+            signal_mask()
+        ));
+    }
+    if dumpable() != dump {
+        failures.push(format!("dumpable {} after create and run, {dump} before", dumpable()));
+    }
+    failures
+}
+
 fn main() {
     require_root!();
     if !runtime_is("moor") {
@@ -152,12 +240,12 @@ fn main() {
     let rootfs = base.join("rootfs");
     build_rootfs(&rootfs);
     let state_root = temp_dir("tc-state");
-    let helper = Helper::spawn(&state_root).expect("spawn the helper while single-threaded");
     let rt = Runtime::new(&state_root);
+    let mut failures = in_process(&rt, &rootfs);
+    let helper = Helper::spawn(&state_root).expect("spawn the helper while single-threaded");
 
     let done = AtomicBool::new(false);
     let started = Instant::now();
-    let mut failures = Vec::new();
     std::thread::scope(|s| {
         s.spawn(|| {
             while !done.load(Ordering::SeqCst) {
