@@ -6,10 +6,61 @@
 //! 1. **parent** ([`create`]): reads and validates the bundle, prepares everything that can be
 //!    prepared outside the container (state directory, exec fifo, seccomp program, console
 //!    socket), then clones the init process straight into its new namespaces.
-//! 2. **init** ([`init`]): runs inside the namespaces, driven step by step by the parent over the
-//!    typed protocol in [`sync`]; it builds the root filesystem, sets up the process and waits on
+//! 2. **init** (`init`): runs inside the namespaces, driven step by step by the parent over the
+//!    typed protocol in `sync`; it builds the root filesystem, sets up the process and waits on
 //!    the exec fifo.
 //! 3. **exec**: `start` opens the fifo, init runs the startContainer hooks and execs the workload.
+//!
+//! # Who may call what
+//!
+//! [`Runtime::create`], [`Runtime::run`], [`Runtime::exec`] and [`Runtime::exec_detached`]
+//! clone the calling process and run moor's code in the copy (it allocates, formats, takes
+//! locks). In a multi-threaded process a lock held by another thread at that moment stays held
+//! forever in the copy, so these entry points check that the caller is single-threaded and
+//! return [`Error::ThreadedCaller`] otherwise. `start`, `state`, `kill`, `delete`, `list` and
+//! the rest clone nothing that runs Rust code and may be called from any thread.
+//!
+//! A multi-threaded caller (a shim, an agent) uses [`helper::Helper`] instead:
+//!
+//! - **When**: `Helper::spawn(root)` once, at start-up, before the first thread (it checks).
+//!   It forks a single-threaded helper process connected by a SOCK_SEQPACKET socketpair; the
+//!   helper keeps only that socket and fds 0-2 (which containers inherit when no stdio is
+//!   given). Every `Helper` method may then be called from any thread; calls are serialised.
+//! - **Who reaps what**: the helper clones init and exec'd processes with CLONE_PARENT, so they
+//!   are children of the caller, not of the helper. Replies carry their pid and a pidfd
+//!   ([`Child`]); the caller waits for them with [`Child::wait`] (waitid(P_PIDFD)) and gets
+//!   their exit status. Short-lived processes that become the caller's children too (the
+//!   middle process that joins namespaces, a process killed after a failed step) are reaped
+//!   by the client before the call returns. The caller must not set SIGCHLD to SIG_IGN, and
+//!   must not reap with `waitpid(-1)` (that would take these statuses).
+//! - **Which fds pass**: a request carries the container process's stdio and extra fds
+//!   ([`fds::Stdio`], `extra_fds`) with SCM_RIGHTS; the helper drops its copies once it has
+//!   answered. A reply carries pidfds. Nothing else crosses.
+//! - **Its end**: dropping the `Helper` closes the socket; the helper exits at EOF and is
+//!   reaped. If the helper dies, every call returns [`Error::HelperGone`]; containers already
+//!   created live on (they are the caller's children) and are handled with [`Runtime`].
+//!
+//! ```no_run
+//! # fn main() -> moor::Result<()> {
+//! use moor::helper::Helper;
+//! let helper = Helper::spawn("/run/moor")?; // before any thread starts
+//! let created = helper.create("web", &moor::CreateOptions { bundle: "/srv/web".into(), ..Default::default() })?;
+//! helper.start("web")?;
+//! let code = created.init.wait()?; // from any thread: init is our child
+//! helper.delete("web", false)?;
+//! # let _ = code; Ok(()) }
+//! ```
+//!
+//! # What the library leaves to its caller
+//!
+//! The library changes nothing process-wide in its caller: it waits only for the processes it
+//! started (pidfds, never `waitpid(-1)`); init and exec's processes make themselves
+//! non-dumpable; the signal mask `run` and a foreground `exec` need is restored when they
+//! return; it reads no environment. What a runtime binary does to itself is offered as explicit
+//! functions: [`exe::ensure_protected`] (re-execute from a read-only view of the binary,
+//! CVE-2019-5736), [`fds::listen_fds`] (socket activation, mapped onto `extra_fds` and
+//! `listen_fds`), [`fds::seal_inherited`], [`set_log_sink`] (where warnings go; stderr until
+//! set).
 
 mod affinity;
 pub mod capabilities;
