@@ -42,8 +42,8 @@ pub enum Error {
     #[error("cgroup: {0}")]
     Cgroup(moor_cgroups::Error),
     /// create, run and exec clone and then run code in the child, which a lock held by another
-    /// thread at the clone would deadlock: threaded callers use [`crate::helper::Helper`].
-    #[error("the calling process has {threads} threads: create, run and exec need a single-threaded caller (use moor::helper::Helper)")]
+    /// thread at the clone would deadlock: threaded callers use [`crate::Helper`].
+    #[error("the calling process has {threads} threads: create, run and exec need a single-threaded caller (use moor::Helper)")]
     ThreadedCaller { threads: usize },
     /// The helper process is gone (killed, or it failed): its requests cannot be answered.
     #[error("moor helper: {0}")]

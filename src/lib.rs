@@ -1,14 +1,26 @@
 //! moor: a low-level OCI container runtime.
 //!
-//! The library is what the `moor` binary, a containerd shim and a pod agent call. A container is
-//! built in three acts, each in its own module:
+//! The library is what the `moor` binary (the `moor-cli` crate), a containerd shim and a pod
+//! agent call. Its modules follow the one boundary that matters most in a runtime, where code
+//! runs:
 //!
-//! 1. **parent** ([`create`]): reads and validates the bundle, prepares everything that can be
-//!    prepared outside the container (state directory, exec fifo, seccomp program, console
+//! - `runtime`: the host-side lifecycle of a container ([`Runtime`]): its state on disk, hooks,
+//!   cgroups, rootless rules, signal forwarding.
+//! - `spawn`: the host side of making a process in a container: the namespace plan, the clone,
+//!   the id maps and network devices, and the sync protocol that drives the child.
+//! - `init`: everything that runs inside the new namespaces after the clone: the numbered init
+//!   steps, the root filesystem, credentials, capabilities, and the workload's execve.
+//! - [`spec`]: config.json loaded and validated as hostile input, the default spec, features.
+//! - `sys`: system-call wrappers and fd, procfs and pty helpers both sides use.
+//!
+//! A container is built in three acts:
+//!
+//! 1. **parent** (`spawn::create`): reads and validates the bundle, prepares everything that can
+//!    be prepared outside the container (state directory, exec fifo, seccomp program, console
 //!    socket), then clones the init process straight into its new namespaces.
 //! 2. **init** (`init`): runs inside the namespaces, driven step by step by the parent over the
-//!    typed protocol in `sync`; it builds the root filesystem, sets up the process and waits on
-//!    the exec fifo.
+//!    typed protocol in `spawn::sync`; it builds the root filesystem, sets up the process and
+//!    waits on the exec fifo.
 //! 3. **exec**: `start` opens the fifo, init runs the startContainer hooks and execs the workload.
 //!
 //! # Who may call what
@@ -20,7 +32,7 @@
 //! return [`Error::ThreadedCaller`] otherwise. `start`, `state`, `kill`, `delete`, `list` and
 //! the rest clone nothing that runs Rust code and may be called from any thread.
 //!
-//! A multi-threaded caller (a shim, an agent) uses [`helper::Helper`] instead:
+//! A multi-threaded caller (a shim, an agent) uses [`Helper`] instead:
 //!
 //! - **When**: `Helper::spawn(root)` once, at start-up, before the first thread (it checks).
 //!   It forks a single-threaded helper process connected by a SOCK_SEQPACKET socketpair; the
@@ -34,7 +46,7 @@
 //!   by the client before the call returns. The caller must not set SIGCHLD to SIG_IGN, and
 //!   must not reap with `waitpid(-1)` (that would take these statuses).
 //! - **Which fds pass**: a request carries the container process's stdio and extra fds
-//!   ([`fds::Stdio`], `extra_fds`) with SCM_RIGHTS; the helper drops its copies once it has
+//!   ([`Stdio`], `extra_fds`) with SCM_RIGHTS; the helper drops its copies once it has
 //!   answered. A reply carries pidfds. Nothing else crosses.
 //! - **Its end**: dropping the `Helper` closes the socket; the helper exits at EOF and is
 //!   reaped. If the helper dies, every call returns [`Error::HelperGone`]; containers already
@@ -42,7 +54,7 @@
 //!
 //! ```no_run
 //! # fn main() -> moor::Result<()> {
-//! use moor::helper::Helper;
+//! use moor::Helper;
 //! let helper = Helper::spawn("/run/moor")?; // before any thread starts
 //! let created = helper.create("web", &moor::CreateOptions { bundle: "/srv/web".into(), ..Default::default() })?;
 //! helper.start("web")?;
@@ -57,51 +69,44 @@
 //! started (pidfds, never `waitpid(-1)`); init and exec's processes make themselves
 //! non-dumpable; the signal mask `run` and a foreground `exec` need is restored when they
 //! return; it reads no environment. What a runtime binary does to itself is offered as explicit
-//! functions: [`exe::ensure_protected`] (re-execute from a read-only view of the binary,
-//! CVE-2019-5736), [`fds::listen_fds`] (socket activation, mapped onto `extra_fds` and
-//! `listen_fds`), [`fds::seal_inherited`], [`set_log_sink`] (where warnings go; stderr until
+//! functions: [`caller::ensure_protected`] (re-execute from a read-only view of the binary,
+//! CVE-2019-5736), [`caller::listen_fds`] (socket activation, mapped onto `extra_fds` and
+//! `listen_fds`), [`caller::seal_inherited`], [`set_log_sink`] (where warnings go; stderr until
 //! set).
 
-mod affinity;
-pub mod capabilities;
-mod cgroup_ops;
-pub mod child;
-pub mod config;
-mod cpulist;
-pub mod create;
-pub mod error;
-pub mod exe;
-pub mod exec;
-mod fault;
-pub mod fds;
-pub mod features;
-pub mod helper;
-pub mod hooks;
+mod error;
 mod init;
-mod mempolicy;
-pub mod namespaces;
-mod netdev;
-mod netlink;
-pub mod operations;
-pub mod process;
-mod procfs;
-pub mod rootfs;
-pub mod rootless;
-pub mod signals;
+mod runtime;
+mod spawn;
 pub mod spec;
-pub mod state;
-mod sync;
 mod sys;
-pub mod terminal;
-pub mod time;
-mod user;
-mod workload;
 
-pub use child::Child;
-pub use create::CreateOptions;
 pub use error::{Error, Result};
-pub use operations::{Created, Runtime};
-pub use state::{ContainerState, Status};
+pub use runtime::helper::Helper;
+pub use runtime::rootless::{default_root, Mode as RootlessMode};
+pub use runtime::signals::parse as parse_signal;
+pub use runtime::state::{validate_id, ContainerState, OciState, Status};
+pub use runtime::{Created, Runtime};
+pub use spawn::child::Child;
+pub use spawn::create::CreateOptions;
+pub use spawn::exec::ExecOptions;
+pub use sys::fds::Stdio;
+pub use sys::time::now_rfc3339;
+
+/// What a caller applies to its own process before it creates or enters a container: the
+/// library does not change the caller's process behind its back for these.
+pub mod caller {
+    pub use crate::runtime::exe::ensure_protected;
+    pub use crate::sys::fds::{listen_fds, note_inherited, seal_inherited};
+}
+
+/// The checks `create` makes on a spec before anything exists, for the config fuzzers
+/// (tests/fuzz_config.rs, fuzz/). Not a stable API.
+#[doc(hidden)]
+pub mod checks {
+    pub use crate::init::capabilities::{last_cap, of_process};
+    pub use crate::spawn::namespaces::plan as namespaces;
+}
 
 /// The runtime-spec version moor implements.
 pub const OCI_VERSION: &str = "1.3.0";

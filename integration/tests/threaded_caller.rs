@@ -1,5 +1,5 @@
 //! A multi-threaded caller (what a containerd shim or a pod agent is) drives moor as a library
-//! through its supported path, `moor::helper::Helper`: create, start, state, exec, kill,
+//! through its supported path, `moor::Helper`: create, start, state, exec, kill,
 //! delete, 200 times from several threads. Every exit status must reach the caller (init and
 //! the exec'd processes are its children), nothing may hang, and nothing may be left: no
 //! process, no child, no state, no cgroup. The library's own guard is checked too: a
@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use moor::exec::ExecOptions;
-use moor::fds::Stdio;
-use moor::helper::Helper;
+use moor::ExecOptions;
+use moor::Helper;
+use moor::Stdio;
 use moor::{CreateOptions, Error, Runtime};
 use moor_integration::bundle::{build_rootfs, default_config, temp_dir};
 use moor_integration::{host, require_root, runtime_is, skip};
@@ -232,7 +232,7 @@ fn main() {
     require_root!();
     if !runtime_is("moor") {
         skip!(
-            "this drives moor's library (moor::helper), not RUNTIME={}",
+            "this drives moor's library (moor::Helper), not RUNTIME={}",
             moor_integration::runtime_path().display()
         );
     }
