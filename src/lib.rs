@@ -47,7 +47,8 @@
 //!   must not reap with `waitpid(-1)` (that would take these statuses).
 //! - **Which fds pass**: a request carries the container process's stdio and extra fds
 //!   ([`Stdio`], `extra_fds`) with SCM_RIGHTS; the helper drops its copies once it has
-//!   answered. A reply carries pidfds. Nothing else crosses.
+//!   answered. A reply carries pidfds. Nothing else crosses: the helper's warnings go to its
+//!   stderr (the caller's at the spawn), not to the caller's [`set_log_sink`].
 //! - **Its end**: dropping the `Helper` closes the socket; the helper exits at EOF and is
 //!   reaped. If the helper dies, every call returns [`Error::HelperGone`]; containers already
 //!   created live on (they are the caller's children) and are handled with [`Runtime`].
@@ -126,15 +127,28 @@ pub fn set_log_sink(sink: fn(Level, &str)) {
     let _ = LOG_SINK.set(sink);
 }
 
+/// Set in the helper process: the sink is the caller's, and its fds are gone there.
+static STDERR_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn log_to_stderr() {
+    STDERR_ONLY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn sink() -> Option<&'static fn(Level, &str)> {
+    LOG_SINK
+        .get()
+        .filter(|_| !STDERR_ONLY.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 pub(crate) fn warn(msg: &str) {
-    match LOG_SINK.get() {
+    match sink() {
         Some(sink) => sink(Level::Warning, msg),
         None => eprintln!("moor: warning: {msg}"),
     }
 }
 
 pub(crate) fn debug(msg: &str) {
-    if let Some(sink) = LOG_SINK.get() {
+    if let Some(sink) = sink() {
         sink(Level::Debug, msg);
     }
 }

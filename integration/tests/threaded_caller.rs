@@ -90,6 +90,18 @@ fn round(helper: &Helper, rt: &Runtime, rootfs: &Path, id: &str) -> Result<(), S
         if state.status != moor::Status::Running || state.pid != created.init.pid {
             return Err(format!("state after start: {:?} pid {}", state.status, state.pid));
         }
+        // An exec that fails after its clone: the helper kills the process, the client reaps it
+        // (the final check finds no child left).
+        let mut missing = rt.process_template(id).map_err(|e| format!("template: {e}"))?;
+        missing.set_args(Some(vec!["/nonexistent-tc".into()]));
+        let failing = ExecOptions {
+            process: Some(missing),
+            stdio: Some(null_stdio()),
+            ..Default::default()
+        };
+        if let Ok(c) = helper.exec(id, &failing) {
+            return Err(format!("exec of a missing program started pid {}", c.pid));
+        }
         let (mut out_r, out_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
         let mut process = rt.process_template(id).map_err(|e| format!("template: {e}"))?;
         process.set_args(Some(vec![
@@ -276,6 +288,20 @@ fn main() {
                     let mut failed = Vec::new();
                     for i in 0..ROUNDS {
                         let id = format!("tc-{}-{t}-{i}", std::process::id());
+                        if i % 10 == 0 {
+                            // A create that fails after the clone (no such program): the same.
+                            let bundle = bundle_running(rootfs, &id, &["/nonexistent-tc"]);
+                            let opts = CreateOptions {
+                                bundle: bundle.clone(),
+                                stdio: Some(null_stdio()),
+                                ..Default::default()
+                            };
+                            if let Ok(c) = helper.create(&id, &opts) {
+                                failed.push(format!("{id}: create of a missing program made pid {}", c.init.pid));
+                                let _ = helper.delete(&id, true);
+                            }
+                            let _ = fs::remove_dir_all(&bundle);
+                        }
                         if let Err(e) = round(helper, rt, rootfs, &id) {
                             failed.push(format!("{id}: {e}"));
                         }
@@ -336,6 +362,24 @@ fn main() {
     let left = children(&[]);
     if !left.is_empty() {
         failures.push(format!("children left after dropping the helper: {left:?}"));
+    }
+
+    // Its threads joined, the process may spawn a helper again; dropping it ends the helper by
+    // EOF alone (the drop would kill it only after 10 s).
+    match Helper::spawn(&state_root) {
+        Ok(h) => {
+            let _ = h.state("tc-none");
+            let t = Instant::now();
+            drop(h);
+            if t.elapsed() > Duration::from_secs(5) {
+                failures.push(format!("the helper took {:?} to exit at EOF", t.elapsed()));
+            }
+        }
+        Err(e) => failures.push(format!("spawn a helper once single-threaded again: {e}")),
+    }
+    let left = children(&[]);
+    if !left.is_empty() {
+        failures.push(format!("children left after the second helper: {left:?}"));
     }
 
     let _ = fs::remove_dir_all(&base);

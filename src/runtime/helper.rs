@@ -349,8 +349,11 @@ fn serve(rt: Runtime, socket: OwnedFd) -> ! {
             if keep > 3 {
                 libc::close_range(3, keep - 1, 0);
             }
-            libc::close_range(keep + 1, libc::c_uint::MAX, 0);
+            libc::close_range((keep + 1).max(3), libc::c_uint::MAX, 0);
         }
+        // The caller's log sink may write to an fd just closed (and soon reused): the helper's
+        // warnings go to its stderr, the caller's at the spawn.
+        crate::log_to_stderr();
         crate::init::reset_signals();
         let _ = sys::prctl(libc::PR_SET_NAME, c"moor-helper".as_ptr() as libc::c_ulong, 0);
         loop {
