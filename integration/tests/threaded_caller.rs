@@ -41,6 +41,12 @@ fn null_stdio() -> Stdio {
     }
 }
 
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> (fs::File, OwnedFd) {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    (fs::File::from(r), w)
+}
+
 /// Our children (zombies included), but not `except`.
 fn children(except: &[i32]) -> Vec<String> {
     let me = std::process::id().to_string();
@@ -102,7 +108,7 @@ fn round(helper: &Helper, rt: &Runtime, rootfs: &Path, id: &str) -> Result<(), S
         if let Ok(c) = helper.exec(id, &failing) {
             return Err(format!("exec of a missing program started pid {}", c.pid));
         }
-        let (mut out_r, out_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+        let (mut out_r, out_w) = pipe();
         let mut process = rt.process_template(id).map_err(|e| format!("template: {e}"))?;
         process.set_args(Some(vec![
             "sh".into(),
@@ -114,7 +120,7 @@ fn round(helper: &Helper, rt: &Runtime, rootfs: &Path, id: &str) -> Result<(), S
             process: Some(process),
             stdio: Some(Stdio {
                 stdin: null(),
-                stdout: OwnedFd::from(out_w),
+                stdout: out_w,
                 stderr: null(),
             }),
             ..Default::default()
@@ -183,11 +189,11 @@ fn in_process(rt: &Runtime, rootfs: &Path) -> Vec<String> {
     let (mask, dump) = (signal_mask(), dumpable());
     let id = format!("tc-{}-inproc", std::process::id());
     let bundle = bundle_running(rootfs, &id, &["sh", "-c", "echo extra-$LISTEN_FDS-$LISTEN_PID >&3"]);
-    let (mut extra_r, extra_w) = std::io::pipe().unwrap();
+    let (mut extra_r, extra_w) = pipe();
     let opts = CreateOptions {
         bundle: bundle.clone(),
         stdio: Some(null_stdio()),
-        extra_fds: vec![OwnedFd::from(extra_w)],
+        extra_fds: vec![extra_w],
         listen_fds: 1,
         ..Default::default()
     };

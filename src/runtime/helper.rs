@@ -343,7 +343,7 @@ fn serve(rt: Runtime, socket: OwnedFd) -> ! {
     let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // Only stdio and the socket: the caller's other fds (pipes whose EOF it waits for,
         // listening sockets) must not live on in the helper or reach its containers.
-        let keep = socket.as_raw_fd() as libc::c_uint;
+        let keep = libc::c_uint::try_from(socket.as_raw_fd()).unwrap_or(0);
         // SAFETY: closing fds of this fresh copy of the caller, none of which it uses.
         unsafe {
             if keep > 3 {

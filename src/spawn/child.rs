@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn replies_round_trip_with_the_pidfd() {
         let (a, b) = seqpacket_pair().unwrap();
-        let me = sys::pidfd_open(std::process::id() as i32).unwrap();
+        let me = sys::pidfd_open(i32::try_from(std::process::id()).unwrap()).unwrap();
         send_reply(a.as_fd(), Ok(Child { pid: 42, pidfd: me }));
         let got = recv_reply(b.as_fd()).unwrap();
         assert_eq!(got.pid, 42);

@@ -40,7 +40,7 @@ pub struct CreateOptions {
     pub listen_fds: u32,
     /// `--systemd-cgroup`: linux.cgroupsPath is `slice:prefix:name`.
     pub systemd_cgroup: bool,
-    /// `--rootless`: how cgroups are handled (see [`crate::runtime::rootless::cgroups_rootless`]).
+    /// `--rootless`: how cgroups are handled (see `runtime::rootless::cgroups_rootless`).
     pub rootless: crate::runtime::rootless::Mode,
 }
 
@@ -123,8 +123,8 @@ pub(crate) fn create(
             .and_then(|h| h.poststop().clone())
             .unwrap_or_default(),
         cgroup: None,
-        creator: crate::runtime::state::proc_stat(std::process::id() as i32)
-            .map(|(_, start)| (std::process::id() as i32, start)),
+        creator: crate::runtime::state::proc_stat(nix::unistd::getpid().as_raw())
+            .map(|(_, start)| (nix::unistd::getpid().as_raw(), start)),
     };
     let mut child = None;
     let mut cgroup = None;

@@ -22,7 +22,8 @@ pub fn enter_sealed(preserve_fds: u32) -> Result<()> {
 /// open by `enter_sealed`; taken once, for the one operation that hands them to the container.
 pub fn inherited_fds(n: u32) -> Vec<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    (3..3 + n as i32)
+    (3..)
+        .take(n as usize)
         // SAFETY: inherited fds that nothing else in this process owns or uses.
         .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
         .collect()
