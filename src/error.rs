@@ -87,10 +87,20 @@ pub enum Error {
     Seccomp(moor_seccomp::Error),
     #[error("cgroup: {0}")]
     Cgroup(moor_cgroups::Error),
+    /// create, run and exec clone and then run code in the child, which a lock held by another
+    /// thread at the clone would deadlock: threaded callers use [`crate::Helper`].
+    #[error("the calling process has {threads} threads: create, run and exec need a single-threaded caller (use moor::Helper)")]
+    ThreadedCaller { threads: usize },
+    /// The helper process is gone (killed, or it failed): its requests cannot be answered.
+    #[error("moor helper: {0}")]
+    HelperGone(String),
+    /// An error the helper reported whose kind does not cross its socket: its text.
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// What kind of error it is, also for errors that crossed from init to the parent as text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// config.json asks for something invalid or impossible ([`Error::Config`], [`Error::Field`],
     /// [`Error::InvalidId`]).
@@ -106,11 +116,15 @@ pub enum Kind {
     Refused,
     /// Init died or broke the protocol.
     Init,
+    /// The caller cannot use this entry point ([`Error::ThreadedCaller`]), or its helper process
+    /// is gone or reported an error whose kind did not cross ([`Error::HelperGone`],
+    /// [`Error::Remote`]).
+    Caller,
 }
 
 /// Kinds as one ASCII letter, for the sync socket and the exec fifo (never '0', which the fifo
 /// uses for success).
-const KIND_CODES: [(Kind, u8); 8] = [
+const KIND_CODES: [(Kind, u8); 9] = [
     (Kind::Config, b'c'),
     (Kind::Os, b'o'),
     (Kind::State, b's'),
@@ -119,6 +133,7 @@ const KIND_CODES: [(Kind, u8); 8] = [
     (Kind::Cgroup, b'g'),
     (Kind::Refused, b'r'),
     (Kind::Init, b'i'),
+    (Kind::Caller, b'u'),
 ];
 
 /// The error with each of its causes once, `: `-separated, as anyhow's `{:#}` prints it.
@@ -150,6 +165,7 @@ impl Error {
             Error::InitExited { .. } | Error::Protocol { .. } => Kind::Init,
             Error::Seccomp(_) => Kind::Seccomp,
             Error::Cgroup(_) => Kind::Cgroup,
+            Error::ThreadedCaller { .. } | Error::HelperGone(_) | Error::Remote(_) => Kind::Caller,
         }
     }
 
@@ -160,7 +176,11 @@ impl Error {
             .find(|(k, _)| *k == self.kind())
             .map_or(b'i', |(_, c)| *c);
         let mut out = String::from(code as char);
-        out.push_str(&report(self));
+        match self {
+            // Already one that crossed: its text again, not "container init: " twice.
+            Error::Init { message, .. } => out.push_str(message),
+            e => out.push_str(&report(e)),
+        }
         out
     }
 

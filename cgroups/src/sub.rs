@@ -12,7 +12,7 @@ const FIELD: &str = "--cgroup";
 
 /// Sub-cgroup paths (relative to the container's cgroup) by v1 controller name; the key ""
 /// puts the process in the same sub-cgroup in every hierarchy (the only form on cgroup v2).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SubCgroups(BTreeMap<String, PathBuf>);
 
 impl SubCgroups {

@@ -45,7 +45,11 @@ pub struct Init<'a> {
     pub console_socket: Option<OwnedFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
-    pub preserve_fds: u32,
+    /// The process's stdio and extra fds, moved into place first thing (see `fds::install`).
+    pub stdio: Option<&'a crate::sys::fds::Stdio>,
+    pub extra_fds: &'a [OwnedFd],
+    /// How many of `extra_fds` are socket-activation sockets.
+    pub listen_fds: u32,
     pub caps: Option<Sets>,
     pub last_cap: u32,
     pub seccomp: Option<&'a moor_seccomp::Compiled>,
@@ -57,6 +61,12 @@ pub struct Init<'a> {
     pub idmaps: Vec<Option<OwnedFd>>,
     /// The container's cgroups as the host sees them, for the /sys/fs/cgroup mount.
     pub cgroups: Vec<rootfs::cgroupfs::Membership>,
+    /// Init turns itself non-dumpable first thing: nothing in the container may ptrace or open
+    /// /proc/PID/* of a process that still holds moor's memory (CVE-2016-9962). An unprivileged
+    /// parent can only write the id maps of a dumpable init (the /proc files of a non-dumpable
+    /// one belong to root), so that init stays dumpable until its maps are written, as runc's
+    /// does; nothing else is in its new namespaces yet.
+    pub stay_dumpable: bool,
 }
 
 /// Runs init; never returns.
@@ -146,6 +156,10 @@ fn steps(init: &Init) -> Result<Created> {
         libc::close(init.state_lock);
         libc::close(init.parent_sync);
     }
+    if !init.stay_dumpable {
+        set_non_dumpable()?;
+    }
+    crate::sys::fds::install(init.stdio, init.extra_fds)?;
     reset_signals();
     die_with_parent()?;
 
@@ -153,7 +167,7 @@ fn steps(init: &Init) -> Result<Created> {
     //    of the new user namespace and, if asked, enter a cgroup namespace rooted there.
     wait_continue(&init.sync)?;
     // A rootless parent left us dumpable to write our maps (see create.rs); that ends here.
-    crate::sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
+    set_non_dumpable()?;
     if init.plan.new_ns(LinuxNamespaceType::User) {
         user::become_ns_root()?;
         die_with_parent()?;
@@ -232,7 +246,7 @@ fn steps(init: &Init) -> Result<Created> {
     let hooks_cfg = spec.hooks().clone().unwrap_or_default();
     // Socket activation is passed on as runc does: its fds come first, and the env names them.
     let mut env = process.env().clone().unwrap_or_default();
-    env.extend(crate::sys::fds::listen_env());
+    env.extend(crate::sys::fds::listen_env(init.listen_fds));
     // createContainer hooks run in the rootfs, as runc's do: they may use paths relative to it.
     nix::unistd::fchdir(prepared.root.as_raw_fd())
         .map_err(|e| Error::sys("enter the rootfs for the createContainer hooks", e))?;
@@ -291,7 +305,7 @@ fn steps(init: &Init) -> Result<Created> {
             last_cap: init.last_cap,
             seccomp: init.seccomp,
             env: &env,
-            keep_fds: init.preserve_fds.saturating_add(crate::sys::fds::listen_fds()),
+            keep_fds: u32::try_from(init.extra_fds.len()).unwrap_or(u32::MAX),
             pty: pty.as_ref(),
         },
     )?;
@@ -321,6 +335,12 @@ fn steps(init: &Init) -> Result<Created> {
         start_hooks: hooks_cfg.start_container().clone().unwrap_or_default(),
         env,
     })
+}
+
+pub(crate) fn set_non_dumpable() -> Result<()> {
+    crate::sys::prctl(libc::PR_SET_DUMPABLE, 0, 0)
+        .map(drop)
+        .map_err(|e| Error::sys("PR_SET_DUMPABLE", e))
 }
 
 /// SIGKILL when the parent dies. A parent that died before the prctl is EOF at our next read.

@@ -3,6 +3,7 @@
 
 pub mod cgroup_ops;
 pub mod exe;
+pub mod helper;
 pub mod hooks;
 pub mod rootless;
 pub mod signals;
@@ -15,8 +16,16 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::runtime::state::{ContainerState, StateDir, Status};
 use crate::runtime::transitions::Op;
+use crate::spawn::child::Child;
 use crate::spawn::create::{self, CreateOptions};
 use crate::sys::{self, terminal};
+
+/// A container just created: its recorded state and its init process.
+#[derive(Debug)]
+pub struct Created {
+    pub state: ContainerState,
+    pub init: Child,
+}
 
 /// A moor runtime rooted at a state directory (`--root`, default /run/moor).
 pub struct Runtime {
@@ -28,10 +37,14 @@ impl Runtime {
         Runtime { root: root.into() }
     }
 
-    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
-        // Socket activation is judged here, against this process's pid; init reuses the answer.
-        crate::sys::fds::listen_fds();
-        create::create(&self.root, id, opts)
+    /// `create`: builds the container up to the exec fifo (status "created"). Its init is our
+    /// child: wait for it with [`Child::wait`] to learn its exit status. Needs a single-threaded
+    /// caller ([`Error::ThreadedCaller`] otherwise; threaded callers use
+    /// [`crate::Helper`]).
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Created> {
+        crate::spawn::child::ensure_single_threaded()?;
+        let (state, init) = create::create(&self.root, id, opts, None, &mut crate::spawn::child::Spawner::default())?;
+        Ok(Created { state, init })
     }
 
     /// Loads a container's recorded state and its live status, without taking its lock
@@ -252,6 +265,8 @@ impl Runtime {
     /// moor holds it), wait, delete (unless `keep`: the stopped container stays until
     /// `delete`). Returns the exit code (128+N for death by signal N).
     pub fn run(&self, id: &str, opts: &CreateOptions, keep: bool) -> Result<i32> {
+        crate::spawn::child::ensure_single_threaded()?;
+        let _slots = crate::sys::fds::reserve_low(opts.extra_fds.len())?;
         // Blocked before the clone, so a container that exits at once cannot be missed.
         let signals = crate::runtime::signals::Forwarder::block()?;
         let terminal = crate::spec::config::load(&opts.bundle)?
@@ -260,30 +275,37 @@ impl Runtime {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
-        let mut opts = opts.clone();
+        let mut console = None;
         let mut console_rx = None;
         if terminal && opts.console_socket.is_none() {
             let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
-            opts.console_fd = Some(std::sync::Arc::new(OwnedFd::from(theirs)));
+            console = Some(OwnedFd::from(theirs));
             console_rx = Some(OwnedFd::from(ours));
         }
-        let state = self.create(id, &opts)?;
-        opts.console_fd = None;
+        let (state, init) = create::create(
+            &self.root,
+            id,
+            opts,
+            console,
+            &mut crate::spawn::child::Spawner::default(),
+        )?;
+        let created = Created { state, init };
+        let abandon = |e: Error| {
+            let _ = self.delete(id, true);
+            let _ = created.init.wait();
+            Err(e)
+        };
         let master = match console_rx {
             Some(rx) => match terminal::recv_fd(rx.as_fd()) {
                 Ok(m) => Some(m),
-                Err(e) => {
-                    let _ = self.delete(id, true);
-                    return Err(e);
-                }
+                Err(e) => return abandon(e),
             },
             None => None,
         };
         if let Err(e) = self.start(id) {
-            let _ = self.delete(id, true);
-            return Err(e);
+            return abandon(e);
         }
-        let code = signals.forward_until_exit(state.pid, master.as_ref().map(|m| m.as_fd()));
+        let code = signals.forward_until_exit(&created.init, master.as_ref().map(|m| m.as_fd()));
         if !keep {
             self.delete(id, true)?;
         }

@@ -12,7 +12,7 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, LinuxResources, Spec
 use crate::error::{Error, Result};
 
 /// The global `--rootless` flag: `auto` decides from the caller (see `runtime::rootless::cgroups_rootless`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     #[default]
     Auto,

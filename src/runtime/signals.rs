@@ -29,10 +29,20 @@ pub fn parse(s: &str) -> Result<i32> {
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `run`'s signal handling: every catchable signal is blocked before the container is cloned
-/// and read from a signalfd; SIGCHLD ends the wait, SIGWINCH resizes the terminal, everything
-/// else is forwarded to init.
+/// and read from a signalfd; SIGWINCH resizes the terminal, everything else but SIGCHLD is
+/// forwarded to the process. Its exit is seen on its pidfd, and only it is reaped. The caller's
+/// signal mask is restored when the forwarder is dropped.
 pub struct Forwarder {
     sfd: OwnedFd,
+    old_mask: libc::sigset_t,
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `block`; signals that arrived meanwhile stay
+        // pending and are delivered as the caller's own handlers or defaults say.
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+    }
 }
 
 impl Forwarder {
@@ -46,32 +56,44 @@ impl Forwarder {
             for s in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL] {
                 libc::sigdelset(&mut set, s);
             }
-            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            let mut old_mask: libc::sigset_t = std::mem::zeroed();
+            if libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old_mask) != 0 {
                 return Err(Error::last_os("block signals"));
             }
             let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
             if fd < 0 {
-                return Err(Error::last_os("signalfd"));
+                let e = Error::last_os("signalfd");
+                libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
+                return Err(e);
             }
             Ok(Forwarder {
                 sfd: OwnedFd::from_raw_fd(fd),
+                old_mask,
             })
         }
     }
 
-    /// Forwards signals (and relays the terminal) until init exits; returns its exit code.
-    pub fn forward_until_exit(&self, pid: i32, master: Option<BorrowedFd>) -> Result<i32> {
+    /// Forwards signals (and relays the terminal) until `child` exits; reaps it and returns its
+    /// exit code.
+    pub fn forward_until_exit(&self, child: &crate::spawn::child::Child, master: Option<BorrowedFd>) -> Result<i32> {
         let raw_guard = master.and_then(|_| RawMode::enter(0));
         if let (Some(m), Some((rows, cols))) = (master, crate::sys::terminal::get_size(stdin())) {
             let _ = crate::sys::terminal::set_size(m, rows, cols);
         }
         let mut stdin_open = master.is_some();
         loop {
-            let mut fds = vec![libc::pollfd {
-                fd: self.sfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
+            let mut fds = vec![
+                libc::pollfd {
+                    fd: self.sfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: child.pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
             if let Some(m) = master {
                 fds.push(libc::pollfd {
                     fd: m.as_raw_fd(),
@@ -95,16 +117,24 @@ impl Forwarder {
                 return Err(Error::last_os("poll"));
             }
             if let Some(m) = master {
-                if fds[1].revents & (libc::POLLIN | libc::POLLHUP) != 0 && !copy(m.as_raw_fd(), 1) {
+                if fds[2].revents & (libc::POLLIN | libc::POLLHUP) != 0 && !copy(m.as_raw_fd(), 1) {
                     // The pty closed: the workload is gone or closed its terminal.
                 }
                 if stdin_open
-                    && fds.len() > 2
-                    && fds[2].revents & (libc::POLLIN | libc::POLLHUP) != 0
+                    && fds.len() > 3
+                    && fds[3].revents & (libc::POLLIN | libc::POLLHUP) != 0
                     && !copy(0, m.as_raw_fd())
                 {
                     stdin_open = false;
                 }
+            }
+            if fds[1].revents & libc::POLLIN != 0 {
+                // Exited: what it wrote last still comes through the pty.
+                if let Some(m) = master {
+                    while copy(m.as_raw_fd(), 1) {}
+                }
+                drop(raw_guard);
+                return child.wait();
             }
             if fds[0].revents & libc::POLLIN == 0 {
                 continue;
@@ -123,38 +153,15 @@ impl Forwarder {
                 continue;
             }
             match i32::try_from(info.ssi_signo).unwrap_or(0) {
-                libc::SIGCHLD => {
-                    // Reap every exited child (a middle process, our workload): one SIGCHLD may
-                    // stand for several, and the workload's status must not be lost to a
-                    // wildcard wait.
-                    loop {
-                        let mut status = 0;
-                        // SAFETY: non-blocking wait for any of our children.
-                        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-                        if r <= 0 {
-                            break;
-                        }
-                        if r == pid {
-                            if let Some(m) = master {
-                                while copy(m.as_raw_fd(), 1) {}
-                            }
-                            drop(raw_guard);
-                            return Ok(if libc::WIFSIGNALED(status) {
-                                128 + libc::WTERMSIG(status)
-                            } else {
-                                libc::WEXITSTATUS(status)
-                            });
-                        }
-                    }
-                }
+                // Its exit is seen on its pidfd; other children are not ours to reap.
+                libc::SIGCHLD => {}
                 libc::SIGWINCH => {
                     if let (Some(m), Some((rows, cols))) = (master, crate::sys::terminal::get_size(stdin())) {
                         let _ = crate::sys::terminal::set_size(m, rows, cols);
                     }
                 }
                 sig => {
-                    // SAFETY: forwarding a signal to our own child.
-                    unsafe { libc::kill(pid, sig) };
+                    let _ = child.signal(sig);
                 }
             }
         }

@@ -91,7 +91,7 @@ pub struct ExecConfig {
 
 /// A container's public state. Fields are declared in runc's order, which is the order they
 /// are printed in.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OciState {
     pub oci_version: String,
@@ -103,7 +103,7 @@ pub struct OciState {
     pub rootfs: PathBuf,
     pub created: String,
     /// Sorted, as Go prints a map.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     pub owner: String,
 }

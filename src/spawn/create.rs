@@ -4,7 +4,6 @@
 //! protocol in [`crate::spawn::sync`]. Any failure kills init and removes what was made.
 
 use std::ffi::CString;
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -16,31 +15,47 @@ use crate::init::capabilities;
 use crate::init::{self, Init};
 use crate::runtime::hooks;
 use crate::runtime::state::{ContainerState, StateDir, Status};
+use crate::spawn::child::{self, Child, Spawner};
 use crate::spawn::idmap;
 use crate::spawn::namespaces;
 use crate::spawn::sync::{self, Msg};
 use crate::spec::config;
 use crate::sys::fault;
-use crate::sys::{self, Forked};
+use crate::sys::{self, Cloned};
 
-#[derive(Default, Clone)]
+#[derive(Default, Debug)]
 pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
-    /// An already connected console socket (used by `run` to relay a terminal itself).
-    pub console_fd: Option<std::sync::Arc<OwnedFd>>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
-    pub preserve_fds: u32,
+    /// The container process's fds 0-2; None: the runtime's own.
+    pub stdio: Option<crate::sys::fds::Stdio>,
+    /// Fds the container process gets as 3, 4, ... (runc's --preserve-fds and socket
+    /// activation). Nothing else of the caller's reaches it.
+    pub extra_fds: Vec<OwnedFd>,
+    /// How many of `extra_fds` (the first ones) are socket-activation sockets: the process then
+    /// gets `LISTEN_FDS` and `LISTEN_PID=1` in its environment, as with runc.
+    pub listen_fds: u32,
     /// `--systemd-cgroup`: linux.cgroupsPath is `slice:prefix:name`.
     pub systemd_cgroup: bool,
     /// `--rootless`: how cgroups are handled (see `runtime::rootless::cgroups_rootless`).
     pub rootless: crate::runtime::rootless::Mode,
 }
 
-/// Creates the container and returns its recorded state (status "created").
-pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
+/// Creates the container and returns its recorded state (status "created") and its init, a
+/// child of ours (or, with `spawner.siblings`, of our parent).
+/// `console` is an already connected console socket (used by `run` to relay a terminal itself).
+pub(crate) fn create(
+    root: &Path,
+    id: &str,
+    opts: &CreateOptions,
+    console: Option<OwnedFd>,
+    spawner: &mut Spawner,
+) -> Result<(ContainerState, Child)> {
+    // Before moor opens anything: see `fds::install`.
+    let _slots = crate::sys::fds::reserve_low(opts.extra_fds.len())?;
     crate::runtime::state::validate_id(id)?;
     let bundle = config::load(&opts.bundle)?;
     let spec = &bundle.spec;
@@ -74,11 +89,11 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         .map(crate::init::mempolicy::MemPolicy::parse)
         .transpose()?;
     let net_devices = crate::spawn::netdev::plan(linux.net_devices().as_ref(), &plan)?;
-    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.console_fd.is_none() {
+    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && console.is_none() {
         return Err(Error::config("process.terminal", "a terminal needs --console-socket"));
     }
-    let console_socket = match (&opts.console_socket, &opts.console_fd) {
-        (_, Some(fd)) => Some(fd.try_clone().map_err(|e| Error::sys("dup console socket", e))?),
+    let console_socket = match (&opts.console_socket, console) {
+        (_, Some(fd)) => Some(fd),
         (Some(path), None) => Some(OwnedFd::from(
             UnixStream::connect(path).map_err(|e| Error::path("connect to console socket", path, e))?,
         )),
@@ -140,15 +155,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         let listener = connect_listener(seccomp.as_ref())?;
         let fifo = make_fifo(&dir.fifo_path())?;
         let (parent_end, init_end) = sync::pair().map_err(|e| Error::sys("socketpair", e))?;
-        // Non-dumpable until the workload's execve: nothing in the container may ptrace or
-        // open /proc/PID/* of a process that still holds moor's memory (CVE-2016-9962).
-        // An unprivileged caller can only write the id maps of a dumpable init (the /proc
-        // files of a non-dumpable one belong to root), so that init stays dumpable until its
-        // maps are written, as runc's does; nothing else is in its new namespaces yet.
+        // Init turns itself non-dumpable (see `Init::stay_dumpable`); the caller's own
+        // process is left as it is.
         let maps_unprivileged = plan.new_ns(LinuxNamespaceType::User) && crate::runtime::rootless::euid_rootless();
-        if !maps_unprivileged {
-            set_non_dumpable()?;
-        }
         let init_ctx = Init {
             id,
             spec,
@@ -161,7 +170,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             console_socket,
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
-            preserve_fds: opts.preserve_fds,
+            stdio: opts.stdio.as_ref(),
+            extra_fds: &opts.extra_fds,
+            listen_fds: opts.listen_fds,
             caps,
             last_cap,
             seccomp: seccomp.as_ref(),
@@ -169,12 +180,11 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             state_lock: dir.lock_fd().as_raw_fd(),
             cgroups: memberships,
             idmaps: idmap_namespaces(spec)?,
+            stay_dumpable: maps_unprivileged,
         };
-        let pid = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
-        child = Some(pid);
-        if maps_unprivileged {
-            set_non_dumpable()?;
-        }
+        let init = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()), spawner)?;
+        let pid = init.pid;
+        child = Some(init);
         fault::point("create.4.cloned")?;
         state.pid = pid;
         state.pid_start_time = crate::runtime::state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
@@ -208,27 +218,21 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
         fault::point("create.15.released")?;
         Ok(())
     })();
-    if let Err(e) = result {
-        if let Some(pid) = child {
-            // SAFETY: init is our child (directly or through CLONE_PARENT); reap it.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
+    match (result, child) {
+        (Ok(()), Some(init)) => Ok((state, init)),
+        (result, child) => {
+            if let Some(init) = child {
+                spawner.kill(init);
             }
+            if let Some(cg) = &cgroup {
+                let _ = cg.destroy();
+            }
+            let _ = dir.remove();
+            Err(result
+                .err()
+                .unwrap_or_else(|| Error::InvalidState("init was not cloned".into())))
         }
-        if let Some(cg) = &cgroup {
-            let _ = cg.destroy();
-        }
-        let _ = dir.remove();
-        return Err(e);
     }
-    Ok(state)
-}
-
-fn set_non_dumpable() -> Result<()> {
-    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0)
-        .map(drop)
-        .map_err(|e| Error::sys("PR_SET_DUMPABLE", e))
 }
 
 fn make_fifo(path: &Path) -> Result<OwnedFd> {
@@ -253,47 +257,49 @@ fn make_fifo(path: &Path) -> Result<OwnedFd> {
 
 /// Clones init into its namespaces. When namespaces are joined by path, a short-lived
 /// middle process joins them first (a joined pid namespace only applies to children) and
-/// clones init with CLONE_PARENT, so init is still our child.
-fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>) -> Result<i32> {
-    if plan.join.is_empty() {
-        return match sys::clone3(plan.clone_flags, cgroup_fd)
+/// clones init with CLONE_PARENT, so init is still the child of whoever the middle's parent is.
+/// With `spawner.siblings` both go to our caller (see [`crate::Helper`]).
+fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>, spawner: &mut Spawner) -> Result<Child> {
+    let clone_init = |flags: u64, init_ctx: Init, close_first: Option<i32>| -> Result<Child> {
+        match sys::clone3(plan.clone_flags | flags, cgroup_fd)
             .map_err(|e| Error::sys("clone3 into the new namespaces", e))?
         {
-            Forked::Child => init::run(init_ctx),
-            Forked::Parent(pid) => Ok(pid),
-        };
-    }
-    let (mut rx, tx) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
-    match sys::clone3(0, None).map_err(|e| Error::sys("clone", e))? {
-        Forked::Child => {
-            let reply = (|| -> Result<i32> {
-                namespaces::join_all(plan)?;
-                match sys::clone3(plan.clone_flags | libc::CLONE_PARENT as u64, cgroup_fd)
-                    .map_err(|e| Error::sys("clone3 into the new namespaces", e))?
-                {
-                    Forked::Child => init::run(init_ctx),
-                    Forked::Parent(pid) => Ok(pid),
+            Cloned::Child => {
+                if let Some(fd) = close_first {
+                    // The middle's reply socket: init must not keep it open.
+                    let _ = nix::unistd::close(fd);
                 }
-            })();
-            let msg = match reply {
-                Ok(pid) => pid.to_string(),
-                Err(e) => format!("error: {}", e.to_wire()),
+                init::run(init_ctx)
+            }
+            Cloned::Parent(pid, pidfd) => Ok(Child { pid, pidfd }),
+        }
+    };
+    if plan.join.is_empty() {
+        return clone_init(spawner.parent_flag(), init_ctx, None);
+    }
+    let (rx, tx) = child::seqpacket_pair()?;
+    match sys::clone3(spawner.parent_flag(), None).map_err(|e| Error::sys("clone", e))? {
+        Cloned::Child => {
+            drop(rx);
+            // Non-dumpable before entering anything the container's processes share (init
+            // inherits it), unless init must stay dumpable until its maps are written.
+            let dumpable = if init_ctx.stay_dumpable {
+                Ok(())
+            } else {
+                init::set_non_dumpable()
             };
-            let _ = sys::write_all(tx.as_fd(), msg.as_bytes());
+            let reply = dumpable
+                .and_then(|()| namespaces::join_all(plan))
+                .and_then(|()| clone_init(libc::CLONE_PARENT as u64, init_ctx, Some(tx.as_raw_fd())));
+            child::send_reply(tx.as_fd(), reply);
             // SAFETY: leave without running the parent's destructors.
             unsafe { libc::_exit(0) }
         }
-        Forked::Parent(middle) => {
+        Cloned::Parent(pid, pidfd) => {
             drop(tx);
-            // One read: init inherits the write end, so waiting for EOF would wait for init.
-            let mut buf = [0u8; 512];
-            let n = rx.read(&mut buf).unwrap_or(0);
-            let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
-            // SAFETY: reap the middle process, our child.
-            unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
+            let reply = child::recv_reply(rx.as_fd());
+            spawner.reap(Child { pid, pidfd });
             reply
-                .parse()
-                .map_err(|_| Error::from_wire(reply.trim_start_matches("error: ").as_bytes()))
         }
     }
 }

@@ -20,17 +20,21 @@ use crate::init::workload;
 use crate::runtime::state::Status;
 use crate::runtime::transitions::{self, Op};
 use crate::runtime::Runtime;
+use crate::spawn::child;
 use crate::sys::procfs::Procfs;
 use crate::sys::terminal::{self, console_dim};
-use crate::sys::{self, Forked};
+use crate::sys::{self, Cloned};
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct ExecOptions {
     pub process: Option<Process>,
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub detach: bool,
-    pub preserve_fds: u32,
+    /// The process's fds 0-2; None: the runtime's own.
+    pub stdio: Option<crate::sys::fds::Stdio>,
+    /// Fds the process gets as 3, 4, ... (runc's --preserve-fds).
+    pub extra_fds: Vec<OwnedFd>,
     pub ignore_paused: bool,
     /// `--cgroup`: sub-cgroups of the container's to join.
     pub sub_cgroups: moor_cgroups::SubCgroups,
@@ -66,8 +70,33 @@ impl Runtime {
         Ok(state.exec_config()?.process.clone())
     }
 
-    /// Runs a process in the container; returns its exit code (0 when detached).
+    /// Runs a process in the container; returns its exit code (0 when detached: the process is
+    /// then left to run, see [`Runtime::exec_detached`] for a handle on it).
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32> {
+        child::ensure_single_threaded()?;
+        let exec = self.spawn_exec(id, opts, opts.detach, &mut child::Spawner::default())?;
+        match exec.signals {
+            Some(s) => s.forward_until_exit(&exec.process, exec.master.as_ref().map(|m| m.as_fd())),
+            None => Ok(0),
+        }
+    }
+
+    /// Starts a process in the container and returns it without waiting (whatever `opts.detach`
+    /// says): a child of ours, to be waited for with [`child::Child::wait`].
+    pub fn exec_detached(&self, id: &str, opts: &ExecOptions) -> Result<child::Child> {
+        child::ensure_single_threaded()?;
+        Ok(self.spawn_exec(id, opts, true, &mut child::Spawner::default())?.process)
+    }
+
+    pub(crate) fn spawn_exec(
+        &self,
+        id: &str,
+        opts: &ExecOptions,
+        detach: bool,
+        spawner: &mut child::Spawner,
+    ) -> Result<Exec> {
+        // Before moor opens anything: see `fds::install`.
+        let _slots = crate::sys::fds::reserve_low(opts.extra_fds.len())?;
         let (state, status) = self.load(id)?;
         let op = if opts.ignore_paused {
             Op::ExecIgnorePaused
@@ -82,7 +111,6 @@ impl Runtime {
             return Err(Error::config("process.args", "exec needs a command"));
         }
         crate::init::user::validate(process.user())?;
-        crate::sys::fds::check_preserved(opts.preserve_fds)?;
         let linux = &recorded.linux;
         let last_cap = capabilities::last_cap();
         let caps = capabilities::of_process(&process, last_cap)?;
@@ -107,7 +135,7 @@ impl Runtime {
             (Some(path), true) => Some(OwnedFd::from(
                 UnixStream::connect(path).map_err(|e| Error::path("connect to console socket", path, e))?,
             )),
-            (None, true) if !opts.detach => {
+            (None, true) if !detach => {
                 let (ours, theirs) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
                 console_rx = Some(ours);
                 Some(OwnedFd::from(theirs))
@@ -122,13 +150,12 @@ impl Runtime {
         };
         let listener = crate::spawn::create::connect_listener(seccomp.as_ref())?;
         let hook_state = state.hook_state(Status::Running);
-        let signals = if opts.detach {
+        let signals = if detach {
             None
         } else {
             Some(crate::runtime::signals::Forwarder::block()?)
         };
         let (mut err_rx, err_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
-        let (mut pid_rx, pid_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
         // The new process waits for one byte on `go` until the parent has put it into the
         // container's cgroup.
         let (go_rx, go_tx) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
@@ -142,32 +169,34 @@ impl Runtime {
             None => (None, None),
         };
         let cgroup = state.cgroup();
-        sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
-
-        match sys::clone3(0, None).map_err(|e| Error::sys("clone", e))? {
-            Forked::Child => {
+        let (reply_rx, reply_tx) = child::seqpacket_pair()?;
+        let (reply_raw, go_raw) = (reply_tx.as_raw_fd(), go_tx.as_raw_fd());
+        let middle = match sys::clone3(spawner.parent_flag(), None).map_err(|e| Error::sys("clone", e))? {
+            Cloned::Child => {
                 drop(err_rx);
-                drop(pid_rx);
+                drop(reply_rx);
                 // Only the parent's copy may keep its end open: its death must be EOF to us.
                 drop(notify_parent);
-                // The initial CPUs hold while entering the container; the new process inherits them.
-                if let Err(e) = affinity.apply_initial() {
-                    let _ = sys::write_all(pid_tx.as_fd(), format!("error: {}", e.to_wire()).as_bytes());
-                    // SAFETY: the middle process leaves without the parent's destructors.
-                    unsafe { libc::_exit(0) }
-                }
-                // SAFETY: setns with init's pidfd and the namespace flags that differ from ours.
-                let joined = unsafe { libc::setns(pidfd.as_raw_fd(), ns_flags) } == 0;
-                let reply = if !joined {
-                    format!(
-                        "error: enter the container's namespaces: {}",
-                        std::io::Error::last_os_error()
-                    )
-                } else {
-                    match sys::clone3(libc::CLONE_PARENT as u64, None) {
-                        Ok(Forked::Child) => {
-                            drop(pid_tx);
-                            drop(go_tx);
+                let reply = (|| -> Result<child::Child> {
+                    // Non-dumpable before entering the container (the new process inherits it
+                    // until its execve): nothing in there may ptrace us (CVE-2016-9962).
+                    crate::init::set_non_dumpable()?;
+                    // The initial CPUs hold while entering the container; the new process
+                    // inherits them.
+                    affinity.apply_initial()?;
+                    // SAFETY: setns with init's pidfd and the namespace flags that differ from ours.
+                    if unsafe { libc::setns(pidfd.as_raw_fd(), ns_flags) } != 0 {
+                        return Err(Error::last_os("enter the container's namespaces"));
+                    }
+                    match sys::clone3(libc::CLONE_PARENT as u64, None)
+                        .map_err(|e| Error::sys("clone into the container", e))?
+                    {
+                        Cloned::Child => {
+                            // Only the parent may hold these: the middle's reply socket and
+                            // the release pipe's write end (whose EOF means the parent died).
+                            // This process never returns to where their owners drop them.
+                            let _ = nix::unistd::close(reply_raw);
+                            let _ = nix::unistd::close(go_raw);
                             let mut byte = [0u8; 1];
                             if (&go_rx).read(&mut byte).ok() != Some(1) {
                                 // SAFETY: the parent is gone; leave quietly.
@@ -182,7 +211,8 @@ impl Runtime {
                                 seccomp: seccomp.as_ref(),
                                 procfs: &procfs,
                                 console: console.as_ref(),
-                                preserve_fds: opts.preserve_fds,
+                                stdio: opts.stdio.as_ref(),
+                                extra_fds: &opts.extra_fds,
                                 notify: notify_child.as_ref(),
                             };
                             let e = match child.run() {
@@ -193,90 +223,81 @@ impl Runtime {
                             // SAFETY: leave without running the parent's destructors.
                             unsafe { libc::_exit(127) }
                         }
-                        Ok(Forked::Parent(pid)) => pid.to_string(),
-                        Err(e) => format!("error: clone into the container: {e}"),
+                        Cloned::Parent(pid, pidfd) => Ok(child::Child { pid, pidfd }),
                     }
-                };
-                let _ = sys::write_all(pid_tx.as_fd(), reply.as_bytes());
+                })();
+                child::send_reply(reply_tx.as_fd(), reply);
                 // SAFETY: the middle process leaves without the parent's destructors.
                 unsafe { libc::_exit(0) }
             }
-            Forked::Parent(middle) => {
-                drop(err_tx);
-                drop(pid_tx);
-                drop(console);
-                drop(notify_child);
-                let mut reply = String::new();
-                let _ = pid_rx.read_to_string(&mut reply);
-                // SAFETY: reap the middle process, our child.
-                unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
-                let pid: i32 = reply
-                    .parse()
-                    .map_err(|_| Error::from_wire(reply.trim_start_matches("error: ").as_bytes()))?;
-                drop(go_rx);
-                crate::sys::fault::point("exec.1.cloned")?;
-                // The parent writes cgroup.procs: CLONE_INTO_CGROUP from inside the container's
-                // cgroup namespace fails (ENOENT) when our own cgroup lies outside it.
-                if let Some(cg) = &cgroup {
-                    if let Err(e) = cg.add_task_in(pid, &opts.sub_cgroups) {
-                        // SAFETY: the new process is our child and has not run anything yet.
-                        unsafe {
-                            libc::kill(pid, libc::SIGKILL);
-                            libc::waitpid(pid, std::ptr::null_mut(), 0);
-                        }
-                        return Err(e.into());
-                    }
+            Cloned::Parent(pid, pidfd) => child::Child { pid, pidfd },
+        };
+        drop(err_tx);
+        drop(reply_tx);
+        drop(console);
+        drop(notify_child);
+        drop(go_rx);
+        let reply = child::recv_reply(reply_rx.as_fd());
+        spawner.reap(middle);
+        let new = reply?;
+        // Past the clone, a failure kills and reaps the new process: none is left behind.
+        let released = (|| -> Result<Option<OwnedFd>> {
+            let pid = new.pid;
+            crate::sys::fault::point("exec.1.cloned")?;
+            // The parent writes cgroup.procs: CLONE_INTO_CGROUP from inside the container's
+            // cgroup namespace fails (ENOENT) when our own cgroup lies outside it.
+            if let Some(cg) = &cgroup {
+                cg.add_task_in(pid, &opts.sub_cgroups)?;
+            }
+            affinity.apply_final(pid)?;
+            crate::sys::fault::point("exec.2.cgroup-joined")?;
+            sys::write_all(go_tx.as_fd(), b"g").map_err(|e| Error::sys("release the exec process", e))?;
+            crate::sys::fault::point("exec.3.released")?;
+            let master = match console_rx {
+                Some(rx) => Some(terminal::recv_fd(rx.as_fd())?),
+                None => None,
+            };
+            if let (Some(sync), Some(listener), Some(filter)) = (&notify_parent, &listener, &seccomp) {
+                // EOF: the process failed before its filter was in; the error channel says why.
+                if let Ok(crate::spawn::sync::Msg::Created { seccomp_fd: Some(fd) }) = sync.recv() {
+                    crate::spawn::create::send_notify_fd(pid, fd, listener, filter, &hook_state)?;
+                    crate::sys::fault::point("exec.4.notify-fd-sent")?;
+                    let _ = sync.send(&crate::spawn::sync::Msg::Continue);
                 }
-                if let Err(e) = affinity.apply_final(pid) {
-                    // SAFETY: the new process is our child and has not run anything yet.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                        libc::waitpid(pid, std::ptr::null_mut(), 0);
-                    }
-                    return Err(e);
-                }
-                crate::sys::fault::point("exec.2.cgroup-joined")?;
-                sys::write_all(go_tx.as_fd(), b"g").map_err(|e| Error::sys("release the exec process", e))?;
-                crate::sys::fault::point("exec.3.released")?;
-                let master = match console_rx {
-                    Some(rx) => Some(terminal::recv_fd(rx.as_fd())?),
-                    None => None,
-                };
-                if let (Some(sync), Some(listener), Some(filter)) = (&notify_parent, &listener, &seccomp) {
-                    // EOF: the process failed before its filter was in; the error channel says why.
-                    if let Ok(crate::spawn::sync::Msg::Created { seccomp_fd: Some(fd) }) = sync.recv() {
-                        let sent = crate::spawn::create::send_notify_fd(pid, fd, listener, filter, &hook_state);
-                        if let Err(e) = sent.and_then(|()| crate::sys::fault::point("exec.4.notify-fd-sent")) {
-                            // SAFETY: the new process is our child, waiting for our answer.
-                            unsafe {
-                                libc::kill(pid, libc::SIGKILL);
-                                libc::waitpid(pid, std::ptr::null_mut(), 0);
-                            }
-                            return Err(e);
-                        }
-                        let _ = sync.send(&crate::spawn::sync::Msg::Continue);
-                    }
-                }
-                // The error channel closes at a successful execve (close-on-exec).
-                let mut failure = String::new();
-                let _ = err_rx.read_to_string(&mut failure);
-                if !failure.is_empty() {
-                    // SAFETY: reap the failed process, our child.
-                    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-                    return Err(Error::from_wire(failure.as_bytes()));
-                }
-                crate::sys::fault::point("exec.5.exec-done")?;
-                if let Some(pid_file) = &opts.pid_file {
-                    crate::spawn::create::write_pid_file(pid_file, pid)?;
-                    crate::sys::fault::point("exec.6.pid-file")?;
-                }
-                match signals {
-                    Some(s) => s.forward_until_exit(pid, master.as_ref().map(|m| m.as_fd())),
-                    None => Ok(0),
-                }
+            }
+            // The error channel closes at a successful execve (close-on-exec).
+            let mut failure = Vec::new();
+            let _ = err_rx.read_to_end(&mut failure);
+            if !failure.is_empty() {
+                return Err(Error::from_wire(&failure));
+            }
+            crate::sys::fault::point("exec.5.exec-done")?;
+            if let Some(pid_file) = &opts.pid_file {
+                crate::spawn::create::write_pid_file(pid_file, pid)?;
+                crate::sys::fault::point("exec.6.pid-file")?;
+            }
+            Ok(master)
+        })();
+        match released {
+            Ok(master) => Ok(Exec {
+                process: new,
+                master,
+                signals,
+            }),
+            Err(e) => {
+                spawner.kill(new);
+                Err(e)
             }
         }
     }
+}
+
+/// A process `exec` started, and what a foreground exec needs to wait for it.
+pub(crate) struct Exec {
+    pub process: child::Child,
+    /// The pty master, when moor relays the process's terminal itself.
+    pub master: Option<OwnedFd>,
+    pub signals: Option<crate::runtime::signals::Forwarder>,
 }
 
 struct Child<'a> {
@@ -288,13 +309,15 @@ struct Child<'a> {
     seccomp: Option<&'a moor_seccomp::Compiled>,
     procfs: &'a Procfs,
     console: Option<&'a OwnedFd>,
-    preserve_fds: u32,
+    stdio: Option<&'a crate::sys::fds::Stdio>,
+    extra_fds: &'a [OwnedFd],
     /// The channel to the parent, when the profile sends notifications to a listener.
     notify: Option<&'a crate::spawn::sync::Channel>,
 }
 
 impl Child<'_> {
     fn run(&self) -> Result<std::convert::Infallible> {
+        crate::sys::fds::install(self.stdio, self.extra_fds)?;
         crate::init::reset_signals();
         let pty = match self.console {
             Some(socket) => {
@@ -328,7 +351,7 @@ impl Child<'_> {
                 last_cap: self.last_cap,
                 seccomp: self.seccomp,
                 env: &env,
-                keep_fds: self.preserve_fds,
+                keep_fds: u32::try_from(self.extra_fds.len()).unwrap_or(u32::MAX),
                 pty: pty.as_ref(),
             },
         )?;

@@ -49,7 +49,7 @@ fn write_map(
 pub fn idmap_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<std::os::fd::OwnedFd> {
     let (wait_rx, wait_tx) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
     match crate::sys::clone3(libc::CLONE_NEWUSER as u64, None).map_err(|e| Error::sys("clone a user namespace", e))? {
-        crate::sys::Forked::Child => {
+        crate::sys::Cloned::Child => {
             drop(wait_tx);
             let mut byte = [0u8; 1];
             // Wait until the parent has taken the namespace (EOF when it drops its end).
@@ -57,7 +57,7 @@ pub fn idmap_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<st
             // SAFETY: leave without running the parent's destructors.
             unsafe { libc::_exit(0) }
         }
-        crate::sys::Forked::Parent(pid) => {
+        crate::sys::Cloned::Parent(pid, pidfd) => {
             drop(wait_rx);
             // As crun and runc: the namespace gets the mappings as written; the kernel reads an
             // on-disk id as an id inside it and shows the host id it maps to.
@@ -74,8 +74,7 @@ pub fn idmap_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<st
                         .map_err(|e| Error::sys("open the idmap user namespace", e))
                 });
             drop(wait_tx);
-            // SAFETY: reap our child.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            let _ = crate::sys::pidfd_reap(std::os::fd::AsFd::as_fd(&pidfd));
             result
         }
     }

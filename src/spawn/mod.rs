@@ -3,6 +3,7 @@
 //! protocol over which the parent drives init (`create`) or a process joining a running
 //! container (`exec`) step by step.
 
+pub mod child;
 pub mod create;
 pub mod exec;
 pub mod idmap;

@@ -104,8 +104,8 @@ pub fn keep(count: u32) {
 /// only when `LISTEN_PID` names this process, so a variable inherited from a socket-activated
 /// ancestor never lets that ancestor's fds reach a workload.
 ///
-/// Decided once, in the runtime's own process (the CLI and [`crate::Runtime::create`] ask before
-/// the clone): init is a copy of that process under another pid and reuses the answer.
+/// For the CLI (a process that may be socket-activated itself): the library never reads the
+/// environment; its callers pass the sockets as [`crate::CreateOptions::extra_fds`].
 pub fn listen_fds() -> u32 {
     static COUNT: OnceLock<u32> = OnceLock::new();
     *COUNT.get_or_init(|| {
@@ -123,9 +123,93 @@ pub fn listen_fds() -> u32 {
 /// What runc appends to the init's `process.env` when it was socket-activated, so that the
 /// workload accepts the fds: `LISTEN_FDS=N` and `LISTEN_PID=1` (the workload is pid 1 of its pid
 /// namespace). Empty when there is nothing to pass. `exec` gets neither the fds nor these.
-pub fn listen_env() -> Vec<String> {
-    match listen_fds() {
+pub(crate) fn listen_env(count: u32) -> Vec<String> {
+    match count {
         0 => Vec::new(),
         n => vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".to_string()],
     }
+}
+
+/// The standard streams of a container's process, given by the caller as its own fds; without
+/// them the process inherits the runtime's fds 0-2.
+#[derive(Debug)]
+pub struct Stdio {
+    pub stdin: std::os::fd::OwnedFd,
+    pub stdout: std::os::fd::OwnedFd,
+    pub stderr: std::os::fd::OwnedFd,
+}
+
+/// Placeholders in the free slots among fds 3..3+n, held from the start of an operation until
+/// its clone: every fd moor opens meanwhile gets a higher number, so the child can move the
+/// caller's extra fds to 3..3+n (see [`install`]) without clobbering one of moor's own.
+pub(crate) struct Reserved(#[allow(dead_code)] Vec<std::os::fd::OwnedFd>);
+
+/// The fd number the `i`th extra fd gets (3 + i).
+fn slot(i: usize) -> Result<RawFd> {
+    RawFd::try_from(i)
+        .ok()
+        .and_then(|i| i.checked_add(3))
+        .ok_or_else(|| Error::sys("extra fds", std::io::Error::from_raw_os_error(libc::EMFILE)))
+}
+
+pub(crate) fn reserve_low(n: usize) -> Result<Reserved> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut held = Vec::new();
+    if n == 0 {
+        return Ok(Reserved(held));
+    }
+    let null = std::fs::File::open("/dev/null").map_err(|e| Error::path("cannot open", "/dev/null", e))?;
+    for fd in 3..slot(n)? {
+        // SAFETY: F_GETFD only reads flags; EBADF means the slot is free.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 || fd == null.as_raw_fd() {
+            continue;
+        }
+        // SAFETY: F_DUPFD_CLOEXEC returns the lowest free fd from `fd` on: `fd` itself.
+        let got = unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, fd) };
+        if got < 0 {
+            return Err(Error::last_os("reserve the extra fds' slots"));
+        }
+        // SAFETY: the kernel just returned this fd.
+        held.push(unsafe { OwnedFd::from_raw_fd(got) });
+    }
+    Ok(Reserved(held))
+}
+
+/// In the new process: the caller's stdio (if given) becomes fds 0-2 and its extra fds become
+/// 3, 4, ... (inherited by the workload; everything above is closed at its execve). Each is
+/// first copied above every target, so sources that sit on each other's targets are safe.
+pub(crate) fn install(stdio: Option<&Stdio>, extra: &[std::os::fd::OwnedFd]) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut moves: Vec<(RawFd, RawFd)> = Vec::new();
+    if let Some(s) = stdio {
+        moves.extend([
+            (s.stdin.as_raw_fd(), 0),
+            (s.stdout.as_raw_fd(), 1),
+            (s.stderr.as_raw_fd(), 2),
+        ]);
+    }
+    for (i, fd) in extra.iter().enumerate() {
+        moves.push((fd.as_raw_fd(), slot(i)?));
+    }
+    let above = slot(extra.len())?;
+    let mut temps = Vec::with_capacity(moves.len());
+    for (src, _) in &moves {
+        // SAFETY: duplicating an fd we own; the copy is ours until closed below.
+        let tmp = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, above) };
+        if tmp < 0 {
+            return Err(Error::last_os(format!("duplicate the caller's fd {src}")));
+        }
+        temps.push(tmp);
+    }
+    for (tmp, (src, target)) in temps.into_iter().zip(moves) {
+        // SAFETY: dup2 onto a target slot: the reservation made sure none of moor's own fds is
+        // there; the result is inheritable across execve.
+        let r = unsafe { libc::dup2(tmp, target) };
+        // SAFETY: closing our temporary copy.
+        unsafe { libc::close(tmp) };
+        if r < 0 {
+            return Err(Error::last_os(format!("move the caller's fd {src} to {target}")));
+        }
+    }
+    Ok(())
 }

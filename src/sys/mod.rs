@@ -44,17 +44,26 @@ fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// What clone3 returned: in the parent the child's pid, in the child zero.
+/// What fork returned: in the parent the child's pid, in the child zero.
 pub enum Forked {
     Parent(libc::pid_t),
     Child,
 }
 
+/// What clone3 returned: in the parent the child's pid and a pidfd for it, in the child nothing.
+pub enum Cloned {
+    Parent(libc::pid_t, OwnedFd),
+    Child,
+}
+
 /// clone3 without a new stack: the child continues like after fork(2), in a copy of the caller's
-/// memory. The caller must be single-threaded. Falls back to clone(2) when clone3 is missing.
-pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
+/// memory. The caller must be single-threaded (see [`crate::spawn::child::ensure_single_threaded`]). The parent
+/// always gets a pidfd (CLONE_PIDFD), so it waits for this child and no other.
+pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Cloned> {
     let mut args: libc::clone_args = unsafe_zeroed_clone_args();
-    args.flags = flags;
+    let mut pidfd: libc::c_int = -1;
+    args.flags = flags | flag64(libc::CLONE_PIDFD);
+    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
     // With CLONE_PARENT the kernel wants no exit signal: the child inherits ours (SIGCHLD).
     args.exit_signal = if flags & flag64(libc::CLONE_PARENT) != 0 {
         0
@@ -66,8 +75,9 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = u64::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     }
-    // SAFETY: clone_args is fully initialised and its size passed; without CLONE_VM the child gets
-    // its own copy of memory, so returning twice from this function is the fork(2) contract.
+    // SAFETY: clone_args is fully initialised and its size passed, its pidfd field points to a
+    // live int; without CLONE_VM the child gets its own copy of memory, so returning twice from
+    // this function is the fork(2) contract.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -75,30 +85,37 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
             std::mem::size_of::<libc::clone_args>(),
         )
     };
-    if ret < 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::ENOSYS) && cgroup_fd.is_none() {
-            // SAFETY: legacy clone(2) with a NULL stack behaves like fork(2) with namespace flags.
-            let ret = unsafe {
-                libc::syscall(
-                    libc::SYS_clone,
-                    flags | flag64(libc::SIGCHLD),
-                    0usize,
-                    0usize,
-                    0usize,
-                    0usize,
-                )
-            };
-            return match cvt(ret)? {
-                0 => Ok(Forked::Child),
-                pid => Ok(Forked::Parent(int(pid))),
-            };
-        }
-        return Err(err);
+    match cvt(ret)? {
+        0 => Ok(Cloned::Child),
+        // SAFETY: with CLONE_PIDFD the kernel stored a new fd, ours alone, in `pidfd`.
+        pid => Ok(Cloned::Parent(int(pid), unsafe { OwnedFd::from_raw_fd(pidfd) })),
     }
-    match ret {
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(int(pid))),
+}
+
+/// waitid(P_PIDFD, WEXITED): reaps the child behind `pidfd` and returns its exit code, 128+N
+/// for death by signal N. Only our own children (ECHILD otherwise).
+pub fn pidfd_reap(pidfd: BorrowedFd) -> io::Result<i32> {
+    const P_PIDFD: libc::idtype_t = 3;
+    loop {
+        // SAFETY: siginfo_t is plain data filled by waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let id = libc::id_t::try_from(pidfd.as_raw_fd()).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+        // SAFETY: a valid out pointer; the pidfd is borrowed for the call.
+        let ret = unsafe { libc::waitid(P_PIDFD, id, &mut info, libc::WEXITED) };
+        if ret < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: waitid with WEXITED filled a CLD_* siginfo, whose status field is valid.
+        let status = unsafe { info.si_status() };
+        return Ok(if info.si_code == libc::CLD_EXITED {
+            status
+        } else {
+            128 + status
+        });
     }
 }
 

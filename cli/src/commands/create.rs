@@ -37,10 +37,11 @@ impl CreateArgs {
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
-            console_fd: None,
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
-            preserve_fds: self.preserve_fds,
+            stdio: None,
+            extra_fds: super::inherited_fds(moor::caller::listen_fds() + self.preserve_fds),
+            listen_fds: moor::caller::listen_fds(),
             systemd_cgroup,
             rootless,
         }

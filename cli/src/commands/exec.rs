@@ -134,7 +134,8 @@ pub fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         console_socket: a.console_socket,
         pid_file: a.pid_file,
         detach: a.detach,
-        preserve_fds: a.preserve_fds,
+        stdio: None,
+        extra_fds: super::inherited_fds(a.preserve_fds),
         ignore_paused: a.ignore_paused,
         sub_cgroups: moor_cgroups::SubCgroups::parse(&a.cgroup)?,
     };

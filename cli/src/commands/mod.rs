@@ -18,6 +18,17 @@ pub fn enter_sealed(preserve_fds: u32) -> Result<()> {
     Ok(())
 }
 
+/// The fds 3..3+n this process was given to pass on (socket activation, --preserve-fds), checked
+/// open by `enter_sealed`; taken once, for the one operation that hands them to the container.
+pub fn inherited_fds(n: u32) -> Vec<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    (3..)
+        .take(n as usize)
+        // SAFETY: inherited fds that nothing else in this process owns or uses.
+        .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+        .collect()
+}
+
 /// An input document's error, with the offending field when it is inside.
 pub fn json_error(input: &str, (field, why): (String, String)) -> anyhow::Error {
     if field.is_empty() {
