@@ -8,6 +8,7 @@ pub mod cgroupfs;
 mod copyup;
 pub mod devices;
 pub mod mounts;
+mod no_pivot;
 pub mod options;
 pub mod paths;
 mod validate;
@@ -248,6 +249,10 @@ pub fn enter(prepared: Prepared, no_pivot: bool, readonly: bool) -> Result<()> {
     if prepared.chroot_only {
         nix::unistd::chroot(".").context(|| "chroot to the rootfs".into())?;
     } else if no_pivot {
+        // The rootfs's own path, as mountinfo spells it, while the host's /proc is still there.
+        let path = std::fs::read_link(format!("/proc/self/fd/{}", root.as_raw_fd()))
+            .map_err(|e| Error::path("resolve the rootfs", "/proc/self/fd", e))?;
+        no_pivot::hide_host_pseudo_fs(&path)?;
         nix::mount::mount(Some("."), "/", None::<&str>, nix::mount::MsFlags::MS_MOVE, None::<&str>)
             .context(|| "move the rootfs to /".into())?;
         nix::unistd::chroot(".").context(|| "chroot to the rootfs".into())?;

@@ -1,0 +1,50 @@
+//! Conformance with runc 1.1.5, second wave: behaviours found by runc's own bats tests and
+//! youki's contest where moor differed (--no-pivot, device access strings, bind sources in a
+//! user namespace, seccomp argument conditions, `spec`'s defaults, exec --cgroup, ...). Each is
+//! observed as a user would: from inside the container or in the runtime's output.
+
+use moor_integration::{require_root, Bundle, Ctx, Output};
+use serde_json::json;
+
+/// `run` (foreground, deleted afterwards) of a bundle; returns its output.
+fn run_fg(ctx: &Ctx, b: &Bundle, id: &str, extra: &[&str]) -> Output {
+    ctx.run_container(b, id, extra)
+}
+
+// ---------------------------------------------------------------------------------------------
+// --no-pivot
+
+/// With --no-pivot the container is only chrooted into a rootfs moved onto "/", so the host's
+/// procfs stays in its mount namespace; while a full procfs is reachable there, the kernel lets a
+/// nested user namespace mount a fresh, unmasked /proc. runc detaches every full proc and sysfs
+/// mount outside the rootfs before the move; the nested mount must then be refused.
+#[test]
+fn no_pivot_hides_host_proc_from_nested_userns() {
+    require_root!();
+    let ctx = Ctx::new("nopivot-proc");
+    let (id, mut b) = ctx.bundle(&[
+        "/bin/busybox",
+        "unshare",
+        "-mrpf",
+        "/bin/sh",
+        "-c",
+        "mount -t proc none /proc && echo MOUNTED",
+    ]);
+    for set in ["bounding", "permitted", "effective"] {
+        b.at(&format!("/process/capabilities/{set}"))
+            .as_array_mut()
+            .expect("caps array")
+            .extend([json!("CAP_SYS_ADMIN"), json!("CAP_SETFCAP")]);
+    }
+    b.save();
+    let out = run_fg(&ctx, &b, &id, &["--no-pivot"]);
+    let all = format!("{}{}", out.stdout_now(), out.stderr_now());
+    assert!(
+        !all.contains("MOUNTED"),
+        "a nested userns mounted a fresh procfs under --no-pivot:\n{out}"
+    );
+    assert!(
+        all.contains("ermission denied"),
+        "expected the proc mount to be refused (EPERM):\n{out}"
+    );
+}
