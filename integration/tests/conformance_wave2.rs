@@ -48,3 +48,33 @@ fn no_pivot_hides_host_proc_from_nested_userns() {
         "expected the proc mount to be refused (EPERM):\n{out}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// linux.resources.devices access letters
+
+/// runc accepts device rules whose access has letters other than r, w and m (its own
+/// update.bats uses "rwa") and drops those letters; the r and w of such a rule still apply.
+#[test]
+fn device_rule_access_with_unknown_letter_is_accepted() {
+    require_root!();
+    let ctx = Ctx::new("dev-rwa");
+    let (id, mut b) = ctx.bundle(&["sh", "-c", "exec 3<>/dev/fuse && echo OPENED"]);
+    b.set(
+        "/linux/devices",
+        json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438}]),
+    );
+    b.set(
+        "/linux/resources/devices",
+        json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwa"}
+        ]),
+    );
+    b.save();
+    let out = run_fg(&ctx, &b, &id, &[]);
+    assert!(out.success(), "a device rule with access \"rwa\" was refused: {out}");
+    assert!(
+        out.stdout_now().contains("OPENED"),
+        "rw access of the \"rwa\" rule not granted: {out}"
+    );
+}
