@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::fault;
 use crate::init::{self, Init};
 use crate::namespaces;
+use crate::rootfs::mounts::ParentTree;
 use crate::state::{ContainerState, StateDir, Status};
 use crate::sync::{self, Msg};
 use crate::sys::{self, Forked};
@@ -163,7 +164,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             memory_policy: memory_policy.as_ref(),
             state_lock: dir.lock_fd().as_raw_fd(),
             cgroups: memberships,
-            idmaps: idmap_namespaces(spec)?,
+            parent_trees: parent_trees(spec, &plan)?,
         };
         let pid = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
         child = Some(pid);
@@ -530,16 +531,24 @@ pub(crate) fn connect_listener(seccomp: Option<&moor_seccomp::Compiled>) -> Resu
 
 /// The detached, idmapped bind trees of the mounts that ask for uid/gid mappings, made here on
 /// the host (an idmap needs privilege over the filesystem); init only attaches them.
-fn idmap_namespaces(spec: &oci_spec::runtime::Spec) -> Result<Vec<Option<OwnedFd>>> {
+fn parent_trees(spec: &oci_spec::runtime::Spec, plan: &namespaces::Plan) -> Result<Vec<Option<ParentTree>>> {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let in_userns = (plan.new_ns(LinuxNamespaceType::User) || plan.joins(LinuxNamespaceType::User))
+        && !crate::rootless::euid_rootless();
     mounts
         .iter()
         .enumerate()
         .map(|(i, m)| {
             let uid = m.uid_mappings().as_deref().unwrap_or_default();
             let gid = m.gid_mappings().as_deref().unwrap_or_default();
+            let is_bind =
+                m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
             if uid.is_empty() && gid.is_empty() {
-                return Ok(None);
+                // A source the parent cannot bind either is init's to report.
+                let fallback = (in_userns && is_bind)
+                    .then(|| crate::rootfs::mounts::bind_tree(m, &format!("mounts[{i}]"), None).ok())
+                    .flatten();
+                return Ok(fallback.map(ParentTree::Fallback));
             }
             if uid.is_empty() || gid.is_empty() {
                 return Err(Error::config(
@@ -547,8 +556,6 @@ fn idmap_namespaces(spec: &oci_spec::runtime::Spec) -> Result<Vec<Option<OwnedFd
                     "an idmapped mount needs both uidMappings and gidMappings",
                 ));
             }
-            let is_bind =
-                m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
             if !is_bind {
                 return Err(Error::config(
                     format!("mounts[{i}]"),
@@ -556,7 +563,8 @@ fn idmap_namespaces(spec: &oci_spec::runtime::Spec) -> Result<Vec<Option<OwnedFd
                 ));
             }
             let userns = user::idmap_userns(uid, gid)?;
-            crate::rootfs::mounts::bind_tree(m, &format!("mounts[{i}]"), Some(userns.as_fd())).map(Some)
+            crate::rootfs::mounts::bind_tree(m, &format!("mounts[{i}]"), Some(userns.as_fd()))
+                .map(|t| Some(ParentTree::Idmapped(t)))
         })
         .collect()
 }

@@ -78,3 +78,46 @@ fn device_rule_access_with_unknown_letter_is_accepted() {
         "rw access of the \"rwa\" rule not granted: {out}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bind sources and user namespaces
+
+/// runc opens bind mount sources before it joins the container's user namespace, so a source
+/// under a directory only the host's root may enter (0700) is still bound (runc's userns.bats
+/// "userns with 2 inaccessible mounts").
+#[test]
+fn bind_sources_inaccessible_to_the_userns_are_bound() {
+    require_root!();
+    let ctx = Ctx::new("userns-bind-src");
+    let host = moor_integration::bundle::temp_dir("userns-src");
+    ctx.own_dir(host.clone());
+    let mut mounts = Vec::new();
+    for n in 1..=2 {
+        let locked = host.join(format!("locked-{n}"));
+        std::fs::create_dir_all(locked.join("dir")).expect("mkdir");
+        std::fs::write(locked.join("dir/foo.txt"), "x").expect("write");
+        std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+        mounts.push(json!({"destination": format!("/mnt/m{n}"), "type": "bind",
+                           "source": locked.join("dir"), "options": ["bind"]}));
+    }
+    let (id, mut b) = ctx.bundle(&[
+        "sh",
+        "-c",
+        "stat /mnt/m1/foo.txt /mnt/m2/foo.txt >/dev/null && echo BOUND",
+    ]);
+    b.map_user_namespace(100000, 65536);
+    for n in 1..=2 {
+        // The container's root cannot create directories in the host-owned rootfs.
+        std::fs::create_dir_all(b.rootfs().join(format!("mnt/m{n}"))).expect("mkdir in rootfs");
+    }
+    for m in mounts {
+        b.push_mount(m);
+    }
+    b.save();
+    let out = run_fg(&ctx, &b, &id, &[]);
+    assert!(
+        out.success(),
+        "binds of 0700-guarded sources failed in a user namespace: {out}"
+    );
+    assert!(out.stdout_now().contains("BOUND"), "{out}");
+}

@@ -44,7 +44,7 @@ pub fn prepare(
     mount_ns: bool,
     user_ns: bool,
     cgroups: &[cgroupfs::Membership],
-    idmaps: &[Option<OwnedFd>],
+    parent_trees: &[Option<mounts::ParentTree>],
 ) -> Result<Prepared> {
     let linux = spec.linux().clone().unwrap_or_default();
     // Validated at load time: unknown names cannot reach here.
@@ -93,13 +93,12 @@ pub fn prepare(
     check_must_be_dirs(root.as_fd(), &config_mounts)?;
     let mut readonly_later = Vec::new();
     for (i, m) in config_mounts.iter().enumerate() {
-        let idmap = idmaps.get(i).and_then(|fd| fd.as_ref().map(|fd| fd.as_fd()));
         mounts::mount_one(
             root.as_fd(),
             m,
             &format!("mounts[{i}]"),
             cgroups,
-            idmap,
+            parent_trees.get(i).and_then(Option::as_ref),
             &mut readonly_later,
         )?;
     }
