@@ -121,3 +121,40 @@ fn bind_sources_inaccessible_to_the_userns_are_bound() {
     );
     assert!(out.stdout_now().contains("BOUND"), "{out}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Seccomp argument conditions
+
+/// runc 1.1 splits a seccomp rule that names one argument index more than once into one rule
+/// per condition, so those conditions are ORed (runc's seccomp.bats "-ENOSYS handling" profile
+/// relies on it); conditions on distinct indexes stay ANDed.
+#[test]
+fn seccomp_conditions_on_one_argument_are_ored() {
+    require_root!();
+    let ctx = Ctx::new("seccomp-or");
+    let (id, mut b) = ctx.bundle(&[
+        "sh",
+        "-c",
+        "trap '' USR1 USR2 TERM; for s in USR1 USR2 TERM; do kill -$s $$ 2>/dev/null && echo sent-$s || echo refused-$s; done",
+    ]);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{
+                "names": ["kill"], "action": "SCMP_ACT_ERRNO",
+                "args": [
+                    {"index": 1, "value": libc::SIGUSR1, "op": "SCMP_CMP_EQ"},
+                    {"index": 1, "value": libc::SIGUSR2, "op": "SCMP_CMP_EQ"}
+                ]
+            }]
+        }),
+    );
+    b.save();
+    let out = run_fg(&ctx, &b, &id, &[]);
+    let stdout = out.stdout_now();
+    assert!(out.success(), "{out}");
+    for want in ["refused-USR1", "refused-USR2", "sent-TERM"] {
+        assert!(stdout.contains(want), "want {want}:\n{out}");
+    }
+}
