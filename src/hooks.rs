@@ -175,10 +175,36 @@ fn wait_hook(pid: libc::pid_t, err_rd: &OwnedFd, timeout: Option<Duration>) -> s
         Err(e) => return Err(format!("wait: {e}")),
     };
     let status = std::process::ExitStatus::from_raw(status);
+    if let Some((sig, text)) = status.signal().and_then(|s| Some((s, signal_text(s)?))) {
+        // Worded as runc's (Go's) "signal: bad system call", which callers match.
+        let core = if status.core_dumped() { ", core dumped" } else { "" };
+        return Err(format!("failed: signal: {text} (signal {sig}{core})"));
+    }
     if !status.success() {
         return Err(format!("failed: {status}"));
     }
     Ok(())
+}
+
+/// The description Go (and so runc) gives the signals a hook commonly dies of.
+fn signal_text(sig: i32) -> Option<&'static str> {
+    Some(match sig {
+        libc::SIGHUP => "hangup",
+        libc::SIGINT => "interrupt",
+        libc::SIGQUIT => "quit",
+        libc::SIGILL => "illegal instruction",
+        libc::SIGTRAP => "trace/breakpoint trap",
+        libc::SIGABRT => "aborted",
+        libc::SIGBUS => "bus error",
+        libc::SIGFPE => "floating point exception",
+        libc::SIGKILL => "killed",
+        libc::SIGSEGV => "segmentation fault",
+        libc::SIGPIPE => "broken pipe",
+        libc::SIGALRM => "alarm clock",
+        libc::SIGTERM => "terminated",
+        libc::SIGSYS => "bad system call",
+        _ => return None,
+    })
 }
 
 /// Whether `len` bytes fit into the pipe without blocking, growing it when needed and allowed.

@@ -158,3 +158,33 @@ fn seccomp_conditions_on_one_argument_are_ored() {
         assert!(stdout.contains(want), "want {want}:\n{out}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hook failures
+
+/// A startContainer hook runs under the container's seccomp filter; when the filter kills it,
+/// the error says so in runc's words ("error running hook", "bad system call"), which runc's
+/// seccomp.bats matches.
+#[test]
+fn hook_killed_by_seccomp_says_bad_system_call() {
+    require_root!();
+    let ctx = Ctx::new("hook-sigsys");
+    let (id, mut b) = ctx.bundle(&["true"]);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]
+        }),
+    );
+    b.set(
+        "/hooks",
+        json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/hook-dir"]}]}),
+    );
+    b.save();
+    let out = run_fg(&ctx, &b, &id, &[]);
+    assert!(!out.success(), "a hook killed by seccomp must fail the run: {out}");
+    let err = out.stderr_now();
+    assert!(err.contains("error running hook"), "{out}");
+    assert!(err.contains("bad system call"), "{out}");
+}
