@@ -188,3 +188,36 @@ fn hook_killed_by_seccomp_says_bad_system_call() {
     assert!(err.contains("error running hook"), "{out}");
     assert!(err.contains("bad system call"), "{out}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// `spec`
+
+/// The namespaces and capability sets of `spec` (and `spec --rootless`) are runc 1.1's: no
+/// cgroup namespace (runc's delete.bats and cgroups.bats add one themselves, and one given twice
+/// is an error; its hybrid exec test expects the host's cgroup paths) and an ambient set.
+#[test]
+fn spec_namespaces_and_capabilities_match_runc() {
+    let ctx = Ctx::new("spec-ns");
+    for (flags, want) in [
+        (&[][..], &["pid", "network", "ipc", "uts", "mount"][..]),
+        (&["--rootless"][..], &["pid", "ipc", "uts", "mount", "user"][..]),
+    ] {
+        let dir = moor_integration::bundle::temp_dir("spec-ns");
+        ctx.own_dir(dir.clone());
+        let d = dir.display().to_string();
+        let mut args = vec!["spec", "--bundle", &d];
+        args.extend(flags);
+        ctx.run(&args).ok();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("config.json")).expect("JSON");
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .iter()
+            .filter_map(|n| n["type"].as_str())
+            .collect();
+        assert_eq!(ns, want, "spec {flags:?}");
+        let caps = &v["process"]["capabilities"];
+        assert_eq!(caps["ambient"], caps["bounding"], "spec {flags:?}: ambient set");
+    }
+}
