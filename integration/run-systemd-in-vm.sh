@@ -20,7 +20,7 @@ shares=(--share "$CARGO_TARGET_DIR")
   { echo "run-systemd-in-vm: needs the systemd and dbus packages" >&2; exit 2; }
 
 cd "$top"
-cargo build -q -p moor >&2
+cargo build -q -p moor-cli >&2
 bin=$(cargo test -p moor-integration --test systemd --no-run --message-format=json 2>/dev/null |
   grep '"reason":"compiler-artifact"' | grep '"test":true' |
   sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)

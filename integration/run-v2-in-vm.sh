@@ -18,7 +18,7 @@ shares=(--share "$CARGO_TARGET_DIR")
 [ -n "${MOOR_IT_SKIP_LOG:-}" ] && shares+=(--share "$(dirname "$MOOR_IT_SKIP_LOG")")
 
 cd "$top"
-cargo build -q -p moor >&2
+cargo build -q -p moor-cli >&2
 bins=$(cargo test -p moor-integration --no-run --message-format=json 2>/dev/null |
   grep '"reason":"compiler-artifact"' | grep '"test":true' |
   sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' |

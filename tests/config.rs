@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use moor::config;
+use moor::spec::config;
 
 fn bundle(config: serde_json::Value) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -105,9 +105,9 @@ fn broken_json_is_refused() {
 #[test]
 fn container_ids_are_checked() {
     for bad in ["", "..", "a/b", "a b", "x\0y"] {
-        assert!(moor::state::validate_id(bad).is_err(), "{bad:?}");
+        assert!(moor::validate_id(bad).is_err(), "{bad:?}");
     }
-    moor::state::validate_id("abc-1.2_3+x").unwrap();
+    moor::validate_id("abc-1.2_3+x").unwrap();
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Fuzzing of config.json loading and validation, on stable Rust with proptest.
 //!
-//! Three generators feed `moor::config::parse` (the bytes) and `moor::config::load` (a bundle
+//! Three generators feed `moor::spec::config::parse` (the bytes) and `moor::spec::config::load` (a bundle
 //! holding them), then the checks `create` makes before anything exists (namespaces to join,
 //! capabilities, the seccomp program):
 //! - `bytes`: arbitrary bytes, and byte-level damage (flips, cuts, insertions) of the corpus;
@@ -150,9 +150,9 @@ fn names_input_field(v: &Value, field: &str, top: bool) -> bool {
 /// What `create` checks after loading the bundle and before creating anything.
 fn pre_create_checks(spec: &oci_spec::runtime::Spec) -> moor::Result<()> {
     let linux = spec.linux().clone().unwrap_or_default();
-    moor::namespaces::plan(linux.namespaces().as_deref().unwrap_or_default())?;
+    moor::checks::namespaces(linux.namespaces().as_deref().unwrap_or_default())?;
     if let Some(process) = spec.process() {
-        moor::capabilities::of_process(process, moor::capabilities::last_cap())?;
+        moor::checks::of_process(process, moor::checks::last_cap())?;
     }
     if let Some(s) = linux.seccomp() {
         moor_seccomp::compile(s)?;
@@ -163,12 +163,12 @@ fn pre_create_checks(spec: &oci_spec::runtime::Spec) -> moor::Result<()> {
 fn evaluate(dir: &Path, data: &[u8]) -> Result<Outcome, String> {
     let doc: Option<Value> = serde_json::from_slice(data).ok();
     let check_error = |e: &Error| check_error(e, doc.as_ref());
-    let parsed = moor::config::parse(data);
+    let parsed = moor::spec::config::parse(data);
     if let Err(e) = &parsed {
         check_error(e)?;
     }
     fs::write(dir.join("config.json"), data).map_err(|e| format!("write config.json: {e}"))?;
-    let bundle = match moor::config::load(dir) {
+    let bundle = match moor::spec::config::load(dir) {
         Ok(b) => b,
         Err(e) => {
             let (field, msg) = check_error(&e)?;
@@ -185,7 +185,7 @@ fn evaluate(dir: &Path, data: &[u8]) -> Result<Outcome, String> {
     // What moor accepted must survive its own re-serialization (the state file and hooks see
     // the spec that way).
     let again = serde_json::to_vec(&bundle.spec).map_err(|e| format!("re-serialize: {e}"))?;
-    if let Err(e) = moor::config::parse(&again) {
+    if let Err(e) = moor::spec::config::parse(&again) {
         return Err(format!("accepted, but its re-serialization is refused: {e}"));
     }
     Ok(Outcome::Accepted)

@@ -19,21 +19,21 @@ fn bundle() -> &'static Path {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let parsed = moor::config::parse(data);
+    let parsed = moor::spec::config::parse(data);
     std::fs::write(bundle().join("config.json"), data).expect("write config.json");
-    let loaded = moor::config::load(bundle());
+    let loaded = moor::spec::config::load(bundle());
     assert!(!(parsed.is_err() && loaded.is_ok()), "parse refused what load accepted");
     if let Ok(b) = loaded {
         let linux = b.spec.linux().clone().unwrap_or_default();
-        let _ = moor::namespaces::plan(linux.namespaces().as_deref().unwrap_or_default());
+        let _ = moor::checks::namespaces(linux.namespaces().as_deref().unwrap_or_default());
         if let Some(p) = b.spec.process() {
-            let _ = moor::capabilities::of_process(p, moor::capabilities::last_cap());
+            let _ = moor::checks::of_process(p, moor::checks::last_cap());
         }
         if let Some(s) = linux.seccomp() {
             let _ = moor_seccomp::compile(s);
         }
         let again = serde_json::to_vec(&b.spec).expect("re-serialize");
-        if let Err(e) = moor::config::parse(&again) {
+        if let Err(e) = moor::spec::config::parse(&again) {
             panic!("accepted, but its re-serialization is refused: {e}");
         }
     }

@@ -176,7 +176,7 @@ fn cases() -> Vec<Case> {
             set(b, "/annotations", json!({"big": "x".repeat(4 << 20)}))
         })
         .known_bug(
-            "src/sync.rs sends the state (annotations included) as one SOCK_SEQPACKET message: above the \
+            "src/spawn/sync.rs sends the state (annotations included) as one SOCK_SEQPACKET message: above the \
              socket's send buffer (~208 KiB) create fails with EMSGSIZE, and init's 64 KiB receive buffer \
              silently cuts states between 64 and 208 KiB, so createContainer hooks read truncated JSON",
         ),

@@ -4,7 +4,7 @@
 //! of any size the config allows reach the hooks whole; `start` works on a full state filesystem;
 //! the seccomp notify fd reaches the listener even when the profile denies sendmsg.
 //!
-//! The step-by-step walks need moor built with `--features fault-injection` (src/fault.rs: the
+//! The step-by-step walks need moor built with `-p moor-cli --features fault-injection` (src/sys/fault.rs: the
 //! `MOOR_FAULT` and `MOOR_FAULT_TRACE` variables). Against a binary without it they skip, loudly;
 //! with `MOOR_IT_REQUIRE_FAULTS=1` (CI) that is a failure instead.
 
@@ -465,7 +465,7 @@ fn trace_points(ctx: &Ctx, b: &mut Bundle, exec: bool) -> Option<Vec<String>> {
 
 /// Skips (or, with MOOR_IT_REQUIRE_FAULTS=1, fails) when the runtime has no fault injection.
 fn no_fault_injection() {
-    let why = "the runtime under test has no fault injection (build moor with --features fault-injection)";
+    let why = "the runtime under test has no fault injection (build moor with cargo build -p moor-cli --features fault-injection)";
     assert!(
         std::env::var("MOOR_IT_REQUIRE_FAULTS").as_deref() != Ok("1"),
         "MOOR_IT_REQUIRE_FAULTS=1: {why}"

@@ -1,0 +1,129 @@
+//! The switch to the container's user, done by init (the parent writes the id maps:
+//! spawn/idmap.rs). Users are numeric: nothing is ever looked up by name (CVE-2016-3697).
+
+use std::fs;
+
+use oci_spec::runtime::User;
+
+use crate::error::{Error, Result};
+
+/// Becomes root of a freshly mapped user namespace (the clone started as the overflow uid).
+pub fn become_ns_root() -> Result<()> {
+    // SAFETY: plain syscalls with integer arguments.
+    if unsafe { libc::setresgid(0, 0, 0) } != 0 {
+        return Err(Error::last_os(
+            "setresgid(0) in the new user namespace (is container gid 0 mapped?)",
+        ));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setresuid(0, 0, 0) } != 0 {
+        return Err(Error::last_os(
+            "setresuid(0) in the new user namespace (is container uid 0 mapped?)",
+        ));
+    }
+    Ok(())
+}
+
+/// True when this process may call setgroups(2): false inside a user namespace whose
+/// setgroups file says "deny".
+pub fn setgroups_allowed() -> bool {
+    fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
+}
+
+/// The largest uid or gid moor accepts. Ids above it are refused as runc refuses them; among
+/// them is (uid_t)-1, which setresuid/setresgid read as "leave unchanged" and would keep root.
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// Refuses ids outside 0-2147483647 in `process.user`, naming the field.
+pub fn validate(user: &User) -> Result<()> {
+    let out_of_range = |field: String, id: u32| {
+        Error::config(
+            field,
+            format!("{id} is out of range: uids and gids must be in range 0-{MAX_ID}"),
+        )
+    };
+    if user.uid() > MAX_ID {
+        return Err(out_of_range("process.user.uid".into(), user.uid()));
+    }
+    if user.gid() > MAX_ID {
+        return Err(out_of_range("process.user.gid".into(), user.gid()));
+    }
+    for (i, &gid) in user.additional_gids().iter().flatten().enumerate() {
+        if gid > MAX_ID {
+            return Err(out_of_range(format!("process.user.additionalGids[{i}]"), gid));
+        }
+    }
+    Ok(())
+}
+
+/// Gives stdio (fds 0-2) to the workload's user, keeping the group, as runc does: a non-root
+/// workload can then reopen /dev/stdout or /proc/self/fd/1 (a pipe or a file from the caller,
+/// or its own pty). Character devices other than the container's own pty are left alone: the
+/// caller's /dev/null or terminal is a host device, and chowning it would hand it to a
+/// container uid. Like runc, errors that say the owner cannot be mapped or changed here
+/// (EINVAL, EPERM, EROFS) leave the fd as it is.
+pub fn chown_stdio(uid: u32, pty: Option<&std::os::fd::OwnedFd>) -> Result<()> {
+    use std::os::fd::{AsFd, BorrowedFd};
+    let pty_inode = pty
+        .and_then(|p| crate::init::rootfs::paths::fstat(p.as_fd()).ok())
+        .map(|st| (st.st_dev, st.st_ino));
+    for fd in 0..3 {
+        // SAFETY: fds 0-2 stay open for this whole call; a closed one fails fstat with EBADF.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = crate::init::rootfs::paths::fstat(borrowed) else {
+            continue;
+        };
+        if st.st_uid == uid {
+            continue;
+        }
+        let ours = pty_inode == Some((st.st_dev, st.st_ino));
+        if st.st_mode & libc::S_IFMT == libc::S_IFCHR && !ours {
+            continue;
+        }
+        // SAFETY: fchown on an open fd with integer ids.
+        if unsafe { libc::fchown(fd, uid, st.st_gid) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EPERM | libc::EROFS)) {
+                return Err(Error::sys(format!("give stdio fd {fd} to process.user.uid {uid}"), e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets the workload's umask: process.user.umask, else runc's default 0022.
+pub fn set_umask(user: &User) {
+    let umask = user.umask().unwrap_or(0o022);
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(umask as libc::mode_t) };
+}
+
+/// Switches to the configured uid, gid and supplementary groups, keeping the permitted
+/// capabilities for the capset that follows. `setgroups` is [`setgroups_allowed`], asked before
+/// a seccomp filter went in.
+pub fn switch(user: &User, setgroups: bool) -> Result<()> {
+    let gids: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    if setgroups {
+        // SAFETY: gids points to gids.len() valid gid_t values.
+        if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
+            return Err(Error::last_os("process.user.additionalGids: setgroups"));
+        }
+    } else if !gids.is_empty() {
+        return Err(Error::config(
+            "process.user.additionalGids",
+            "cannot set supplementary groups: setgroups is denied in this user namespace",
+        ));
+    }
+    crate::sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(|e| Error::sys("PR_SET_KEEPCAPS", e))?;
+    let (uid, gid) = (user.uid(), user.gid());
+    // SAFETY: plain syscalls with integer arguments.
+    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
+        return Err(Error::last_os(format!("process.user.gid: setresgid({gid})")));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
+        return Err(Error::last_os(format!("process.user.uid: setresuid({uid})")));
+    }
+    crate::sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0).map_err(|e| Error::sys("PR_SET_KEEPCAPS", e))?;
+    Ok(())
+}

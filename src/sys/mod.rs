@@ -1,0 +1,323 @@
+//! Thin wrappers for the system calls nix does not cover (clone3, openat2, the new mount API,
+//! pidfds). Each returns an owned fd or an io::Error carrying errno.
+
+pub mod fault;
+pub mod fds;
+pub mod procfs;
+pub mod terminal;
+pub mod time;
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = cvt(ret)?;
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// What clone3 returned: in the parent the child's pid, in the child zero.
+pub enum Forked {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// clone3 without a new stack: the child continues like after fork(2), in a copy of the caller's
+/// memory. The caller must be single-threaded. Falls back to clone(2) when clone3 is missing.
+pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
+    let mut args: libc::clone_args = unsafe_zeroed_clone_args();
+    args.flags = flags;
+    // With CLONE_PARENT the kernel wants no exit signal: the child inherits ours (SIGCHLD).
+    args.exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
+        0
+    } else {
+        libc::SIGCHLD as u64
+    };
+    if let Some(fd) = cgroup_fd {
+        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: clone_args is fully initialised and its size passed; without CLONE_VM the child gets
+    // its own copy of memory, so returning twice from this function is the fork(2) contract.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENOSYS) && cgroup_fd.is_none() {
+            // SAFETY: legacy clone(2) with a NULL stack behaves like fork(2) with namespace flags.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    flags | libc::SIGCHLD as u64,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )
+            };
+            return match cvt(ret)? {
+                0 => Ok(Forked::Child),
+                pid => Ok(Forked::Parent(pid as libc::pid_t)),
+            };
+        }
+        return Err(err);
+    }
+    match ret {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as libc::pid_t)),
+    }
+}
+
+fn unsafe_zeroed_clone_args() -> libc::clone_args {
+    // SAFETY: clone_args is a plain C struct of integers; all-zero is its documented default.
+    unsafe { std::mem::zeroed() }
+}
+
+/// openat2(2) with the given resolve flags.
+pub fn openat2(dirfd: BorrowedFd, path: &CStr, flags: u64, mode: u64, resolve: u64) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is a plain C struct; zero is valid for every field.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags | libc::O_CLOEXEC as u64;
+    how.mode = mode;
+    how.resolve = resolve;
+    loop {
+        // SAFETY: path is NUL-terminated, how is initialised and its size passed.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        match owned(ret) {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) || e.raw_os_error() == Some(libc::EINTR) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// open_tree(2): a detached copy of the mount tree at `path` (or an fd for it).
+pub fn open_tree(dirfd: RawFd, path: &CStr, flags: u32) -> io::Result<OwnedFd> {
+    // SAFETY: path is NUL-terminated; the kernel validates the flags.
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dirfd,
+            path.as_ptr(),
+            flags | libc::OPEN_TREE_CLOEXEC,
+        )
+    })
+}
+
+/// move_mount(2) from a detached mount fd onto a target fd (both as empty paths).
+pub fn move_mount_fd(from: BorrowedFd, to: BorrowedFd) -> io::Result<()> {
+    let empty = c"";
+    // SAFETY: both paths are empty NUL-terminated strings and the fds are valid.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            empty.as_ptr(),
+            to.as_raw_fd(),
+            empty.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    cvt(ret).map(drop)
+}
+
+/// mount_setattr(2) on the mount `fd` refers to.
+pub fn mount_setattr(fd: BorrowedFd, recursive: bool, set: u64, clear: u64, propagation: u64) -> io::Result<()> {
+    mount_setattr_userns(fd, recursive, set, clear, propagation, None)
+}
+
+/// mount_setattr(2) with a user namespace for MOUNT_ATTR_IDMAP.
+pub fn mount_setattr_userns(
+    fd: BorrowedFd,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    propagation: u64,
+    userns: Option<BorrowedFd>,
+) -> io::Result<()> {
+    // SAFETY: mount_attr is a plain C struct; zero is valid for every field.
+    let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
+    if let Some(ns) = userns {
+        attr.userns_fd = ns.as_raw_fd() as u64;
+    }
+    attr.attr_set = set;
+    attr.attr_clr = clear;
+    attr.propagation = propagation;
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: the path is empty and NUL-terminated, attr is initialised and its size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &mut attr as *mut libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    cvt(ret).map(drop)
+}
+
+/// pidfd_open(2): a stable handle on a process, immune to pid reuse once opened.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+}
+
+/// pidfd_getfd(2): a copy of descriptor `fd` of the process behind `pidfd` (close-on-exec).
+pub fn pidfd_getfd(pidfd: BorrowedFd, fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; flags must be 0.
+    owned(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) })
+}
+
+/// pidfd_send_signal(2).
+pub fn pidfd_send_signal(pidfd: BorrowedFd, signal: i32) -> io::Result<()> {
+    // SAFETY: a NULL siginfo means "as kill(2) would send it".
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    cvt(ret).map(drop)
+}
+
+/// fork(2) as the plain clone syscall with SIGCHLD: no clone3 (which glibc's fork and
+/// posix_spawn may try first, and which a seccomp profile listing only classic syscalls denies
+/// with EPERM) and no atfork handlers. The child may only make raw system calls before execve or
+/// _exit; the caller must be single-threaded or hold no lock the child needs.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: clone with only an exit signal and a NULL stack behaves like fork(2): the child
+    // gets its own copy of memory and returns here a second time.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match cvt(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as libc::pid_t)),
+    }
+}
+
+/// pipe2(2) with O_CLOEXEC: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds has room for the two fds pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned these two fds to us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Waits for our child `pid` with wait4, at most `timeout` when one is given; returns its wait
+/// status, or None when the time ran out (the child is then still running and unreaped). Polls
+/// with WNOHANG and growing sleeps rather than a pidfd, so it works under any seccomp profile.
+pub fn wait_child(pid: libc::pid_t, timeout: Option<std::time::Duration>) -> io::Result<Option<libc::c_int>> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        let mut status = 0;
+        let flags = if deadline.is_some() { libc::WNOHANG } else { 0 };
+        // SAFETY: wait4 on our own child with a valid status pointer and no rusage.
+        let ret = unsafe { libc::wait4(pid, &mut status, flags, std::ptr::null_mut()) };
+        if ret == pid {
+            return Ok(Some(status));
+        }
+        if ret < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        let Some(deadline) = deadline else { continue };
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits until the process behind `pidfd` has exited, or `timeout_ms` passes (-1: forever).
+/// Returns whether it exited.
+pub fn pidfd_wait_exit(pidfd: BorrowedFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd.
+        let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if ret < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(ret > 0);
+    }
+}
+
+/// prctl(2) with integer arguments.
+pub fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> io::Result<libc::c_int> {
+    // SAFETY: the options used by moor take integer arguments only.
+    let ret = unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Writes all of `data` to a raw fd, retrying on EINTR.
+pub fn write_all(fd: BorrowedFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: data points to data.len() readable bytes.
+        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
