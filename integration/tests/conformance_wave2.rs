@@ -221,3 +221,28 @@ fn spec_namespaces_and_capabilities_match_runc() {
         assert_eq!(caps["ambient"], caps["bounding"], "spec {flags:?}: ambient set");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// exec --cgroup errors
+
+/// `exec --cgroup` refusals are worded as runc's, which its exec.bats matches: a path leaving
+/// the container's cgroup "is not a sub cgroup path"; a missing sub-cgroup fails "adding pid"
+/// with the cgroup.procs path and a lower-case "no such file".
+#[test]
+fn exec_cgroup_errors_use_runc_wording() {
+    require_root!();
+    let ctx = Ctx::new("exec-cg-words");
+    let (id, b) = ctx.bundle(&["sleep", "1000"]);
+    ctx.create_start(&b, &id);
+    ctx.wait_status(&id, "running");
+    let o = ctx.run(&["exec", "--cgroup", "..", &id, "true"]);
+    assert!(!o.success(), "{o}");
+    assert!(o.stderr_now().contains(" .. is not a sub cgroup path"), "{o}");
+    let o = ctx.run(&["exec", "--cgroup", "nonexistent", &id, "true"]);
+    assert!(!o.success(), "{o}");
+    let err = o.stderr_now();
+    assert!(
+        err.contains(" adding pid ") && err.contains("/nonexistent/cgroup.procs: no such file "),
+        "{o}"
+    );
+}
