@@ -246,3 +246,43 @@ fn exec_cgroup_errors_use_runc_wording() {
         "{o}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// No mount namespace
+
+/// Without a mount namespace runc still binds the rootfs onto itself (in the caller's
+/// namespace) before chrooting into it, so the container's mounts sit on that one mount and
+/// a single detach of the rootfs removes them all; youki's contest (ns_itype) relies on it. Seen
+/// from the container: its "/" is a mount point. Run inside `unshare -m --propagation private`
+/// so that nothing reaches the test's own namespace.
+#[test]
+fn without_mount_namespace_the_rootfs_is_still_a_mount() {
+    require_root!();
+    let ctx = Ctx::new("no-mntns-bind");
+    let (id, mut b) = ctx.bundle(&[
+        "sh",
+        "-c",
+        "awk '$5 == \"/\" {print \"ROOT-MOUNT\"}' /proc/self/mountinfo",
+    ]);
+    b.remove_namespace("mount");
+    b.set("/linux/maskedPaths", json!([]));
+    b.set("/linux/readonlyPaths", json!([]));
+    b.save();
+    let bundle = b.dir.display().to_string();
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "--"])
+        .arg(&ctx.runtime)
+        .args(ctx.argv(&["run", "--bundle", &bundle, &id]))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn unshare");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "run failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("ROOT-MOUNT"),
+        "the rootfs is not a mount point:\n{stdout}\n{stderr}"
+    );
+}

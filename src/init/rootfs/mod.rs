@@ -73,16 +73,18 @@ pub fn prepare(
             None::<&str>,
         )
         .context(|| "make / a slave mount".into())?;
-        // pivot_root needs the rootfs to be a mount point.
-        nix::mount::mount(
-            Some(rootfs),
-            rootfs,
-            None::<&str>,
-            nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .context(|| format!("bind the rootfs {}", rootfs.display()))?;
     }
+    // pivot_root needs the rootfs to be a mount point. Without a mount namespace, as with
+    // runc, the bind is made in the caller's namespace too: the container's mounts then sit on
+    // it, and one detach of the rootfs removes them all (youki's contest relies on this).
+    nix::mount::mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context(|| format!("bind the rootfs {}", rootfs.display()))?;
     let c =
         std::ffi::CString::new(rootfs.as_os_str().as_encoded_bytes()).map_err(|_| Error::config("root.path", "NUL"))?;
     let root = crate::sys::openat2(cwd(), &c, (libc::O_PATH | libc::O_DIRECTORY) as u64, 0, 0)
