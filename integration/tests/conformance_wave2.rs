@@ -286,3 +286,31 @@ fn without_mount_namespace_the_rootfs_is_still_a_mount() {
         "the rootfs is not a mount point:\n{stdout}\n{stderr}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// update flags
+
+/// runc's `update` spells the CPU shares flag `--cpu-share` (its update.bats uses it).
+#[test]
+fn update_cpu_share_flag() {
+    require_root!();
+    let ctx = Ctx::new("upd-cpu-share");
+    let (id, b) = ctx.bundle(&["sleep", "1000"]);
+    ctx.create_start(&b, &id);
+    ctx.wait_status(&id, "running");
+    let o = ctx.run(&["update", "--cpu-share", "200", &id]);
+    assert!(o.success(), "update --cpu-share refused: {o}");
+    let shares = moor_integration::host::cgroup_dirs(&b.cgroups_path())
+        .into_iter()
+        .map(|d| d.join("cpu.shares"))
+        .find(|f| f.exists());
+    match shares {
+        Some(f) => assert_eq!(
+            std::fs::read_to_string(&f).unwrap_or_default().trim(),
+            "200",
+            "{}",
+            f.display()
+        ),
+        None => eprintln!("SKIP (part): no cgroup v1 cpu.shares to read back on this host"),
+    }
+}
