@@ -314,3 +314,25 @@ fn update_cpu_share_flag() {
         None => eprintln!("SKIP (part): no cgroup v1 cpu.shares to read back on this host"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// events --interval
+
+/// `events --interval` takes a Go duration as runc's does ("100ms" in runc's events.bats):
+/// stats then come about ten times a second.
+#[test]
+fn events_interval_takes_go_durations() {
+    require_root!();
+    let ctx = Ctx::new("events-ms");
+    let (id, b) = ctx.bundle(&["sleep", "1000"]);
+    ctx.create_start(&b, &id);
+    ctx.wait_status(&id, "running");
+    let (mut child, out) = ctx.spawn_with(&["events", "--interval", "100ms", &id], |_| {});
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let exited = child.try_wait().ok().flatten();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(exited.is_none(), "events --interval 100ms exited: {exited:?}\n{out}");
+    let n = out.stdout_now().lines().filter(|l| l.contains("\"stats\"")).count();
+    assert!(n >= 3, "only {n} stats lines in 1.5 s with a 100ms interval:\n{out}");
+}
