@@ -336,3 +336,26 @@ fn events_interval_takes_go_durations() {
     let n = out.stdout_now().lines().filter(|l| l.contains("\"stats\"")).count();
     assert!(n >= 3, "only {n} stats lines in 1.5 s with a 100ms interval:\n{out}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// exec --process without a user
+
+/// runc takes an `exec --process` document without `user` as uid 0, gid 0 (Go's zero value;
+/// runc's tty.bats execs such a process).
+#[test]
+fn exec_process_without_user_runs_as_root() {
+    require_root!();
+    let ctx = Ctx::new("exec-nouser");
+    let (id, b) = ctx.bundle(&["sleep", "1000"]);
+    ctx.create_start(&b, &id);
+    ctx.wait_status(&id, "running");
+    let p = ctx.work_dir().join("process.json");
+    std::fs::write(
+        &p,
+        json!({"args": ["/bin/id", "-u"], "cwd": "/", "terminal": false}).to_string(),
+    )
+    .expect("write");
+    let o = ctx.run(&["exec", "--process", &p.display().to_string(), &id]);
+    assert!(o.success(), "exec of a process without user refused: {o}");
+    assert_eq!(o.stdout_now().trim(), "0", "{o}");
+}
