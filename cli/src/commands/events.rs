@@ -63,7 +63,7 @@ fn go_duration(s: &str) -> Option<std::time::Duration> {
         return Some(std::time::Duration::ZERO);
     }
     let mut rest = s;
-    let mut total = 0f64;
+    let mut total = 0f64; // nanoseconds
     if rest.is_empty() {
         return None;
     }
@@ -88,7 +88,7 @@ fn go_duration(s: &str) -> Option<std::time::Duration> {
         rest = &rest[unit_len..];
         total += num * nanos_per;
     }
-    (total.is_finite() && total < u64::MAX as f64).then(|| std::time::Duration::from_nanos(total as u64))
+    std::time::Duration::try_from_secs_f64(total / 1e9).ok()
 }
 
 #[cfg(test)]
