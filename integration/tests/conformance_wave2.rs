@@ -3,7 +3,7 @@
 //! user namespace, seccomp argument conditions, `spec`'s defaults, exec --cgroup, ...). Each is
 //! observed as a user would: from inside the container or in the runtime's output.
 
-use moor_integration::{require_root, Bundle, Ctx, Output};
+use moor_integration::{require_root, runtime_is, skip, Bundle, Ctx, Output};
 use serde_json::json;
 
 /// `run` (foreground, deleted afterwards) of a bundle; returns its output.
@@ -250,40 +250,68 @@ fn exec_cgroup_errors_use_runc_wording() {
 // ---------------------------------------------------------------------------------------------
 // No mount namespace
 
+/// A bundle without a mount namespace (nor what needs one) running `script`, run inside
+/// `unshare -m --propagation private` so that nothing reaches the test's own namespace; after
+/// the runtime, `after` runs in that same namespace. Returns (success, stdout, stderr).
+fn run_without_mount_ns(ctx: &Ctx, script: &str, readonly: bool, after: &str) -> (bool, String, String) {
+    let (id, mut b) = ctx.bundle(&["sh", "-c", script]);
+    b.remove_namespace("mount");
+    b.set("/linux/maskedPaths", json!([]));
+    b.set("/linux/readonlyPaths", json!([]));
+    b.set("/root/readonly", json!(readonly));
+    b.save();
+    let bundle = b.dir.display().to_string();
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "--", "/bin/sh", "-c"])
+        .arg(format!("\"$@\" && {after}"))
+        .arg("sh")
+        .arg(&ctx.runtime)
+        .args(ctx.argv(&["run", "--bundle", &bundle, &id]))
+        .current_dir(&b.dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn unshare");
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
 /// Without a mount namespace runc still binds the rootfs onto itself (in the caller's
 /// namespace) before chrooting into it, so the container's mounts sit on that one mount and
 /// a single detach of the rootfs removes them all; youki's contest (ns_itype) relies on it. Seen
-/// from the container: its "/" is a mount point. Run inside `unshare -m --propagation private`
-/// so that nothing reaches the test's own namespace.
+/// from the container: its "/" is a mount point.
 #[test]
 fn without_mount_namespace_the_rootfs_is_still_a_mount() {
     require_root!();
     let ctx = Ctx::new("no-mntns-bind");
-    let (id, mut b) = ctx.bundle(&[
-        "sh",
-        "-c",
-        "awk '$5 == \"/\" {print \"ROOT-MOUNT\"}' /proc/self/mountinfo",
-    ]);
-    b.remove_namespace("mount");
-    b.set("/linux/maskedPaths", json!([]));
-    b.set("/linux/readonlyPaths", json!([]));
-    b.save();
-    let bundle = b.dir.display().to_string();
-    let out = std::process::Command::new("unshare")
-        .args(["-m", "--propagation", "private", "--"])
-        .arg(&ctx.runtime)
-        .args(ctx.argv(&["run", "--bundle", &bundle, &id]))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("spawn unshare");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "run failed:\n{stdout}\n{stderr}");
+    let script = "awk '$5 == \"/\" {print \"ROOT-MOUNT\"}' /proc/self/mountinfo";
+    let (ok, stdout, stderr) = run_without_mount_ns(&ctx, script, false, "true");
+    assert!(ok, "run failed:\n{stdout}\n{stderr}");
     assert!(
         stdout.contains("ROOT-MOUNT"),
         "the rootfs is not a mount point:\n{stdout}\n{stderr}"
+    );
+}
+
+/// root.readonly without a mount namespace is accepted, as runc does (youki's contest ns_itype
+/// uses the default readonly root), and makes only the rootfs's own bind read-only: the
+/// caller's mounts stay writable.
+#[test]
+fn without_mount_namespace_a_readonly_root_is_only_the_rootfs() {
+    require_root!();
+    let ctx = Ctx::new("no-mntns-ro");
+    let script = "touch /probe 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-RO";
+    let (ok, stdout, stderr) = run_without_mount_ns(&ctx, script, true, "touch host-probe && echo CALLER-RW");
+    assert!(ok, "run failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("CALLER-RW"),
+        "the caller's mounts were made read-only:\n{stdout}\n{stderr}"
+    );
+    if runtime_is("runc") {
+        skip!("runc 1.1.5 ignores root.readonly without a mount namespace (it finalizes the rootfs only with one)");
+    }
+    assert!(
+        stdout.contains("ROOT-RO"),
+        "the container's root is writable:\n{stdout}\n{stderr}"
     );
 }
 

@@ -76,7 +76,8 @@ pub fn prepare(
     }
     // pivot_root needs the rootfs to be a mount point. Without a mount namespace, as with
     // runc, the bind is made in the caller's namespace too: the container's mounts then sit on
-    // it, and one detach of the rootfs removes them all (youki's contest relies on this).
+    // it, one detach of the rootfs removes them all (youki's contest relies on this), and
+    // root.readonly makes only this bind read-only, never a mount of the caller's.
     nix::mount::mount(
         Some(rootfs),
         rootfs,
@@ -239,10 +240,6 @@ pub fn readonly_paths(root: BorrowedFd, readonly: &[String]) -> Result<()> {
 /// rootfs over / and chroot (for ramfs roots, where pivot_root is impossible). Without a mount
 /// namespace of its own, only chroot: the caller's mounts are not ours to move.
 pub fn enter(prepared: Prepared, no_pivot: bool, readonly: bool) -> Result<()> {
-    if readonly && prepared.chroot_only {
-        // The root's mount is the caller's: never make it read-only (validation refuses this).
-        return Err(Error::config("root.readonly", "needs a mount namespace"));
-    }
     mounts::finish_readonly(&prepared.readonly_later)?;
     let root = prepared.root;
     // SAFETY: fchdir to a directory fd we own.
