@@ -234,7 +234,7 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 /// Writes a failing input into the corpus (named by its FNV-1a hash) and returns the path.
 fn save(data: &[u8]) -> PathBuf {
     let hash = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x100_0000_01b3)
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
     });
     let path = corpus_dir().join(format!("found-{hash:016x}.json"));
     if let Err(e) = fs::write(&path, data) {
@@ -250,7 +250,7 @@ fn runner(name: &str) -> TestRunner {
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
                 .unwrap_or(0)
         });
     eprintln!("{name}: MOOR_FUZZ_SEED={seed} MOOR_FUZZ_CASES={}", cases());
@@ -543,9 +543,9 @@ fn hostile_values(sandbox: &Sandbox) -> Vec<Value> {
         json!(255),
         json!(65536),
         json!(i32::MAX),
-        json!(i32::MAX as i64 + 1),
+        json!(i64::from(i32::MAX) + 1),
         json!(u32::MAX),
-        json!(u32::MAX as u64 + 1),
+        json!(u64::from(u32::MAX) + 1),
         json!(i64::MAX),
         json!(i64::MIN),
         json!(u64::MAX),

@@ -445,7 +445,7 @@ impl Cgroup {
                     let _ = write_file(&dir.join("cgroup.freeze"), "0");
                     return Err(Error::Timeout {
                         what: format!("freezing {}", dir.display()),
-                        millis: FREEZE_TIMEOUT.as_millis() as u64,
+                        millis: u64::try_from(FREEZE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
                     });
                 }
                 sleep(Duration::from_millis(1));
@@ -464,7 +464,7 @@ impl Cgroup {
                 let _ = write_file(&state, "THAWED");
                 return Err(Error::Timeout {
                     what: format!("freezing {}", dir.display()),
-                    millis: FREEZE_TIMEOUT.as_millis() as u64,
+                    millis: u64::try_from(FREEZE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
                 });
             }
             sleep(pause);
@@ -484,7 +484,7 @@ impl Cgroup {
             if Instant::now() > deadline {
                 return Err(Error::Timeout {
                     what: format!("thawing {}", state.display()),
-                    millis: FREEZE_TIMEOUT.as_millis() as u64,
+                    millis: u64::try_from(FREEZE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
                 });
             }
             sleep(Duration::from_millis(1));
@@ -587,7 +587,7 @@ impl Cgroup {
                 if Instant::now() > deadline {
                     return Err(Error::Timeout {
                         what: "waiting for the container's cgroup to become empty".into(),
-                        millis: EMPTY_TIMEOUT.as_millis() as u64,
+                        millis: u64::try_from(EMPTY_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
                     });
                 }
                 if last_kill.elapsed() > Duration::from_millis(500) {

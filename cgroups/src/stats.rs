@@ -47,7 +47,7 @@ fn clk_tck() -> u64 {
     // SAFETY: sysconf has no memory effects.
     let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if v > 0 {
-        v as u64
+        v.unsigned_abs()
     } else {
         100
     }

@@ -77,7 +77,10 @@ pub fn parse_ram_in_bytes(s: &str) -> Option<i64> {
     if !v.is_finite() || v >= i64::MAX as f64 {
         return None;
     }
-    Some(v as i64)
+    // Finite and below i64::MAX (checked above); the fraction is dropped.
+    #[allow(clippy::cast_possible_truncation)]
+    let whole = v as i64;
+    Some(whole)
 }
 
 fn mem_flag(flag: &str, v: &Option<String>) -> Result<Option<i64>> {

@@ -121,7 +121,7 @@ fn memory(cg: &Cgroup, m: &LinuxMemory) -> Result<()> {
     }
     if m.check_before_update() == Some(true) && mem > 0 {
         let usage = read_u64(&d.join("memory.usage_in_bytes"))?.unwrap_or(0);
-        if usage > mem as u64 {
+        if usage > mem.unsigned_abs() {
             return Err(Error::invalid(
                 &fl,
                 format!("current usage {usage} exceeds the new limit {mem} (checkBeforeUpdate)"),
@@ -133,7 +133,7 @@ fn memory(cg: &Cgroup, m: &LinuxMemory) -> Result<()> {
     if mem != 0 && swap != 0 {
         // memsw must stay >= memory at every step: pick the order accordingly.
         let cur = read_u64(&d.join("memory.limit_in_bytes"))?.unwrap_or(u64::MAX);
-        if swap == -1 || cur < swap as u64 {
+        if swap < 0 || cur < swap.unsigned_abs() {
             set_swap()?;
             set_mem()?;
         } else {

@@ -136,7 +136,7 @@ fn memory(d: &Path, m: &LinuxMemory) -> Result<()> {
     // kernel and TCP memory are part of memory.max.
     if m.check_before_update() == Some(true) && mem > 0 {
         let usage = read_u64(&d.join("memory.current"))?.unwrap_or(0);
-        if usage > mem as u64 {
+        if usage > mem.unsigned_abs() {
             return Err(Error::invalid(
                 &fl,
                 format!("current usage {usage} exceeds the new limit {mem} (checkBeforeUpdate)"),

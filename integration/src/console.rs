@@ -99,7 +99,7 @@ pub fn read_until(fd: &OwnedFd, timeout: Duration, pred: impl Fn(&str) -> bool) 
         if n <= 0 {
             break; // EIO once every slave fd is closed
         }
-        out.extend_from_slice(&buf[..n as usize]);
+        out.extend_from_slice(&buf[..n.unsigned_abs()]);
         if pred(&String::from_utf8_lossy(&out)) {
             break;
         }

@@ -115,7 +115,7 @@ pub fn remove_cgroup_parents() {
 
 /// Pids (other than ours) whose cmdline contains `needle`.
 pub fn pids_with_cmdline(needle: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
+    let me = nix::unistd::getpid().as_raw();
     let mut v = Vec::new();
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -135,7 +135,7 @@ pub fn pids_with_cmdline(needle: &str) -> Vec<i32> {
 
 /// Children of this process that are zombies.
 pub fn zombie_children() -> Vec<i32> {
-    let me = std::process::id() as i32;
+    let me = nix::unistd::getpid().as_raw();
     let mut v = Vec::new();
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -228,10 +228,11 @@ pub fn cap_bit(name: &str) -> u32 {
         "CHECKPOINT_RESTORE",
     ];
     let n = name.trim_start_matches("CAP_");
-    NAMES
+    let i = NAMES
         .iter()
         .position(|x| *x == n)
-        .unwrap_or_else(|| panic!("unknown cap {name}")) as u32
+        .unwrap_or_else(|| panic!("unknown cap {name}"));
+    u32::try_from(i).unwrap_or_else(|_| panic!("cap index {i}"))
 }
 
 /// The capability mask for a list of OCI names.

@@ -434,7 +434,8 @@ impl Ctx {
     #[track_caller]
     pub fn pid(&self, id: &str) -> i32 {
         let s = self.state_ok(id);
-        s["pid"].as_i64().unwrap_or_else(|| panic!("no pid in state {s}")) as i32
+        i32::try_from(s["pid"].as_i64().unwrap_or_else(|| panic!("no pid in state {s}")))
+            .unwrap_or_else(|_| panic!("pid out of range in state {s}"))
     }
 
     /// create + start, returning create's Output (its stdout file collects container output).
@@ -573,6 +574,8 @@ impl Drop for Ctx {
 
 /// Makes `fd` appear as `target` (without CLOEXEC) in the spawned runtime only.
 pub fn pass_fd(cmd: &mut Command, fd: std::os::fd::RawFd, target: std::os::fd::RawFd) {
+    // SAFETY: the hook runs in the forked child before exec and makes only async-signal-safe
+    // calls (fcntl, dup2) on plain integers.
     unsafe {
         cmd.pre_exec(move || {
             if fd == target {

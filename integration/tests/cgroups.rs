@@ -541,7 +541,7 @@ fn ps_lists_init_and_exec_processes() {
         .iter()
         .map(|p| p.as_i64().unwrap_or_else(|| panic!("non-integer pid in {o}")))
         .collect();
-    let want: BTreeSet<i64> = [init as i64, exec_pid as i64].into();
+    let want: BTreeSet<i64> = [i64::from(init), i64::from(exec_pid)].into();
     assert_eq!(
         listed, want,
         "ps --format json must list the host pids of init and the exec'd sleep"

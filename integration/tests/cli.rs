@@ -48,7 +48,7 @@ fn spec_rootless_has_user_namespace_and_mappings() {
         .filter_map(|n| n["type"].as_str())
         .collect();
     assert!(ns.contains(&"user"), "rootless spec lacks a user namespace: {ns:?}");
-    let uid = nix::unistd::getuid().as_raw() as u64;
+    let uid = u64::from(nix::unistd::getuid().as_raw());
     assert_eq!(v["linux"]["uidMappings"][0]["hostID"].as_u64(), Some(uid));
     assert_eq!(v["linux"]["uidMappings"][0]["containerID"].as_u64(), Some(0));
     assert!(v["linux"]["gidMappings"][0].is_object());

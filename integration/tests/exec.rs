@@ -281,8 +281,8 @@ fn exec_joins_the_container_cgroup() {
     );
     let ps = ctx.run(&["ps", "--format", "json", &id]).ok();
     let listed: Vec<i64> = serde_json::from_str(&ps.stdout).unwrap_or_else(|e| panic!("ps json ({e}): {ps}"));
-    assert!(listed.contains(&(pid as i64)), "ps does not list {pid}: {ps}");
-    assert!(listed.contains(&(init as i64)), "ps does not list init {init}: {ps}");
+    assert!(listed.contains(&i64::from(pid)), "ps does not list {pid}: {ps}");
+    assert!(listed.contains(&i64::from(init)), "ps does not list init {init}: {ps}");
     // A foreground exec too: inside, its cgroup equals the init's (cgroup namespace view).
     let o = exec(
         &ctx,
@@ -321,7 +321,7 @@ fn tty_with_console_socket() {
     let msg = b"typed-in\n";
     // SAFETY: writing a local buffer to a valid fd.
     let n = unsafe { libc::write(master.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
-    assert_eq!(n, msg.len() as isize);
+    assert_eq!(n, isize::try_from(msg.len()).unwrap());
     let out = read_until(&master, TIMEOUT, |s| s.contains("END"));
     assert!(
         out.contains(&format!("tty=/dev/pts/{ptn}")),

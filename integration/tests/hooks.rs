@@ -104,7 +104,7 @@ fn all_hooks_run_in_order_with_state_args_env_and_namespaces() {
     ctx.run_with(&["delete", &id], caller_env).ok();
     assert_eq!(order(&host_out).last().map(String::as_str), Some("poststop"));
 
-    let me = std::process::id() as i32;
+    let me = nix::unistd::getpid().as_raw();
     let my_uts = ns_link(me, "uts").unwrap();
     for h in [
         "prestart",
@@ -124,9 +124,9 @@ fn all_hooks_run_in_order_with_state_args_env_and_namespaces() {
         if in_container && runtime_is("runc") {
             // runc 1.1 reports the pid as seen inside the container (1) to the hooks it runs
             // from its init; the spec says "as seen by the host".
-            assert!(st["pid"].as_i64() == Some(1) || st["pid"].as_i64() == Some(pid as i64));
+            assert!(st["pid"].as_i64() == Some(1) || st["pid"].as_i64() == Some(i64::from(pid)));
         } else if h != "poststop" {
-            assert_eq!(st["pid"].as_i64(), Some(pid as i64), "{h}: {st}");
+            assert_eq!(st["pid"].as_i64(), Some(i64::from(pid)), "{h}: {st}");
         }
         let allowed: &[&str] = match h {
             // The create operation has not finished: runc says "creating", crun "created".

@@ -24,7 +24,10 @@ fn create_gives_created_state_with_runc_fields_and_pid_file() {
     assert_eq!(st["id"], id.as_str());
     let pid = st["pid"].as_i64().expect("pid");
     assert!(pid > 0, "pid must be > 0: {st}");
-    assert!(host::pid_alive(pid as i32), "init {pid} not alive while created");
+    assert!(
+        host::pid_alive(i32::try_from(pid).unwrap()),
+        "init {pid} not alive while created"
+    );
     for k in [
         "ociVersion",
         "id",

@@ -29,7 +29,7 @@ impl NsHolder {
         h
     }
     fn pid(&self) -> i32 {
-        self.0.id() as i32
+        i32::try_from(self.0.id()).unwrap()
     }
 }
 
@@ -50,7 +50,7 @@ fn init_is_pid_1_and_namespaces_are_new() {
     for ns in ["pid", "net", "ipc", "uts", "mnt", "cgroup"] {
         // For pid, the init's own pid ns is the parent's; its children's is the new one.
         let which = if ns == "pid" { "pid_for_children" } else { ns };
-        let mine = ns_link(std::process::id() as i32, which);
+        let mine = ns_link(nix::unistd::getpid().as_raw(), which);
         let theirs = ns_link(pid, if ns == "pid" { "pid" } else { ns });
         assert!(theirs.is_some(), "cannot read {ns} ns of {pid}");
         assert_ne!(mine, theirs, "{ns} namespace not new");
@@ -69,7 +69,7 @@ fn namespaces_not_listed_are_shared_with_host() {
     b.remove_namespace("network").remove_namespace("ipc");
     ctx.create(&b, &id, &[]).ok();
     let pid = ctx.pid(&id);
-    let me = std::process::id() as i32;
+    let me = nix::unistd::getpid().as_raw();
     assert_eq!(ns_link(pid, "net"), ns_link(me, "net"));
     assert_eq!(ns_link(pid, "ipc"), ns_link(me, "ipc"));
     assert_ne!(ns_link(pid, "uts"), ns_link(me, "uts"));

@@ -359,7 +359,7 @@ fn random_kills_during_create_leave_nothing_after_delete_force() {
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
                 .unwrap_or(1)
                 | 1
         });
@@ -704,7 +704,9 @@ fn annotations_of_any_size_reach_container_hooks_whole() {
     for size in [300 << 10, 4 << 20] {
         let (id, mut b) = ctx.bundle(&["true"]);
         let host_out = b.bind_out_dir("/out");
-        let value: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        let value: String = (0..size)
+            .map(|i| (b'a' + u8::try_from(i % 26).unwrap()) as char)
+            .collect();
         b.set("/annotations", json!({ "big": value, "small": "x" }));
         let hook = |name: &str, dir: &str| json!({ "path": BB, "args": ["sh", "-c", format!("{BB} cat > {dir}/{name}.json")] });
         b.set(

@@ -304,7 +304,11 @@ fn spec_rootless_maps_the_callers_ids_and_runs() {
     let o = rl.run_container(&b, &id).ok();
     assert!(o.stdout.contains("uid=0(root) gid=0(root)"), "{o}");
     let maps = map_lines(&o.stdout);
-    assert_eq!(maps, vec![vec![0, uid as u64, 1], vec![0, gid as u64, 1]], "{o}");
+    assert_eq!(
+        maps,
+        vec![vec![0, u64::from(uid), 1], vec![0, u64::from(gid), 1]],
+        "{o}"
+    );
 }
 
 /// create, state, list, start, exec, kill and delete all work for the unprivileged user; the
@@ -317,7 +321,7 @@ fn lifecycle_as_unprivileged_user() {
     rl.create(&b, &id).ok();
     assert_eq!(rl.status(&id).as_deref(), Some("created"));
     let st: Value = serde_json::from_str(&rl.run(&["state", &id]).ok().stdout).unwrap();
-    let pid = st["pid"].as_i64().unwrap() as i32;
+    let pid = i32::try_from(st["pid"].as_i64().unwrap()).unwrap();
     assert!(pid > 0, "{st}");
     assert_eq!(host_uid_of(pid), rl.user.uid, "init's uid on the host");
     let list = rl.run(&["list", "--format", "json"]).ok();
@@ -329,7 +333,7 @@ fn lifecycle_as_unprivileged_user() {
     rl.wait_status(&id, "running");
     let e = rl.run(&["exec", &id, "sh", "-c", "id -u; cat /proc/self/uid_map"]).ok();
     assert_eq!(e.stdout.lines().next(), Some("0"), "{e}");
-    assert_eq!(map_lines(&e.stdout), vec![vec![0, rl.user.uid as u64, 1]], "{e}");
+    assert_eq!(map_lines(&e.stdout), vec![vec![0, u64::from(rl.user.uid), 1]], "{e}");
 
     rl.run(&["kill", &id, "KILL"]).ok();
     rl.wait_status(&id, "stopped");
@@ -449,7 +453,7 @@ fn ranges_are_mapped_with_newuidmap_and_newgidmap() {
     let o = rl.run_container(&b, &id).ok();
     assert!(o.stdout.contains("uid=1000(user) gid=1000(user)"), "{o}");
     let maps = map_lines(&o.stdout);
-    let want = |own: u32, sub: u32| vec![vec![0, own as u64, 1], vec![1, sub as u64, 65536]];
+    let want = |own: u32, sub: u32| vec![vec![0, u64::from(own), 1], vec![1, u64::from(sub), 65536]];
     assert_eq!(maps[..2], want(u.uid, u.subuid)[..], "{o}");
     assert_eq!(maps[2..], want(u.gid, u.subgid)[..], "{o}");
     let meta = fs::metadata(out.join("made-by-1000")).expect("file made in the container");
@@ -541,7 +545,7 @@ fn rootless_runtime_binary_is_not_writable_from_the_container() {
     let (id, b) = rl.bundle(&["sleep", "1000"]);
     rl.create(&b, &id).ok();
     let st: Value = serde_json::from_str(&rl.run(&["state", &id]).ok().stdout).unwrap();
-    let pid = st["pid"].as_i64().unwrap() as i32;
+    let pid = i32::try_from(st["pid"].as_i64().unwrap()).unwrap();
     // Inside, container root is the binary's owner: try to write it through /proc/1/exe.
     let e = rl.run(&["exec", &id, "sh", "-c", "echo PWNED >> /proc/1/exe && echo wrote"]);
     assert!(!e.stdout.contains("wrote"), "wrote /proc/1/exe from inside: {e}");

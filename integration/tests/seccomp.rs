@@ -391,19 +391,19 @@ fn answer_one(nfd: &OwnedFd) -> Option<String> {
     if r < 0 {
         return None; // e.g. ENOENT: the task was killed meanwhile
     }
-    let addr = match req.data.nr as libc::c_long {
+    let addr = match libc::c_long::from(req.data.nr) {
         libc::SYS_mkdir => req.data.args[0],
         libc::SYS_mkdirat => req.data.args[1],
         _ => 0,
     };
-    let path = read_c_string(req.pid as i32, addr).unwrap_or_else(|| format!("<nr {}>", req.data.nr));
+    let path = read_c_string(i32::try_from(req.pid).unwrap(), addr).unwrap_or_else(|| format!("<nr {}>", req.data.nr));
     // SAFETY: seccomp_notif_resp is plain data.
     let mut resp: libc::seccomp_notif_resp = unsafe { std::mem::zeroed() };
     resp.id = req.id;
     match path.as_str() {
         "/a" => resp.error = -libc::EXDEV,
         "/b" => {} // fake success: val 0, error 0, nothing created
-        _ => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        _ => resp.flags = u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap(),
     }
     // SAFETY: NOTIF_SEND reads a struct seccomp_notif_resp we own.
     unsafe { libc::ioctl(nfd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
@@ -536,8 +536,12 @@ fn notify_sends_fd_and_state_to_listener_and_agent_answers() {
     let r = &report.received[0];
     check_process_state(r, &id, &b);
     let st = &r.state;
-    assert_eq!(st["pid"].as_i64(), Some(init_pid as i64), "pid in {st}");
-    assert_eq!(st["state"]["pid"].as_i64(), Some(init_pid as i64), "state.pid in {st}");
+    assert_eq!(st["pid"].as_i64(), Some(i64::from(init_pid)), "pid in {st}");
+    assert_eq!(
+        st["state"]["pid"].as_i64(),
+        Some(i64::from(init_pid)),
+        "state.pid in {st}"
+    );
     assert!(
         matches!(st["state"]["status"].as_str(), Some("creating" | "created")),
         "state.status in {st}"
@@ -575,10 +579,14 @@ fn notify_for_exec_process_sends_its_own_fd_and_state() {
     let st = &r.state;
     let pid = st["pid"].as_i64().unwrap_or_else(|| panic!("no pid in {st}"));
     assert!(
-        pid > 0 && pid != init_pid as i64,
+        pid > 0 && pid != i64::from(init_pid),
         "pid of the exec'd process expected in {st}"
     );
-    assert_eq!(st["state"]["pid"].as_i64(), Some(init_pid as i64), "state.pid in {st}");
+    assert_eq!(
+        st["state"]["pid"].as_i64(),
+        Some(i64::from(init_pid)),
+        "state.pid in {st}"
+    );
     assert_eq!(st["state"]["status"], json!("running"), "state.status in {st}");
     check_abc(&e.stdout, &report.paths, &b);
 }

@@ -56,7 +56,7 @@ fn console_input_reaches_process() {
     let msg = b"hello-pty\n";
     // SAFETY: writing a local buffer to a valid fd.
     let n = unsafe { libc::write(master.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
-    assert_eq!(n, msg.len() as isize);
+    assert_eq!(n, isize::try_from(msg.len()).unwrap());
     let out = read_until(&master, TIMEOUT, |s| s.contains("got=hello-pty"));
     assert!(out.contains("got=hello-pty"), "{out}");
     ctx.wait_status(&id, "stopped");

@@ -84,8 +84,8 @@ impl Arch {
     /// end can be 2^32). x86_64 and x32 share an audit arch and split the number space.
     pub fn nr_range(self) -> (u64, u64) {
         match self {
-            Arch::X86_64 => (0, X32_SYSCALL_BIT as u64),
-            Arch::X32 => (X32_SYSCALL_BIT as u64, 1 << 32),
+            Arch::X86_64 => (0, u64::from(X32_SYSCALL_BIT)),
+            Arch::X32 => (u64::from(X32_SYSCALL_BIT), 1 << 32),
             _ => (0, 1 << 32),
         }
     }
@@ -136,7 +136,7 @@ fn build_table(arch: Arch) -> Table {
         Arch::X86_64 => (0, sn::x86_64::is_valid_sys_call_number, sn::x86_64::sys_call_name),
         Arch::X86 => (0, sn::x86::is_valid_sys_call_number, sn::x86::sys_call_name),
         Arch::X32 => (
-            X32_SYSCALL_BIT as c_long,
+            c_long::from(X32_SYSCALL_BIT),
             sn::x32::is_valid_sys_call_number,
             sn::x32::sys_call_name,
         ),

@@ -99,7 +99,9 @@ impl Emitter {
         }
         let k = self.rev.len() - 1 - target;
         // A program is at most a few thousand instructions, so k always fits.
-        self.push(insn(BPF_JMP | BPF_JA, 0, 0, k as u32))
+        #[allow(clippy::cast_possible_truncation)]
+        let k = k as u32;
+        self.push(insn(BPF_JMP | BPF_JA, 0, 0, k))
     }
 
     fn load(&mut self, offset: u32) -> Label {
@@ -121,6 +123,8 @@ impl Emitter {
         if self.dist(f) > MAX_JUMP {
             f = self.ja(f);
         }
+        // Both distances are at most MAX_JUMP now.
+        #[allow(clippy::cast_possible_truncation)]
         let (jt, jf) = (self.dist(t) as u8, self.dist(f) as u8);
         self.push(insn(BPF_JMP | op | BPF_K, jt, jf, k))
     }
@@ -128,7 +132,7 @@ impl Emitter {
     /// Code testing one 64-bit condition: jumps to `t` if it holds, else to `f`.
     fn cond(&mut self, c: &Cond, t: Label, f: Label) -> Label {
         let (lo_off, hi_off) = arg_offsets(c.index);
-        let (v_hi, v_lo) = ((c.value >> 32) as u32, c.value as u32);
+        let (v_hi, v_lo) = halves(c.value);
         match c.op {
             Op::Eq | Op::Ne => {
                 let (yes, no) = if c.op == Op::Eq { (t, f) } else { (f, t) };
@@ -155,8 +159,8 @@ impl Emitter {
                 self.load_before(hi_off, gt)
             }
             Op::MaskedEq => {
-                let (m_hi, m_lo) = ((c.value >> 32) as u32, c.value as u32);
-                let (w_hi, w_lo) = ((c.value_two >> 32) as u32, c.value_two as u32);
+                let (m_hi, m_lo) = halves(c.value);
+                let (w_hi, w_lo) = halves(c.value_two);
                 // A zero mask half makes that half's test constant: decide it now.
                 let lo = if m_lo == 0 {
                     if w_lo == 0 {
@@ -215,7 +219,9 @@ impl Emitter {
         let right = self.tree(&segs[mid..], default);
         let left = self.tree(&segs[..mid], default);
         // Starts other than the first are in 1..2^32, so they fit in u32.
-        self.jump(BPF_JGE, segs[mid].0 as u32, right, left)
+        #[allow(clippy::cast_possible_truncation)]
+        let start = segs[mid].0 as u32;
+        self.jump(BPF_JGE, start, right, left)
     }
 }
 
@@ -242,7 +248,10 @@ fn segments(plan: &Plan, arch: Option<Arch>, lo: u64, hi: u64, out: &mut Vec<(u6
         }
     };
     let mut cur = lo;
-    for (&nr, d) in ap.syscalls.range(lo as u32..) {
+    // Ranges start below 2^32 (Arch::nr_range).
+    #[allow(clippy::cast_possible_truncation)]
+    let first = lo as u32;
+    for (&nr, d) in ap.syscalls.range(first..) {
         let nr = u64::from(nr);
         if nr >= hi {
             break;
@@ -299,4 +308,10 @@ pub fn generate(plan: &Plan) -> Vec<libc::sock_filter> {
     e.load_before(OFF_ARCH, next);
     e.rev.reverse();
     e.rev
+}
+
+/// A 64-bit argument value as the (high, low) 32-bit words classic BPF compares one at a time.
+fn halves(v: u64) -> (u32, u32) {
+    let [a, b, c, d, e, f, g, h] = v.to_be_bytes();
+    (u32::from_be_bytes([a, b, c, d]), u32::from_be_bytes([e, f, g, h]))
 }

@@ -350,12 +350,12 @@ pub fn lower(profile: &LinuxSeccomp) -> Result<Plan, Error> {
     let mut flags: u32 = 0;
     for f in profile.flags().iter().flatten() {
         match f {
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => flags |= libc::SECCOMP_FILTER_FLAG_LOG as u32,
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => flags |= libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW as u32,
-            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => flags |= libc::SECCOMP_FILTER_FLAG_TSYNC as u32,
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => flags |= flag(libc::SECCOMP_FILTER_FLAG_LOG),
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => flags |= flag(libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW),
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => flags |= flag(libc::SECCOMP_FILTER_FLAG_TSYNC),
             LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
                 if notify {
-                    flags |= libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV as u32
+                    flags |= flag(libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
                 } else {
                     warnings.push(
                         "seccomp: flag SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV ignored: no rule uses SCMP_ACT_NOTIFY"
@@ -366,10 +366,10 @@ pub fn lower(profile: &LinuxSeccomp) -> Result<Plan, Error> {
         }
     }
     if notify {
-        flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
-        if flags & libc::SECCOMP_FILTER_FLAG_TSYNC as u32 != 0 {
+        flags |= flag(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
+        if flags & flag(libc::SECCOMP_FILTER_FLAG_TSYNC) != 0 {
             // The kernel refuses TSYNC with NEW_LISTENER unless failures are reported as ESRCH.
-            flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH as u32;
+            flags |= flag(libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH);
         }
     } else if profile.listener_path().is_some() {
         warnings.push("seccomp: listenerPath is set but no rule uses SCMP_ACT_NOTIFY: no fd will be sent".to_string());
@@ -383,4 +383,11 @@ pub fn lower(profile: &LinuxSeccomp) -> Result<Plan, Error> {
         notify,
         warnings,
     })
+}
+
+/// A SECCOMP_FILTER_FLAG_* (an unsigned long in libc) as the u32 the flags are kept in: the
+/// kernel defines bits 0-5 only.
+#[allow(clippy::cast_possible_truncation)]
+pub(crate) const fn flag(f: libc::c_ulong) -> u32 {
+    f as u32
 }

@@ -10,9 +10,11 @@ use crate::{Compiled, Error};
 /// CAP_SYS_ADMIN in the user namespace, the kernel answers EACCES). Allocates nothing, so it may
 /// run in a child after fork().
 pub(crate) fn install(c: &Compiled) -> Result<Option<OwnedFd>, Error> {
+    // compile() refuses programs over 4096 instructions, so this cannot truncate.
+    #[allow(clippy::cast_possible_truncation)]
+    let len = c.program.len() as libc::c_ushort;
     let prog = libc::sock_fprog {
-        // compile() refuses programs over 4096 instructions, so this cannot truncate.
-        len: c.program.len() as libc::c_ushort,
+        len,
         filter: c.program.as_ptr().cast_mut(),
     };
     // SAFETY: `prog` points to `c.program`, which outlives the call; the kernel copies the
@@ -20,7 +22,7 @@ pub(crate) fn install(c: &Compiled) -> Result<Option<OwnedFd>, Error> {
     let ret = unsafe {
         libc::syscall(
             libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
+            libc::c_ulong::from(libc::SECCOMP_SET_MODE_FILTER),
             libc::c_ulong::from(c.flags),
             &prog as *const libc::sock_fprog,
         )
@@ -39,7 +41,7 @@ pub(crate) fn install(c: &Compiled) -> Result<Option<OwnedFd>, Error> {
             hint,
         });
     }
-    let new_listener = c.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32 != 0;
+    let new_listener = c.flags & crate::compile::flag(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER) != 0;
     if new_listener {
         let fd = libc::c_int::try_from(ret).map_err(|_| Error::Install {
             flags: c.flags,

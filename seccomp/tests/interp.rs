@@ -51,7 +51,10 @@ fn every_action_as_rule() {
     check(&p, &x64("read", Z), ALLOW);
     let c = compile(&p).unwrap();
     assert!(c.needs_notify_fd());
-    assert_ne!(c.flags() & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32, 0);
+    assert_ne!(
+        c.flags() & u32::try_from(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER).unwrap(),
+        0
+    );
 }
 
 #[test]
@@ -447,7 +450,10 @@ fn flags() {
     let c = compile(&p).unwrap();
     assert_eq!(
         c.flags(),
-        (libc::SECCOMP_FILTER_FLAG_LOG | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW | libc::SECCOMP_FILTER_FLAG_TSYNC) as u32
+        u32::try_from(
+            libc::SECCOMP_FILTER_FLAG_LOG | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW | libc::SECCOMP_FILTER_FLAG_TSYNC
+        )
+        .unwrap()
     );
     assert!(!c.needs_notify_fd());
     // WAIT_KILLABLE_RECV needs a listener: dropped with a warning without NOTIFY.
@@ -465,10 +471,13 @@ fn flags() {
     let c = compile(&p).unwrap();
     assert_eq!(
         c.flags(),
-        (libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
-            | libc::SECCOMP_FILTER_FLAG_TSYNC
-            | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH
-            | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER) as u32
+        u32::try_from(
+            libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+                | libc::SECCOMP_FILTER_FLAG_TSYNC
+                | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+                | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+        )
+        .unwrap()
     );
 }
 
@@ -519,7 +528,7 @@ fn heavy_profile(names: &[String]) -> oci_spec::runtime::LinuxSeccomp {
         rules.push(rule(
             &[n],
             A::ScmpActErrno,
-            Some(i as u32),
+            Some(u32::try_from(i).unwrap()),
             vec![arg(
                 i % 6,
                 O::ScmpCmpMaskedEq,

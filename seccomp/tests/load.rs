@@ -304,8 +304,8 @@ fn notify_returns_a_listener_that_answers_and_is_handed_off() {
         let mut req: libc::seccomp_notif = std::mem::zeroed();
         let r = libc::ioctl(agent_fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV as _, &mut req);
         assert_eq!(r, 0, "NOTIF_RECV: {}", std::io::Error::last_os_error());
-        assert_eq!(req.data.nr as i64, libc::SYS_getppid);
-        assert_eq!(req.pid as i32, pid);
+        assert_eq!(i64::from(req.data.nr), libc::SYS_getppid);
+        assert_eq!(i32::try_from(req.pid).unwrap(), pid);
         let mut resp: libc::seccomp_notif_resp = std::mem::zeroed();
         resp.id = req.id;
         resp.val = 4242;

@@ -57,7 +57,10 @@ const NAMES: [&str; 41] = [
 
 pub fn number(cap: Capability) -> Option<u32> {
     let name = cap.to_string();
-    NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+    NAMES
+        .iter()
+        .position(|n| *n == name)
+        .and_then(|i| u32::try_from(i).ok())
 }
 
 pub fn name(number: u32) -> Option<String> {
@@ -181,6 +184,8 @@ pub fn apply(sets: &Sets, last_cap: u32) -> Result<()> {
         version: VERSION_3,
         pid: 0,
     };
+    // Word i of a 64-bit capability mask: the truncation keeps exactly those 32 bits.
+    #[allow(clippy::cast_possible_truncation)]
     let word = |m: u64, i: usize| (m >> (32 * i)) as u32;
     let data: [Data; 2] = std::array::from_fn(|i| Data {
         effective: word(sets.effective, i),

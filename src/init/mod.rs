@@ -26,7 +26,7 @@ use crate::runtime::state::{ContainerState, Status};
 use crate::spawn::namespaces::Plan;
 use crate::spawn::sync::{Channel, Msg};
 use crate::sys::procfs::Procfs;
-use crate::sys::terminal;
+use crate::sys::terminal::{self, console_dim};
 
 /// Everything init needs, prepared by the parent before the clone.
 pub struct Init<'a> {
@@ -195,7 +195,7 @@ fn steps(init: &Init) -> Result<Created> {
     let pty = if process.terminal().unwrap_or(false) {
         let pty = pty::open_pty(prepared.root.as_fd())?;
         if let Some(size) = process.console_size() {
-            terminal::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)?;
+            terminal::set_size(pty.slave.as_fd(), console_dim(size.height()), console_dim(size.width()))?;
         }
         let socket = init
             .console_socket

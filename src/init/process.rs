@@ -112,12 +112,15 @@ pub fn set_scheduler(s: &Scheduler) -> Result<()> {
             LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
         };
     }
+    // The struct is a few dozen bytes.
+    #[allow(clippy::cast_possible_truncation)]
+    let size = std::mem::size_of::<SchedAttr>() as u32;
     let attr = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
+        size,
         policy,
         flags,
         nice: s.nice().unwrap_or(0),
-        priority: s.priority().unwrap_or(0).max(0) as u32,
+        priority: s.priority().unwrap_or(0).max(0).unsigned_abs(),
         runtime: s.runtime().unwrap_or(0),
         deadline: s.deadline().unwrap_or(0),
         period: s.period().unwrap_or(0),

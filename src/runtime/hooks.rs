@@ -63,7 +63,7 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8], inherit: Inherit) -> R
     };
     let timeout = match hook.timeout() {
         Some(t) if t <= 0 => return Err(fail(format!("timeout must be positive, got {t}"))),
-        Some(t) => Some(Duration::from_secs(t as u64)),
+        Some(t) => Some(Duration::from_secs(t.unsigned_abs())),
         None => None,
     };
     let path = cstring(hook.path().as_os_str().as_bytes()).map_err(fail)?;
@@ -211,7 +211,7 @@ fn signal_text(sig: i32) -> Option<&'static str> {
 fn fits_in_pipe(pipe: &OwnedFd, len: usize) -> bool {
     // SAFETY: F_GETPIPE_SZ/F_SETPIPE_SZ on our own pipe.
     let size = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_GETPIPE_SZ) };
-    if size >= 0 && len <= size as usize {
+    if usize::try_from(size).is_ok_and(|size| len <= size) {
         return true;
     }
     let Ok(want) = libc::c_int::try_from(len) else {
@@ -219,7 +219,7 @@ fn fits_in_pipe(pipe: &OwnedFd, len: usize) -> bool {
     };
     // SAFETY: as above; the kernel rounds up or refuses (EPERM above pipe-max-size).
     let size = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
-    size >= 0 && len <= size as usize
+    usize::try_from(size).is_ok_and(|size| len <= size)
 }
 
 /// A child that writes `state` into the pipe and exits; it dies quietly (EPIPE or SIGPIPE) when

@@ -11,7 +11,7 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, LinuxResources, Spec
 
 use crate::error::{Error, Result};
 
-/// The global `--rootless` flag: `auto` decides from the caller (see [`cgroups_rootless`]).
+/// The global `--rootless` flag: `auto` decides from the caller (see `runtime::rootless::cgroups_rootless`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
     #[default]

@@ -122,7 +122,7 @@ impl Forwarder {
             if n <= 0 {
                 continue;
             }
-            match info.ssi_signo as i32 {
+            match i32::try_from(info.ssi_signo).unwrap_or(0) {
                 libc::SIGCHLD => {
                     // Reap every exited child (a middle process, our workload): one SIGCHLD may
                     // stand for several, and the workload's status must not be lost to a
@@ -175,7 +175,7 @@ fn copy(from: i32, to: i32) -> bool {
         return false;
     }
     // SAFETY: to is a valid fd for the life of the borrow.
-    crate::sys::write_all(unsafe { BorrowedFd::borrow_raw(to) }, &buf[..n as usize]).is_ok()
+    crate::sys::write_all(unsafe { BorrowedFd::borrow_raw(to) }, &buf[..n.unsigned_abs()]).is_ok()
 }
 
 /// The caller's terminal in raw mode while moor relays a container's terminal.

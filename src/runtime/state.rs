@@ -354,3 +354,134 @@ impl ContainerState {
         serde_json::to_vec(&v).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{validate_id, ContainerState, StateDir, Status, STATE_FILE};
+    use crate::error::Error;
+    use std::path::PathBuf;
+
+    /// A fresh state root under the temp dir, removed on drop.
+    struct Root(PathBuf);
+
+    impl Root {
+        fn new(name: &str) -> Root {
+            let p = std::env::temp_dir().join(format!("moor-unit-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Root(p)
+        }
+    }
+
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn record(id: &str) -> ContainerState {
+        serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.3.0", "id": id, "pid": 0, "pidStartTime": 0, "bundle": "/b",
+            "rootfs": "/b/rootfs", "created": "2026-01-01T00:00:00Z", "owner": "",
+            "recordedStatus": "running"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn ids_are_bounded_and_never_a_path() {
+        validate_id(&"a".repeat(1024)).unwrap();
+        for bad in ["", ".", "..", "a/b", "../x", "a\0b", "a b", "é"] {
+            assert!(matches!(validate_id(bad), Err(Error::InvalidId { .. })), "{bad:?}");
+        }
+        assert!(validate_id(&"a".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn a_state_round_trips_through_its_file() {
+        let root = Root::new("roundtrip");
+        let dir = StateDir::create(&root.0, "c1").unwrap();
+        let mut st = record("c1");
+        st.annotations.insert("k".into(), "v".into());
+        st.creator = Some((12, 34));
+        dir.save(&st).unwrap();
+        let back = dir.load().unwrap();
+        assert_eq!(
+            (back.id.as_str(), back.recorded_status, back.creator),
+            ("c1", Status::Running, Some((12, 34)))
+        );
+        assert_eq!(back.annotations.get("k").map(String::as_str), Some("v"));
+        // No temp file is left beside it.
+        let names: Vec<_> = std::fs::read_dir(&dir.path)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, [STATE_FILE]);
+    }
+
+    #[test]
+    fn a_second_create_of_the_same_id_fails_and_a_missing_one_does_not_exist() {
+        let root = Root::new("exclusive");
+        let _first = StateDir::create(&root.0, "c1").unwrap();
+        assert!(StateDir::create(&root.0, "c1").is_err());
+        assert!(matches!(StateDir::open(&root.0, "nope"), Err(Error::DoesNotExist(id)) if id == "nope"));
+    }
+
+    #[test]
+    fn a_garbled_state_file_is_an_error_naming_it_never_a_panic() {
+        let root = Root::new("garbled");
+        let dir = StateDir::create(&root.0, "c1").unwrap();
+        let file = dir.path.join(STATE_FILE);
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"{\"id\":",
+            b"[]",
+            b"\xff\xfe\x00garbage",
+            br#"{"ociVersion":"1.3.0","id":"c1","pid":4294967296,"pidStartTime":0,"bundle":"/b","rootfs":"/r","created":"","owner":"","recordedStatus":"running"}"#,
+            br#"{"ociVersion":"1.3.0","id":"c1","pid":1,"pidStartTime":0,"bundle":"/b","rootfs":"/r","created":"","owner":"","recordedStatus":"exploded"}"#,
+            br#"{"ociVersion":"1.3.0","id":"c1","pid":1,"pidStartTime":-1,"bundle":"/b","rootfs":"/r","created":"","owner":"","recordedStatus":"running"}"#,
+        ];
+        for data in cases {
+            std::fs::write(&file, data).unwrap();
+            let e = dir
+                .load()
+                .err()
+                .unwrap_or_else(|| panic!("{data:?} loaded"))
+                .to_string();
+            assert!(e.contains("corrupt state") && e.contains(STATE_FILE), "{data:?}: {e}");
+        }
+        std::fs::remove_file(&file).unwrap();
+        assert!(dir.load().err().unwrap().to_string().contains("cannot read state"));
+    }
+
+    #[test]
+    fn a_record_whose_init_is_gone_is_stopped_and_shows_pid_zero() {
+        let root = Root::new("stopped");
+        let mut st = record("c1");
+        // No process has pid 0 to look up, and pid_max is far below i32::MAX.
+        st.pid = i32::MAX;
+        assert_eq!(
+            st.status(&root.0, false, || unreachable!("init is not alive")),
+            Status::Stopped
+        );
+        let oci = st.oci_state(Status::Stopped);
+        assert_eq!((oci.pid, oci.status), (0, Status::Stopped));
+    }
+
+    #[test]
+    fn a_creating_record_whose_creator_died_is_stopped() {
+        let root = Root::new("creating");
+        let mut st = record("c1");
+        st.recorded_status = Status::Creating;
+        st.creator = Some((i32::MAX, 1));
+        assert_eq!(st.status(&root.0, false, || false), Status::Stopped);
+        // A live creator (this process, with its real start time) holding the container's lock
+        // is still creating; the same record read by the lock's holder itself is not.
+        let dir = StateDir::create(&root.0, "c1").unwrap();
+        let me = nix::unistd::getpid().as_raw();
+        st.creator = super::proc_stat(me).map(|(_, start)| (me, start));
+        assert_eq!(st.status(&dir.path, false, || false), Status::Creating);
+        assert_eq!(st.status(&dir.path, true, || false), Status::Stopped);
+    }
+}

@@ -36,7 +36,7 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `--systemd-cgroup`: linux.cgroupsPath is `slice:prefix:name`.
     pub systemd_cgroup: bool,
-    /// `--rootless`: how cgroups are handled (see [`crate::runtime::rootless::cgroups_rootless`]).
+    /// `--rootless`: how cgroups are handled (see `runtime::rootless::cgroups_rootless`).
     pub rootless: crate::runtime::rootless::Mode,
 }
 
@@ -109,8 +109,8 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<ContainerSt
             .and_then(|h| h.poststop().clone())
             .unwrap_or_default(),
         cgroup: None,
-        creator: crate::runtime::state::proc_stat(std::process::id() as i32)
-            .map(|(_, start)| (std::process::id() as i32, start)),
+        creator: crate::runtime::state::proc_stat(nix::unistd::getpid().as_raw())
+            .map(|(_, start)| (nix::unistd::getpid().as_raw(), start)),
     };
     let mut child = None;
     let mut cgroup = None;

@@ -20,7 +20,7 @@ use crate::init::workload;
 use crate::runtime::state::Status;
 use crate::runtime::Runtime;
 use crate::sys::procfs::Procfs;
-use crate::sys::terminal;
+use crate::sys::terminal::{self, console_dim};
 use crate::sys::{self, Forked};
 
 #[derive(Default)]
@@ -315,7 +315,7 @@ impl Child<'_> {
                 let root = sys::open_tree(libc::AT_FDCWD, c"/", 0).map_err(|e| Error::sys("open /", e))?;
                 let pty = pty::open_pty(root.as_fd())?;
                 if let Some(size) = self.process.console_size() {
-                    terminal::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)?;
+                    terminal::set_size(pty.slave.as_fd(), console_dim(size.height()), console_dim(size.width()))?;
                 }
                 terminal::send_fd(
                     socket.as_fd(),

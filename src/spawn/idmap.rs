@@ -18,9 +18,8 @@ pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -
     // Through a verified procfs handle, like every other /proc write moor makes.
     let proc = crate::sys::procfs::Procfs::open()?;
     let rootless = crate::runtime::rootless::euid_rootless();
-    // SAFETY: getegid cannot fail.
-    let own_gid_only =
-        matches!(gid, [m] if m.container_id() == 0 && m.host_id() == unsafe { libc::getegid() } && m.size() == 1);
+    let egid = nix::unistd::getegid().as_raw();
+    let own_gid_only = matches!(gid, [m] if m.container_id() == 0 && m.host_id() == egid && m.size() == 1);
     if rootless && own_gid_only {
         proc.write(&format!("{pid}/setgroups"), "deny")?;
     }

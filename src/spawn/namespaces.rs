@@ -88,7 +88,7 @@ pub fn plan(namespaces: &[LinuxNamespace]) -> Result<Plan> {
                 if kind < 0 {
                     return Err(Error::config(field, format!("{} is not a namespace", path.display())));
                 }
-                if kind as u64 != t as u64 {
+                if u64::from(kind.unsigned_abs()) != t as u64 {
                     return Err(Error::config(
                         field,
                         format!("{} is not a {} namespace", path.display(), ns_name(t)),
@@ -116,4 +116,100 @@ pub fn join_all(plan: &Plan) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{plan, LinuxNamespaceType as T};
+    use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceBuilder};
+
+    fn new(t: T) -> LinuxNamespace {
+        LinuxNamespaceBuilder::default().typ(t).build().unwrap()
+    }
+
+    fn join(t: T, path: &str) -> LinuxNamespace {
+        LinuxNamespaceBuilder::default().typ(t).path(path).build().unwrap()
+    }
+
+    #[test]
+    fn no_namespaces_means_no_clone_flags_and_nothing_to_join() {
+        let p = plan(&[]).unwrap();
+        assert_eq!(p.clone_flags, 0);
+        assert!(!p.new_time && !p.cgroup_ns_late && p.join.is_empty());
+        assert!(!p.new_ns(T::Mount) && !p.new_ns(T::Time));
+    }
+
+    #[test]
+    fn new_namespaces_become_exactly_their_clone_flags() {
+        let p = plan(&[new(T::Mount), new(T::Pid), new(T::Network), new(T::User)]).unwrap();
+        let want = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWUSER;
+        assert_eq!(p.clone_flags, u64::try_from(want).unwrap());
+        assert!(p.new_ns(T::Mount) && p.new_ns(T::User));
+        assert!(!p.new_ns(T::Ipc) && !p.new_ns(T::Uts) && !p.new_ns(T::Cgroup));
+    }
+
+    #[test]
+    fn a_new_time_namespace_is_not_a_clone_flag() {
+        // clone3 cannot create a time namespace for the child itself: init unshares it.
+        let p = plan(&[new(T::Time)]).unwrap();
+        assert_eq!(p.clone_flags, 0);
+        assert!(p.new_time && p.new_ns(T::Time));
+    }
+
+    #[test]
+    fn a_repeated_namespace_plans_the_same_as_one() {
+        // Loading the config refuses repeats; the plan itself stays idempotent.
+        let once = plan(&[new(T::Ipc)]).unwrap();
+        let twice = plan(&[new(T::Ipc), new(T::Ipc)]).unwrap();
+        assert_eq!(once.clone_flags, twice.clone_flags);
+        assert!(twice.join.is_empty());
+    }
+
+    #[test]
+    fn a_deferred_cgroup_namespace_leaves_the_clone_but_stays_new() {
+        let mut p = plan(&[new(T::Cgroup), new(T::Mount)]).unwrap();
+        p.defer_cgroup_ns();
+        assert_eq!(p.clone_flags, u64::try_from(libc::CLONE_NEWNS).unwrap());
+        assert!(p.cgroup_ns_late && p.new_ns(T::Cgroup));
+        let mut q = plan(&[new(T::Mount)]).unwrap();
+        q.defer_cgroup_ns();
+        assert!(!q.cgroup_ns_late && !q.new_ns(T::Cgroup));
+    }
+
+    #[test]
+    fn a_missing_path_names_its_field() {
+        let e = plan(&[new(T::Mount), join(T::Network, "/nonexistent/moor-ns")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("linux.namespaces[1].path"), "{e}");
+        assert!(e.contains("/nonexistent/moor-ns"), "{e}");
+    }
+
+    #[test]
+    fn a_path_that_is_no_namespace_is_refused() {
+        let e = plan(&[join(T::Network, "/dev/null")]).err().unwrap().to_string();
+        assert!(
+            e.contains("linux.namespaces[0].path") && e.contains("is not a namespace"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_namespace_of_another_type_is_refused() {
+        let e = plan(&[join(T::Network, "/proc/self/ns/uts")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("is not a network namespace"), "{e}");
+    }
+
+    #[test]
+    fn a_joined_user_namespace_is_entered_first() {
+        let p = plan(&[join(T::Uts, "/proc/self/ns/uts"), join(T::User, "/proc/self/ns/user")]).unwrap();
+        let order: Vec<T> = p.join.iter().map(|(t, _, _)| *t).collect();
+        assert_eq!(order, [T::User, T::Uts]);
+        assert!(p.joins(T::Uts) && !p.new_ns(T::Uts) && !p.joins(T::Ipc));
+        assert_eq!(p.clone_flags, 0);
+    }
 }

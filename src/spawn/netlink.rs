@@ -25,13 +25,29 @@ pub struct Address {
     pub attrs: Vec<(u16, Vec<u8>)>,
 }
 
+/// NLM_F_* flags (ints in libc) as the u16 of a netlink header: they are defined below bit 16.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+const fn nlm_flags(f: libc::c_int) -> u16 {
+    f as u16
+}
+
+// AF_NETLINK is 16.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+const AF_NETLINK: libc::sa_family_t = libc::AF_NETLINK as libc::sa_family_t;
+
+// A sockaddr_nl is 12 bytes.
+#[allow(clippy::cast_possible_truncation)]
+const SOCKADDR_NL_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+
 fn align(n: usize) -> usize {
     (n + 3) & !3
 }
 
 fn push_attr(msg: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = 4 + payload.len();
-    msg.extend_from_slice(&(len as u16).to_ne_bytes());
+    // Attributes are an interface name or an address: far below 64 KiB.
+    #[allow(clippy::cast_possible_truncation)]
+    let len = (4 + payload.len()) as u16;
+    msg.extend_from_slice(&len.to_ne_bytes());
     msg.extend_from_slice(&kind.to_ne_bytes());
     msg.extend_from_slice(payload);
     msg.resize(align(msg.len()), 0);
@@ -74,8 +90,8 @@ impl Socket {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: the kernel just returned this fd.
         Ok(Socket {
+            // SAFETY: the kernel just returned this fd.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             seq: 0,
         })
@@ -86,15 +102,16 @@ impl Socket {
     fn request(&mut self, kind: u16, flags: u16, body: &[u8]) -> io::Result<Vec<(u16, Vec<u8>)>> {
         self.seq = self.seq.wrapping_add(1);
         let mut msg = Vec::with_capacity(HEADER + body.len());
-        msg.extend_from_slice(&((HEADER + body.len()) as u32).to_ne_bytes());
+        let len = u32::try_from(HEADER + body.len()).map_err(|_| io::Error::from_raw_os_error(libc::EMSGSIZE))?;
+        msg.extend_from_slice(&len.to_ne_bytes());
         msg.extend_from_slice(&kind.to_ne_bytes());
-        msg.extend_from_slice(&(flags | libc::NLM_F_REQUEST as u16).to_ne_bytes());
+        msg.extend_from_slice(&(flags | nlm_flags(libc::NLM_F_REQUEST)).to_ne_bytes());
         msg.extend_from_slice(&self.seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(body);
         // SAFETY: sockaddr_nl is plain data; pid 0 and no groups address the kernel.
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        addr.nl_family = AF_NETLINK;
         // SAFETY: msg and addr are valid for the lengths passed.
         let sent = unsafe {
             libc::sendto(
@@ -103,7 +120,7 @@ impl Socket {
                 msg.len(),
                 0,
                 (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                SOCKADDR_NL_LEN,
             )
         };
         if sent < 0 {
@@ -117,7 +134,7 @@ impl Socket {
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }
-            let mut rest = &buf[..n as usize];
+            let mut rest = &buf[..n.unsigned_abs()];
             while rest.len() >= HEADER {
                 let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
                 let typ = u16::from_ne_bytes([rest[4], rest[5]]);
@@ -130,7 +147,7 @@ impl Socket {
                 if seq != self.seq {
                     continue;
                 }
-                match typ as i32 {
+                match i32::from(typ) {
                     libc::NLMSG_DONE => return Ok(replies),
                     libc::NLMSG_ERROR => {
                         let code = body
@@ -155,26 +172,27 @@ impl Socket {
         let mut ifname = name.as_bytes().to_vec();
         ifname.push(0);
         push_attr(&mut body, libc::IFLA_IFNAME, &ifname);
-        self.request(libc::RTM_NEWLINK, libc::NLM_F_ACK as u16, &body).map(drop)
+        self.request(libc::RTM_NEWLINK, nlm_flags(libc::NLM_F_ACK), &body)
+            .map(drop)
     }
 
     pub fn set_up(&mut self, index: i32) -> io::Result<()> {
         let up = libc::IFF_UP as u32;
-        self.request(libc::RTM_NEWLINK, libc::NLM_F_ACK as u16, &ifinfo(index, up, up))
+        self.request(libc::RTM_NEWLINK, nlm_flags(libc::NLM_F_ACK), &ifinfo(index, up, up))
             .map(drop)
     }
 
     /// The addresses of link `index`.
     pub fn addresses(&mut self, index: i32) -> io::Result<Vec<Address>> {
         let body = [0u8; IFADDR]; // AF_UNSPEC: every family
-        let replies = self.request(libc::RTM_GETADDR, libc::NLM_F_DUMP as u16, &body)?;
+        let replies = self.request(libc::RTM_GETADDR, nlm_flags(libc::NLM_F_DUMP), &body)?;
         let mut out = Vec::new();
         for (typ, body) in replies {
             if typ != libc::RTM_NEWADDR || body.len() < IFADDR {
                 continue;
             }
             let link = u32::from_ne_bytes([body[4], body[5], body[6], body[7]]);
-            if link != index as u32 {
+            if u32::try_from(index).ok() != Some(link) {
                 continue;
             }
             let mut permanent = body[2] & IFA_F_PERMANENT != 0;
@@ -202,12 +220,12 @@ impl Socket {
 
     pub fn add_address(&mut self, index: i32, addr: &Address) -> io::Result<()> {
         let mut body = vec![addr.family, addr.prefix_len, 0, addr.scope];
-        body.extend_from_slice(&(index as u32).to_ne_bytes());
+        body.extend_from_slice(&index.to_ne_bytes());
         for (kind, payload) in &addr.attrs {
             push_attr(&mut body, *kind, payload);
         }
         let flags = libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_EXCL;
-        self.request(libc::RTM_NEWADDR, flags as u16, &body).map(drop)
+        self.request(libc::RTM_NEWADDR, nlm_flags(flags), &body).map(drop)
     }
 }
 

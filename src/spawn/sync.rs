@@ -196,7 +196,7 @@ impl Channel {
             // SAFETY: buf is valid for buf.len() bytes.
             let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n > 0 {
-                let n = n as usize;
+                let n = n.unsigned_abs();
                 if n == buf.len() {
                     return Err(io::Error::new(io::ErrorKind::InvalidData, "sync message too long"));
                 }
@@ -304,8 +304,8 @@ mod tests {
             x
         };
         for round in 0..200_000 {
-            let len = (next() % 64) as usize;
-            let mut v: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let len = usize::try_from(next() % 64).unwrap();
+            let mut v: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
             if let Some(first) = v.first_mut() {
                 // Half the buffers start with a real tag, so the payload checks are reached.
                 if round % 2 == 0 {
@@ -328,7 +328,7 @@ mod tests {
         let big = vec![b'e'; RECV_BUF + 10];
         // SAFETY: a valid buffer on our own socket.
         let n = unsafe { libc::write(a.0.as_raw_fd(), big.as_ptr().cast(), big.len()) };
-        assert_eq!(n as usize, big.len());
+        assert_eq!(usize::try_from(n).unwrap(), big.len());
         assert_eq!(b.recv().unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 }

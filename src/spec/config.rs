@@ -85,7 +85,7 @@ pub fn read_bounded(file: &Path, what: &'static str, pipes: bool) -> Result<Vec<
     if meta.len() > MAX_CONFIG_SIZE {
         return Err(too_big());
     }
-    let mut data = Vec::with_capacity(meta.len() as usize);
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     // The file may grow after the check.
     f.take(MAX_CONFIG_SIZE + 1)
         .read_to_end(&mut data)

@@ -48,4 +48,20 @@ mod tests {
             assert!(e.contains("process.execCPUAffinity.final"), "{bad:?}: {e}");
         }
     }
+
+    #[test]
+    fn overlapping_ranges_come_out_sorted_once() {
+        assert_eq!(parse("f", "3-5,4-6,0,5", 64).unwrap(), vec![0, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn the_limit_is_exclusive_and_the_error_says_why() {
+        assert_eq!(parse("f", "0-4095", 4096).unwrap().len(), 4096);
+        let e = parse("f", "4096", 4096).unwrap_err().to_string();
+        assert!(e.contains("out of range (at most 4095)"), "{e}");
+        let e = parse("f", "7-2", 64).unwrap_err().to_string();
+        assert!(e.contains("reversed"), "{e}");
+        // An id past u32 is no number, not a wrapped small one.
+        assert!(parse("f", "4294967296", u32::MAX).is_err());
+    }
 }

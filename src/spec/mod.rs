@@ -10,3 +10,6 @@ pub(crate) mod mount_options;
 
 pub use default::default_spec;
 pub use features::features;
+
+#[cfg(test)]
+mod tests;

@@ -28,7 +28,7 @@ pub fn note_inherited() {
 /// caller, as runc does (it stats each one): a fd moor opened itself must never be handed to the
 /// workload, and the check also bounds how many fds the workload can be given.
 pub fn check_preserved(preserve: u32) -> Result<()> {
-    let end = INHERITED_END.get().copied().unwrap_or_else(first_closed_from_3) as u64;
+    let end = u64::try_from(INHERITED_END.get().copied().unwrap_or_else(first_closed_from_3)).unwrap_or(0);
     let base = 3 + u64::from(listen_fds());
     let want = base + u64::from(preserve);
     if want <= end {
@@ -56,8 +56,11 @@ pub fn seal_inherited(preserve: u32) -> Result<()> {
 /// Marks every fd from `first` upward close-on-exec. Used at the start of create (so nothing
 /// the caller leaked can ride along) and before the workload's seccomp filter goes in.
 pub fn cloexec_from(first: u32) {
+    // CLOSE_RANGE_CLOEXEC is 4.
+    #[allow(clippy::cast_possible_wrap)]
+    let cloexec = libc::CLOSE_RANGE_CLOEXEC as libc::c_int;
     // SAFETY: close_range only changes fd flags.
-    let r = unsafe { libc::close_range(first, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    let r = unsafe { libc::close_range(first, libc::c_uint::MAX, cloexec) };
     if r == 0 {
         return;
     }
@@ -73,7 +76,7 @@ pub fn cloexec_from(first: u32) {
                 .filter_map(|e| e.file_name().to_str()?.parse().ok())
                 .collect();
             fds.into_iter()
-                .filter(|fd| *fd as i64 >= i64::from(first))
+                .filter(|fd| i64::from(*fd) >= i64::from(first))
                 .for_each(mark);
         }
         Err(_) => {
@@ -81,8 +84,8 @@ pub fn cloexec_from(first: u32) {
             let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
             // SAFETY: valid out pointer.
             unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-            let top = lim.rlim_cur.min(1 << 20) as i64;
-            (i64::from(first)..top).map(|fd| fd as RawFd).for_each(mark);
+            let top = RawFd::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20);
+            (RawFd::try_from(first).unwrap_or(RawFd::MAX)..top).for_each(mark);
         }
     }
 }

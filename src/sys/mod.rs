@@ -19,10 +19,29 @@ fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
+/// A non-negative syscall return the kernel defines as an int (an fd or a pid), which the
+/// raw syscall interface widens to a long.
+#[allow(clippy::cast_possible_truncation)]
+pub fn int(ret: libc::c_long) -> libc::c_int {
+    ret as libc::c_int
+}
+
+/// open(2) flags as open_how's u64: a negative int is no valid set of flags (EINVAL, as the
+/// kernel answers unknown bits).
+pub fn open_how_flags(flags: libc::c_int) -> io::Result<u64> {
+    u64::try_from(flags).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// A positive int constant (a clone flag, a signal number) as the u64 clone's arguments take.
+#[allow(clippy::cast_sign_loss)]
+const fn flag64(f: libc::c_int) -> u64 {
+    f as u64
+}
+
 fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
-    let fd = cvt(ret)?;
+    let fd = int(cvt(ret)?);
     // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// What clone3 returned: in the parent the child's pid, in the child zero.
@@ -37,15 +56,15 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
     let mut args: libc::clone_args = unsafe_zeroed_clone_args();
     args.flags = flags;
     // With CLONE_PARENT the kernel wants no exit signal: the child inherits ours (SIGCHLD).
-    args.exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
+    args.exit_signal = if flags & flag64(libc::CLONE_PARENT) != 0 {
         0
     } else {
-        libc::SIGCHLD as u64
+        flag64(libc::SIGCHLD)
     };
     if let Some(fd) = cgroup_fd {
         const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
         args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = fd as u64;
+        args.cgroup = u64::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     }
     // SAFETY: clone_args is fully initialised and its size passed; without CLONE_VM the child gets
     // its own copy of memory, so returning twice from this function is the fork(2) contract.
@@ -63,7 +82,7 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
             let ret = unsafe {
                 libc::syscall(
                     libc::SYS_clone,
-                    flags | libc::SIGCHLD as u64,
+                    flags | flag64(libc::SIGCHLD),
                     0usize,
                     0usize,
                     0usize,
@@ -72,14 +91,14 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
             };
             return match cvt(ret)? {
                 0 => Ok(Forked::Child),
-                pid => Ok(Forked::Parent(pid as libc::pid_t)),
+                pid => Ok(Forked::Parent(int(pid))),
             };
         }
         return Err(err);
     }
     match ret {
         0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(pid as libc::pid_t)),
+        pid => Ok(Forked::Parent(int(pid))),
     }
 }
 
@@ -160,7 +179,7 @@ pub fn mount_setattr_userns(
     // SAFETY: mount_attr is a plain C struct; zero is valid for every field.
     let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
     if let Some(ns) = userns {
-        attr.userns_fd = ns.as_raw_fd() as u64;
+        attr.userns_fd = u64::try_from(ns.as_raw_fd()).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     }
     attr.attr_set = set;
     attr.attr_clr = clear;
@@ -172,7 +191,7 @@ pub fn mount_setattr_userns(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            flags as libc::c_uint,
+            flags.unsigned_abs(),
             &mut attr as *mut libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
@@ -226,7 +245,7 @@ pub fn fork() -> io::Result<Forked> {
     };
     match cvt(ret)? {
         0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(pid as libc::pid_t)),
+        pid => Ok(Forked::Parent(int(pid))),
     }
 }
 
@@ -317,7 +336,7 @@ pub fn write_all(fd: BorrowedFd, mut data: &[u8]) -> io::Result<()> {
             }
             return Err(e);
         }
-        data = &data[n as usize..];
+        data = &data[n.unsigned_abs()..];
     }
     Ok(())
 }

@@ -66,7 +66,7 @@ impl Procfs {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: the kernel returned a new fd.
-        let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
+        let fs = unsafe { OwnedFd::from_raw_fd(sys::int(fs)) };
         // SAFETY: FSCONFIG_CMD_CREATE takes no key or value.
         let r = unsafe {
             libc::syscall(
@@ -94,21 +94,24 @@ impl Procfs {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: the kernel returned a new fd.
-        Ok(unsafe { OwnedFd::from_raw_fd(m as i32) })
+        Ok(unsafe { OwnedFd::from_raw_fd(sys::int(m)) })
     }
 
     /// Opens `path` (relative, e.g. "self/oom_score_adj") below this procfs, refusing symlinks
     /// other than procfs' own magic ones and never leaving the instance.
     pub fn open_file(&self, path: &str, flags: i32) -> Result<OwnedFd> {
         let c = CString::new(path).map_err(|_| Error::Init(format!("bad proc path {path:?}")))?;
-        sys::openat2(
-            self.root.as_fd(),
-            &c,
-            flags as u64,
-            0,
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_XDEV,
-        )
-        .map_err(|e| Error::sys(format!("open /proc/{path}"), e))
+        sys::open_how_flags(flags)
+            .and_then(|flags| {
+                sys::openat2(
+                    self.root.as_fd(),
+                    &c,
+                    flags,
+                    0,
+                    libc::RESOLVE_BENEATH | libc::RESOLVE_NO_XDEV,
+                )
+            })
+            .map_err(|e| Error::sys(format!("open /proc/{path}"), e))
     }
 
     pub fn write(&self, path: &str, value: &str) -> Result<()> {

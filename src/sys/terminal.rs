@@ -9,6 +9,11 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 
 use crate::error::{Error, Result};
 
+/// A process.consoleSize dimension as the u16 a winsize holds; larger ones are capped.
+pub fn console_dim(v: u64) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
+}
+
 pub fn set_size(fd: BorrowedFd, rows: u16, cols: u16) -> Result<()> {
     let ws = libc::winsize {
         ws_row: rows,

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The current time as RFC 3339 with nanoseconds, e.g. `2026-11-23T01:02:03.000000004Z`.
 pub fn now_rfc3339() -> String {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    format_rfc3339(d.as_secs() as i64, d.subsec_nanos())
+    format_rfc3339(i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_nanos())
 }
 
 pub fn format_rfc3339(unix_secs: i64, nanos: u32) -> String {
@@ -22,6 +22,8 @@ pub fn format_rfc3339(unix_secs: i64, nanos: u32) -> String {
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after Howard Hinnant's
 /// well-known algorithm for civil dates.
+// The day (1-31) and month (1-12) fit a u32 by construction.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);

@@ -22,6 +22,9 @@ const BPF_F_ALLOW_MULTI: u32 = 2;
 #[repr(C, align(8))]
 struct Attr([u8; 128]);
 
+/// The size bpf(2) is told: the 128 bytes of [`Attr`].
+const ATTR_SIZE: libc::c_uint = 128;
+
 impl Attr {
     fn new() -> Attr {
         Attr([0; 128])
@@ -42,14 +45,7 @@ impl Attr {
 fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<libc::c_long> {
     // SAFETY: `attr` points to 128 writable, initialised bytes that outlive the call; every
     // pointer stored inside it refers to memory the caller keeps alive for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut Attr as *mut libc::c_void,
-            std::mem::size_of::<Attr>() as libc::c_uint,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut Attr as *mut libc::c_void, ATTR_SIZE) };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -57,9 +53,17 @@ fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<libc::c_long> {
     }
 }
 
+// The kernel returns an fd, an int, in a long.
+#[allow(clippy::cast_possible_truncation)]
 fn owned(fd: libc::c_long) -> OwnedFd {
     // SAFETY: the kernel just returned this new descriptor to us; nobody else owns it.
     unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// An open fd as a u32 attribute: an open fd is never negative; should one be, u32::MAX is
+/// no fd and the kernel refuses it (EBADF).
+fn fd_attr(fd: &impl AsRawFd) -> u32 {
+    u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX)
 }
 
 /// Loads a device program, returning its fd. On failure the verifier log is part of the error.
@@ -68,12 +72,16 @@ pub fn load_device_program(prog: &[Insn]) -> Result<OwnedFd> {
     let attempt = |log: Option<&mut Vec<u8>>| {
         let mut a = Attr::new();
         a.put_u32(0, BPF_PROG_TYPE_CGROUP_DEVICE);
-        a.put_u32(4, prog.len() as u32);
+        a.put_u32(
+            4,
+            u32::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+        );
         a.put_u64(8, prog.as_ptr() as u64);
         a.put_u64(16, license.as_ptr() as u64);
         if let Some(buf) = log {
             a.put_u32(24, 1);
-            a.put_u32(28, buf.len() as u32);
+            // Saturating understates the buffer, never overstates it.
+            a.put_u32(28, u32::try_from(buf.len()).unwrap_or(u32::MAX));
             a.put_u64(32, buf.as_mut_ptr() as u64);
         }
         a.0[48..52].copy_from_slice(b"moor");
@@ -111,7 +119,7 @@ fn open_dir(dir: &Path) -> Result<OwnedFd> {
     if fd < 0 {
         return Err(Error::io("open", dir, io::Error::last_os_error()));
     }
-    Ok(owned(fd as libc::c_long))
+    Ok(owned(libc::c_long::from(fd)))
 }
 
 /// Ids of the device programs attached directly to a cgroup.
@@ -119,10 +127,10 @@ pub fn query_device_programs(cgroup_dir: &Path) -> Result<Vec<u32>> {
     let cg = open_dir(cgroup_dir)?;
     let mut ids = vec![0u32; 64];
     let mut a = Attr::new();
-    a.put_u32(0, cg.as_raw_fd() as u32);
+    a.put_u32(0, fd_attr(&cg));
     a.put_u32(4, BPF_CGROUP_DEVICE);
     a.put_u64(16, ids.as_mut_ptr() as u64);
-    a.put_u32(24, ids.len() as u32);
+    a.put_u32(24, u32::try_from(ids.len()).unwrap_or(u32::MAX));
     bpf(BPF_PROG_QUERY, &mut a).map_err(|source| Error::Bpf {
         op: "BPF_PROG_QUERY",
         source,
@@ -139,8 +147,8 @@ pub fn replace_device_program(cgroup_dir: &Path, prog: &OwnedFd) -> Result<()> {
     let old = query_device_programs(cgroup_dir)?;
     let cg = open_dir(cgroup_dir)?;
     let mut a = Attr::new();
-    a.put_u32(0, cg.as_raw_fd() as u32);
-    a.put_u32(4, prog.as_raw_fd() as u32);
+    a.put_u32(0, fd_attr(&cg));
+    a.put_u32(4, fd_attr(prog));
     a.put_u32(8, BPF_CGROUP_DEVICE);
     a.put_u32(12, BPF_F_ALLOW_MULTI);
     bpf(BPF_PROG_ATTACH, &mut a).map_err(|source| Error::Bpf {
@@ -157,8 +165,8 @@ pub fn replace_device_program(cgroup_dir: &Path, prog: &OwnedFd) -> Result<()> {
             log: String::new(),
         })?);
         let mut d = Attr::new();
-        d.put_u32(0, cg.as_raw_fd() as u32);
-        d.put_u32(4, old_fd.as_raw_fd() as u32);
+        d.put_u32(0, fd_attr(&cg));
+        d.put_u32(4, fd_attr(&old_fd));
         d.put_u32(8, BPF_CGROUP_DEVICE);
         bpf(BPF_PROG_DETACH, &mut d).map_err(|source| Error::Bpf {
             op: "BPF_PROG_DETACH (old device program)",

@@ -122,19 +122,21 @@ pub fn device_program(rules: &[DeviceRule]) -> Vec<Insn> {
             None => {}
         }
         if r.access != ACC_ALL {
-            conds.push(Cond::Access(r.access as i32));
+            conds.push(Cond::Access(i32::from(r.access)));
         }
         if let Some(m) = r.major {
-            conds.push(Cond::Major(m as i32));
+            conds.push(Cond::Major(imm_bits(m)));
         }
         if let Some(m) = r.minor {
-            conds.push(Cond::Minor(m as i32));
+            conds.push(Cond::Minor(imm_bits(m)));
         }
         // Every conditional jump lands just after this block's exit.
         let block_len: usize = conds.iter().map(cond_len).sum::<usize>() + 2;
         let mut pos = 0usize;
         for c in &conds {
             pos += cond_len(c);
+            // A block is at most 11 instructions.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
             let off = (block_len - pos) as i16;
             match *c {
                 Cond::Type(t) => prog.push(jne_k(R2, t, off)),
@@ -163,8 +165,17 @@ pub fn device_program(rules: &[DeviceRule]) -> Vec<Insn> {
     prog
 }
 
+/// A u32 (a device number) as a 32-bit immediate: the same 32 bits, which is what the
+/// program's 32-bit comparison sees.
+fn imm_bits(v: u32) -> i32 {
+    i32::from_ne_bytes(v.to_ne_bytes())
+}
+
 /// Runs a program produced by [`device_program`] on one access (for tests and diagnostics).
 /// Returns None on an instruction this generator never emits.
+// The truncating and sign-changing casts are the semantics of BPF's 32-bit ALU, its
+// sign-extended immediates and signed jump offsets, which this emulates.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 pub fn simulate(prog: &[Insn], typ: i32, access: i32, major: u32, minor: u32) -> Option<u64> {
     let ctx = [((access as u32) << 16) | (typ as u32), major, minor];
     let mut reg = [0u64; 11];
@@ -181,9 +192,9 @@ pub fn simulate(prog: &[Insn], typ: i32, access: i32, major: u32, minor: u32) ->
             c if c == BPF_ALU | BPF_AND | BPF_K => reg[dst] = u64::from(reg[dst] as u32 & i.imm as u32),
             c if c == BPF_ALU | BPF_RSH | BPF_K => reg[dst] = u64::from((reg[dst] as u32) >> i.imm),
             c if c == BPF_ALU | BPF_MOV | BPF_X => reg[dst] = u64::from(reg[src] as u32),
-            c if c == BPF_ALU64 | BPF_MOV | BPF_K => reg[dst] = i.imm as i64 as u64,
+            c if c == BPF_ALU64 | BPF_MOV | BPF_K => reg[dst] = i64::from(i.imm) as u64,
             c if c == BPF_JMP | BPF_JNE | BPF_K => {
-                if reg[dst] != i.imm as i64 as u64 {
+                if reg[dst] != i64::from(i.imm) as u64 {
                     pc = (pc as i64 + i64::from(i.off)) as usize;
                 }
             }

@@ -43,7 +43,7 @@ fn parse_num(idx: usize, what: &str, v: Option<i64>) -> Result<Option<u32>> {
     match v {
         None | Some(-1) => Ok(None),
         // Kernel majors are 12 bits and minors 20 bits; i32::MAX keeps eBPF immediates exact.
-        Some(n) if (0..=i32::MAX as i64).contains(&n) => Ok(Some(n as u32)),
+        Some(n) if (0..=i64::from(i32::MAX)).contains(&n) => Ok(u32::try_from(n).ok()),
         Some(n) => Err(Error::invalid(
             format!("{FIELD}[{idx}].{what}"),
             format!("{n} is not a device number (use -1 or omit it for any)"),

@@ -171,9 +171,9 @@ impl Writer {
         match v {
             Value::Byte(b) => self.buf.push(*b),
             Value::Bool(b) => self.u32(u32::from(*b)),
-            Value::I32(i) => self.u32(*i as u32),
+            Value::I32(i) => self.u32(u32::from_ne_bytes(i.to_ne_bytes())),
             Value::U32(u) => self.u32(*u),
-            Value::I64(i) => self.u64(*i as u64),
+            Value::I64(i) => self.u64(u64::from_ne_bytes(i.to_ne_bytes())),
             Value::U64(u) => self.u64(*u),
             Value::Str(s) | Value::ObjectPath(s) => self.string(s)?,
             Value::Signature(s) => self.signature(s)?,
@@ -315,7 +315,7 @@ impl<'a> Reader<'a> {
                 1 => Value::Bool(true),
                 n => return Err(protocol(format!("boolean {n}"))),
             },
-            b'i' => Value::I32(self.u32()? as i32),
+            b'i' => Value::I32(i32::from_ne_bytes(self.u32()?.to_ne_bytes())),
             b'u' | b'h' => Value::U32(self.u32()?),
             b'n' | b'q' => {
                 self.align(2)?;
@@ -327,7 +327,7 @@ impl<'a> Reader<'a> {
                 };
                 Value::U32(u32::from(v))
             }
-            b'x' => Value::I64(self.u64()? as i64),
+            b'x' => Value::I64(i64::from_ne_bytes(self.u64()?.to_ne_bytes())),
             b't' | b'd' => Value::U64(self.u64()?),
             b's' | b'o' => {
                 let len = self.u32()? as usize;

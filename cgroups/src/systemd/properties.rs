@@ -26,7 +26,7 @@ pub fn to_dbus(props: Vec<Property>) -> Value {
 fn limit(v: i64) -> Option<u64> {
     match v {
         -1 => Some(INFINITY),
-        n if n > 0 => Some(n as u64),
+        n if n > 0 => Some(n.unsigned_abs()),
         _ => None,
     }
 }
@@ -38,7 +38,10 @@ pub fn unit_properties(description: &str, slice: Option<&str>, pid: Option<i32>,
         props.push(("Slice", Value::str(slice)));
     }
     if let Some(pid) = pid {
-        props.push(("PIDs", Value::Array("u".into(), vec![Value::U32(pid as u32)])));
+        props.push((
+            "PIDs",
+            Value::Array("u".into(), vec![Value::U32(u32::from_ne_bytes(pid.to_ne_bytes()))]),
+        ));
         // The container manages its own subtree (nested cgroups, its own limits).
         props.push(("Delegate", Value::Bool(true)));
     }
@@ -68,7 +71,10 @@ pub fn resource_properties(r: &LinuxResources, v2: bool) -> Vec<Property> {
             props.push(("MemoryLow", u64v(v)));
         }
         if let Ok(Some(swap)) = swap_for_v2(mem, m.swap().unwrap_or(0)) {
-            props.push(("MemorySwapMax", u64v(if swap < 0 { INFINITY } else { swap as u64 })));
+            props.push((
+                "MemorySwapMax",
+                u64v(if swap < 0 { INFINITY } else { swap.unsigned_abs() }),
+            ));
         }
     }
     if let Some(c) = r.cpu() {
@@ -238,7 +244,7 @@ fn quota_per_sec(quota: i64, period: u64) -> u64 {
     if quota < 0 {
         return INFINITY;
     }
-    let per_sec = (quota as u64).saturating_mul(1_000_000) / period.max(1);
+    let per_sec = quota.unsigned_abs().saturating_mul(1_000_000) / period.max(1);
     per_sec.div_ceil(10_000).saturating_mul(10_000)
 }
 

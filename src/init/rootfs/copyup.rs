@@ -89,7 +89,7 @@ pub fn copy_tree(src: BorrowedFd, dst: BorrowedFd, depth: u32) -> Result<()> {
                 if n < 0 {
                     return Err(Error::last_os(what()));
                 }
-                buf.truncate(n as usize);
+                buf.truncate(n.unsigned_abs());
                 let target = std::ffi::CString::new(buf).map_err(|_| Error::Init(what()))?;
                 // SAFETY: valid dirfd and NUL-terminated strings.
                 if unsafe { libc::symlinkat(target.as_ptr(), dst.as_raw_fd(), name.as_ptr()) } != 0 {

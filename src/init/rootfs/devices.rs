@@ -76,8 +76,9 @@ pub fn setup(root: BorrowedFd, devices: &[LinuxDevice], bind_only: bool) -> Resu
         let node = Node {
             path: d.path(),
             kind,
-            major: d.major() as u32,
-            minor: d.minor() as u32,
+            // Loading the config refused numbers outside 12 and 20 bits.
+            major: u32::try_from(d.major()).map_err(|_| Error::config(format!("{field}.major"), "out of range"))?,
+            minor: u32::try_from(d.minor()).map_err(|_| Error::config(format!("{field}.minor"), "out of range"))?,
             mode: d.file_mode().unwrap_or(0o666),
             uid: d.uid().unwrap_or(0),
             gid: d.gid().unwrap_or(0),

@@ -46,7 +46,7 @@ pub fn open_file_in_root(root: BorrowedFd, path: &Path, flags: i32) -> io::Resul
         rel
     };
     let c = CString::new(rel.as_os_str().as_encoded_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    sys::openat2(root, &c, flags as u64, 0, IN_ROOT)
+    sys::openat2(root, &c, sys::open_how_flags(flags)?, 0, IN_ROOT)
 }
 
 /// Where `path` leads inside `root`, as a clean absolute container path: the part that exists
@@ -163,4 +163,42 @@ pub fn is_dir(fd: BorrowedFd) -> bool {
 /// still mounted (before pivot_root).
 pub fn fd_path(fd: BorrowedFd) -> CString {
     CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+    use crate::init::rootfs::validate::container_path;
+    use std::path::Path;
+
+    fn parts(p: &str) -> Vec<&str> {
+        clean(Path::new(p)).into_iter().map(|c| c.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn dot_is_dropped_and_dotdot_removes_the_previous_component() {
+        assert_eq!(parts("/a/./b/../c"), ["a", "c"]);
+        assert_eq!(parts("/a/b/c/../../d"), ["a", "d"]);
+    }
+
+    #[test]
+    fn dotdot_never_climbs_above_the_root() {
+        assert_eq!(parts("/../../etc/passwd"), ["etc", "passwd"]);
+        assert_eq!(parts("/a/../../../b"), ["b"]);
+        assert!(parts("../..").is_empty());
+        assert!(parts("/").is_empty());
+    }
+
+    #[test]
+    fn repeated_and_trailing_slashes_add_nothing() {
+        assert_eq!(parts("//a///b/"), ["a", "b"]);
+        assert_eq!(parts("a/b"), parts("/a/b"));
+    }
+
+    #[test]
+    fn container_paths_are_absolute_and_clean() {
+        assert_eq!(container_path(Path::new("../../proc/self")), Path::new("/proc/self"));
+        assert_eq!(container_path(Path::new("/dev/./shm/")), Path::new("/dev/shm"));
+        assert_eq!(container_path(Path::new("")), Path::new("/"));
+    }
 }
