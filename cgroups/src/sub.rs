@@ -61,8 +61,9 @@ fn below(arg: &str, path: &str) -> Result<PathBuf> {
             Component::ParentDir => {
                 return Err(Error::invalid(
                     FIELD,
-                    format!("{arg:?}: {path} is not below the container's cgroup"),
-                ))
+                    // runc's wording, which callers match.
+                    format!("{arg:?}: {path} is not a sub cgroup path (it leaves the container's cgroup)"),
+                ));
             }
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
         }
@@ -113,7 +114,16 @@ impl Cgroup {
         }
         for target in targets.values() {
             let path = target.join("cgroup.procs");
-            std::fs::write(&path, pid.to_string()).map_err(|e| Error::io("write pid to", &path, e))?;
+            std::fs::write(&path, pid.to_string()).map_err(|e| {
+                // runc's (Go's) wording, lower-case errno text, which callers match.
+                let text = e.to_string();
+                let mut chars = text.chars();
+                let lower: String = chars
+                    .next()
+                    .map(|c| c.to_lowercase().chain(chars).collect())
+                    .unwrap_or_default();
+                Error::invalid(FIELD, format!("adding pid {pid} to {}: {lower}", path.display()))
+            })?;
         }
         Ok(())
     }

@@ -6,8 +6,9 @@
 //! - For one syscall, the first remaining rule without `args` decides alone (libseccomp keeps the
 //!   first unconditional rule and drops conditional chains when one is added).
 //! - Otherwise rules with `args` are tried in profile order; the first whose conditions all hold
-//!   decides; if none holds, the default action applies. Conditions of one rule are ANDed, also
-//!   when several name the same argument index (libseccomp's meaning; older runc ORed those).
+//!   decides; if none holds, the default action applies. Conditions of one rule are ANDed, unless
+//!   two name the same argument index: then, as runc 1.1 does (libseccomp refuses such a rule),
+//!   each condition becomes a rule of its own, so they are ORed (runc's seccomp.bats relies on it).
 //! - Comparisons are unsigned on the full 64-bit argument as the kernel reports it, on every
 //!   architecture (32-bit ABIs report zero-extended arguments).
 //! - An architecture not in the filter gets `SECCOMP_RET_KILL_THREAD` (libseccomp's default
@@ -265,7 +266,19 @@ pub fn lower(profile: &LinuxSeccomp) -> Result<Plan, Error> {
                 value_two,
             });
         }
-        rules.push(Rule { names, action, conds });
+        let repeated = conds
+            .iter()
+            .enumerate()
+            .any(|(k, c)| conds[..k].iter().any(|d| d.index == c.index));
+        if repeated {
+            rules.extend(conds.into_iter().map(|c| Rule {
+                names,
+                action,
+                conds: vec![c],
+            }));
+        } else {
+            rules.push(Rule { names, action, conds });
+        }
     }
 
     // Unknown names (on every architecture of the filter) are skipped with a warning.

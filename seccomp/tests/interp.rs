@@ -168,8 +168,9 @@ fn masked_eq_is_arg_and_value_eq_value_two() {
 }
 
 #[test]
-fn conditions_on_one_arg_are_anded_and_rules_first_match() {
-    // 10 <= a0 <= 20 -> ALLOW; a1 == 7 -> ERRNO 5; a0 == 15 -> KILL (shadowed for 10..=20).
+fn conditions_on_distinct_args_are_anded_repeated_args_split_and_rules_first_match() {
+    // As runc 1.1 drives libseccomp: a rule naming one argument index twice is split into one
+    // rule per condition (ORed, all of its conditions), otherwise its conditions are ANDed.
     let p = profile(
         A::ScmpActErrno,
         None,
@@ -179,21 +180,41 @@ fn conditions_on_one_arg_are_anded_and_rules_first_match() {
                 &["read"],
                 A::ScmpActAllow,
                 None,
-                vec![arg(0, O::ScmpCmpGe, 10, None), arg(0, O::ScmpCmpLe, 20, None)],
+                vec![arg(0, O::ScmpCmpEq, 10, None), arg(0, O::ScmpCmpEq, 20, None)],
             ),
             rule(&["read"], A::ScmpActErrno, Some(5), vec![arg(1, O::ScmpCmpEq, 7, None)]),
-            rule(&["read"], A::ScmpActKill, None, vec![arg(0, O::ScmpCmpEq, 15, None)]),
             rule(&["read"], A::ScmpActTrap, None, vec![arg(0, O::ScmpCmpEq, 25, None)]),
+            rule(
+                &["write"],
+                A::ScmpActAllow,
+                None,
+                vec![arg(0, O::ScmpCmpEq, 1, None), arg(1, O::ScmpCmpEq, 2, None)],
+            ),
+            rule(
+                &["pread64"],
+                A::ScmpActAllow,
+                None,
+                vec![
+                    arg(0, O::ScmpCmpEq, 1, None),
+                    arg(0, O::ScmpCmpEq, 2, None),
+                    arg(1, O::ScmpCmpEq, 3, None),
+                ],
+            ),
         ],
     );
     check(&p, &x64("read", [9, 0, 0, 0, 0, 0]), EPERM);
     check(&p, &x64("read", [10, 0, 0, 0, 0, 0]), ALLOW);
-    check(&p, &x64("read", [15, 7, 0, 0, 0, 0]), ALLOW);
-    check(&p, &x64("read", [20, 0, 0, 0, 0, 0]), ALLOW);
-    check(&p, &x64("read", [21, 7, 0, 0, 0, 0]), errno(5));
+    check(&p, &x64("read", [20, 7, 0, 0, 0, 0]), ALLOW);
+    check(&p, &x64("read", [15, 7, 0, 0, 0, 0]), errno(5));
     check(&p, &x64("read", [25, 7, 0, 0, 0, 0]), errno(5));
     check(&p, &x64("read", [25, 8, 0, 0, 0, 0]), TRAP);
-    check(&p, &x64("read", [1 << 32 | 15, 0, 0, 0, 0, 0]), EPERM);
+    check(&p, &x64("read", [1 << 32 | 10, 0, 0, 0, 0, 0]), EPERM);
+    check(&p, &x64("write", [1, 2, 0, 0, 0, 0]), ALLOW);
+    check(&p, &x64("write", [1, 3, 0, 0, 0, 0]), EPERM);
+    check(&p, &x64("write", [0, 2, 0, 0, 0, 0]), EPERM);
+    check(&p, &x64("pread64", [2, 0, 0, 0, 0, 0]), ALLOW);
+    check(&p, &x64("pread64", [0, 3, 0, 0, 0, 0]), ALLOW);
+    check(&p, &x64("pread64", [0, 4, 0, 0, 0, 0]), EPERM);
 }
 
 #[test]

@@ -57,8 +57,8 @@ pub struct Init<'a> {
     /// The parent's copy of the state directory lock: closed first thing, or init would hold
     /// the container locked for its whole life.
     pub state_lock: RawFd,
-    /// User namespaces for idmapped mounts, by index into `mounts` (made by the parent).
-    pub idmaps: Vec<Option<OwnedFd>>,
+    /// Bind mount trees made by the parent, by index into `mounts`.
+    pub parent_trees: Vec<Option<rootfs::ParentTree>>,
     /// The container's cgroups as the host sees them, for the /sys/fs/cgroup mount.
     pub cgroups: Vec<rootfs::cgroupfs::Membership>,
     /// Init turns itself non-dumpable first thing: nothing in the container may ptrace or open
@@ -203,7 +203,7 @@ fn steps(init: &Init) -> Result<Created> {
         init.plan.new_ns(LinuxNamespaceType::Mount) || init.plan.joins(LinuxNamespaceType::Mount),
         init.plan.new_ns(LinuxNamespaceType::User) || init.plan.joins(LinuxNamespaceType::User),
         &init.cgroups,
-        &init.idmaps,
+        &init.parent_trees,
     )?;
     let procfs = Procfs::open()?;
 

@@ -12,6 +12,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::error::{Error, Result};
 use crate::init::capabilities;
+use crate::init::rootfs::ParentTree;
 use crate::init::{self, Init};
 use crate::runtime::hooks;
 use crate::runtime::state::{ContainerState, StateDir, Status};
@@ -179,8 +180,8 @@ pub(crate) fn create(
             memory_policy: memory_policy.as_ref(),
             state_lock: dir.lock_fd().as_raw_fd(),
             cgroups: memberships,
-            idmaps: idmap_namespaces(spec)?,
             stay_dumpable: maps_unprivileged,
+            parent_trees: parent_trees(spec, &plan)?,
         };
         let init = spawn_init(&plan, init_ctx, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()), spawner)?;
         let pid = init.pid;
@@ -548,16 +549,24 @@ pub(crate) fn connect_listener(seccomp: Option<&moor_seccomp::Compiled>) -> Resu
 
 /// The detached, idmapped bind trees of the mounts that ask for uid/gid mappings, made here on
 /// the host (an idmap needs privilege over the filesystem); init only attaches them.
-fn idmap_namespaces(spec: &oci_spec::runtime::Spec) -> Result<Vec<Option<OwnedFd>>> {
+fn parent_trees(spec: &oci_spec::runtime::Spec, plan: &namespaces::Plan) -> Result<Vec<Option<ParentTree>>> {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let in_userns = (plan.new_ns(LinuxNamespaceType::User) || plan.joins(LinuxNamespaceType::User))
+        && !crate::runtime::rootless::euid_rootless();
     mounts
         .iter()
         .enumerate()
         .map(|(i, m)| {
             let uid = m.uid_mappings().as_deref().unwrap_or_default();
             let gid = m.gid_mappings().as_deref().unwrap_or_default();
+            let is_bind =
+                m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
             if uid.is_empty() && gid.is_empty() {
-                return Ok(None);
+                // A source the parent cannot bind either is init's to report.
+                let fallback = (in_userns && is_bind)
+                    .then(|| crate::init::rootfs::bind_tree(m, &format!("mounts[{i}]"), None).ok())
+                    .flatten();
+                return Ok(fallback.map(ParentTree::Fallback));
             }
             if uid.is_empty() || gid.is_empty() {
                 return Err(Error::config(
@@ -565,8 +574,6 @@ fn idmap_namespaces(spec: &oci_spec::runtime::Spec) -> Result<Vec<Option<OwnedFd
                     "an idmapped mount needs both uidMappings and gidMappings",
                 ));
             }
-            let is_bind =
-                m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
             if !is_bind {
                 return Err(Error::config(
                     format!("mounts[{i}]"),
@@ -574,7 +581,8 @@ fn idmap_namespaces(spec: &oci_spec::runtime::Spec) -> Result<Vec<Option<OwnedFd
                 ));
             }
             let userns = idmap::idmap_userns(uid, gid)?;
-            crate::init::rootfs::bind_tree(m, &format!("mounts[{i}]"), Some(userns.as_fd())).map(Some)
+            crate::init::rootfs::bind_tree(m, &format!("mounts[{i}]"), Some(userns.as_fd()))
+                .map(|t| Some(ParentTree::Idmapped(t)))
         })
         .collect()
 }

@@ -253,6 +253,28 @@ pub fn warnings(spec: &Spec) -> Vec<String> {
 /// Kernel memory limits are ignored, as runc does: the runtime-spec marks them NOT
 /// RECOMMENDED, cgroup v1 kernels since 6.x accept and ignore them, cgroup v2 has none.
 pub fn resource_warnings(r: &oci_spec::runtime::LinuxResources) -> Vec<String> {
+    let mut out = device_access_warnings(r);
+    out.extend(kernel_memory_warnings(r));
+    out
+}
+
+/// runc 1.1 drops the letters of a device rule's access other than r, w and m (they can only
+/// narrow the rule); so does moor, saying so.
+fn device_access_warnings(r: &oci_spec::runtime::LinuxResources) -> Vec<String> {
+    let rules = r.devices().as_deref().unwrap_or_default();
+    rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            let a = d.access().as_deref().unwrap_or_default();
+            a.chars().any(|c| !"rwm".contains(c)).then(|| {
+                format!("linux.resources.devices[{i}].access {a:?}: only r, w and m have a meaning; the other letters are ignored")
+            })
+        })
+        .collect()
+}
+
+fn kernel_memory_warnings(r: &oci_spec::runtime::LinuxResources) -> Vec<String> {
     let Some(m) = r.memory() else { return Vec::new() };
     #[allow(deprecated)]
     let kernel = m.kernel();

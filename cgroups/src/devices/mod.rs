@@ -51,27 +51,24 @@ fn parse_num(idx: usize, what: &str, v: Option<i64>) -> Result<Option<u32>> {
     }
 }
 
-/// Parses an access string ("rwm" subset); empty or absent means all.
-pub fn parse_access(idx: usize, s: Option<&str>) -> Result<u8> {
+/// Parses an access string ("rwm" subset); empty or absent means all. Other letters are
+/// ignored, as runc 1.1 does (its bats tests use "rwa"): they can only narrow a rule, never widen
+/// it; `config::warnings` reports them. `None`: a non-empty string without r, w or m, a rule that
+/// cannot match any access.
+pub fn parse_access(s: Option<&str>) -> Option<u8> {
     let s = s.unwrap_or("");
     if s.is_empty() {
-        return Ok(ACC_ALL);
+        return Some(ACC_ALL);
     }
-    let mut acc = 0;
-    for ch in s.chars() {
-        acc |= match ch {
+    let acc = s.chars().fold(0, |acc, ch| {
+        acc | match ch {
             'r' => ACC_READ,
             'w' => ACC_WRITE,
             'm' => ACC_MKNOD,
-            _ => {
-                return Err(Error::invalid(
-                    format!("{FIELD}[{idx}].access"),
-                    format!("{s:?}: only the letters r, w and m are allowed"),
-                ))
-            }
-        };
-    }
-    Ok(acc)
+            _ => 0,
+        }
+    });
+    (acc != 0).then_some(acc)
 }
 
 /// Validates OCI rules. Rules of type "p" (FIFOs) are dropped: the kernel's device cgroup
@@ -85,12 +82,17 @@ pub fn convert_rules(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
             Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => Some(DevType::Char),
             Some(LinuxDeviceType::P) => continue,
         };
+        let major = parse_num(idx, "major", r.major())?;
+        let minor = parse_num(idx, "minor", r.minor())?;
+        let Some(access) = parse_access(r.access().as_deref()) else {
+            continue;
+        };
         out.push(DeviceRule {
             allow: r.allow(),
             typ,
-            major: parse_num(idx, "major", r.major())?,
-            minor: parse_num(idx, "minor", r.minor())?,
-            access: parse_access(idx, r.access().as_deref())?,
+            major,
+            minor,
+            access,
         });
     }
     Ok(out)
@@ -198,14 +200,24 @@ mod tests {
     }
 
     #[test]
+    fn unknown_access_letters_are_dropped() {
+        let rule = |access: &str| {
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(LinuxDeviceType::C)
+                .major(1)
+                .minor(11)
+                .access(access)
+                .build()
+                .unwrap()
+        };
+        let r = convert_rules(&[rule("rwa"), rule("x")]).unwrap();
+        assert_eq!(r.len(), 1, "a rule without r, w or m matches nothing: {r:?}");
+        assert_eq!(r[0].access, ACC_READ | ACC_WRITE);
+    }
+
+    #[test]
     fn invalid_rules_name_the_field() {
-        let bad = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .access("rx")
-            .build()
-            .unwrap();
-        let e = convert_rules(&[bad]).unwrap_err().to_string();
-        assert!(e.contains("linux.resources.devices[0].access"), "{e}");
         let bad = LinuxDeviceCgroupBuilder::default()
             .allow(true)
             .major(-5)

@@ -63,7 +63,7 @@ pub fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
     enter_sealed(a.preserve_fds)?;
     let process: oci_spec::runtime::Process = match &a.process {
         Some(file) => {
-            let data = moor::spec::config::read_bounded(file, "--process", true)?;
+            let data = with_default_user(moor::spec::config::read_bounded(file, "--process", true)?);
             moor::spec::config::parse_json(&data)
                 .map_err(|e| json_error(&format!("--process {}", file.display()), e))?
         }
@@ -144,4 +144,19 @@ pub fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
 
 fn empty_caps() -> oci_spec::runtime::LinuxCapabilities {
     serde_json::from_str("{}").unwrap_or_default()
+}
+
+/// runc decodes --process into Go structs, where a missing `user` is uid 0, gid 0 (runc's
+/// tty.bats execs such a process); the spec's model requires the field.
+fn with_default_user(data: Vec<u8>) -> Vec<u8> {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&data) else {
+        return data;
+    };
+    match v.as_object_mut() {
+        Some(obj) if !obj.contains_key("user") => {
+            obj.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+            serde_json::to_vec(&v).unwrap_or(data)
+        }
+        _ => data,
+    }
 }

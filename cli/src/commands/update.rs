@@ -26,7 +26,8 @@ pub struct UpdateArgs {
     kernel_memory: Option<String>,
     #[arg(long, allow_negative_numbers = true)]
     kernel_memory_tcp: Option<String>,
-    #[arg(long, allow_negative_numbers = true)]
+    /// runc's flag is --cpu-share (its update.bats uses it).
+    #[arg(long, alias = "cpu-share", allow_negative_numbers = true)]
     cpu_shares: Option<String>,
     #[arg(long, allow_negative_numbers = true)]
     cpu_quota: Option<String>,

@@ -135,12 +135,21 @@ pub fn reference(p: &LinuxSeccomp, d: &SeccompData) -> u32 {
         return action_value(r.action(), r.errno_ret());
     }
     for r in &live {
-        let all = r
-            .args()
+        let conds = r.args().as_deref().unwrap_or(&[]);
+        let holds = |c: &oci_spec::runtime::LinuxSeccompArg| {
+            op_holds(c.op(), d.args[c.index()], c.value(), c.value_two().unwrap_or(0))
+        };
+        // runc 1.1: a rule naming one argument index twice is split into one rule per condition.
+        let repeated = conds
             .iter()
-            .flatten()
-            .all(|c| op_holds(c.op(), d.args[c.index()], c.value(), c.value_two().unwrap_or(0)));
-        if all {
+            .enumerate()
+            .any(|(k, c)| conds[..k].iter().any(|o| o.index() == c.index()));
+        let matched = if repeated {
+            conds.iter().any(holds)
+        } else {
+            conds.iter().all(holds)
+        };
+        if matched {
             return action_value(r.action(), r.errno_ret());
         }
     }

@@ -8,6 +8,7 @@ pub mod cgroupfs;
 mod copyup;
 pub mod devices;
 pub mod mounts;
+mod no_pivot;
 pub mod paths;
 mod validate;
 
@@ -19,7 +20,7 @@ use oci_spec::runtime::Spec;
 use crate::error::{Context, Error, Result};
 use crate::spec::mount_options as options;
 pub use cgroupfs::{memberships, Membership};
-pub use mounts::bind_tree;
+pub use mounts::{bind_tree, ParentTree};
 use paths::Kind;
 pub use validate::validate;
 
@@ -45,7 +46,7 @@ pub fn prepare(
     mount_ns: bool,
     user_ns: bool,
     cgroups: &[cgroupfs::Membership],
-    idmaps: &[Option<OwnedFd>],
+    parent_trees: &[Option<ParentTree>],
 ) -> Result<Prepared> {
     let linux = spec.linux().clone().unwrap_or_default();
     // Validated at load time: unknown names cannot reach here.
@@ -72,16 +73,19 @@ pub fn prepare(
             None::<&str>,
         )
         .context(|| "make / a slave mount".into())?;
-        // pivot_root needs the rootfs to be a mount point.
-        nix::mount::mount(
-            Some(rootfs),
-            rootfs,
-            None::<&str>,
-            nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .context(|| format!("bind the rootfs {}", rootfs.display()))?;
     }
+    // pivot_root needs the rootfs to be a mount point. Without a mount namespace, as with
+    // runc, the bind is made in the caller's namespace too: the container's mounts then sit on
+    // it, one detach of the rootfs removes them all (youki's contest relies on this), and
+    // root.readonly makes only this bind read-only, never a mount of the caller's.
+    nix::mount::mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context(|| format!("bind the rootfs {}", rootfs.display()))?;
     let c =
         std::ffi::CString::new(rootfs.as_os_str().as_encoded_bytes()).map_err(|_| Error::config("root.path", "NUL"))?;
     let root = crate::sys::openat2(cwd(), &c, (libc::O_PATH | libc::O_DIRECTORY) as u64, 0, 0)
@@ -94,13 +98,12 @@ pub fn prepare(
     check_must_be_dirs(root.as_fd(), &config_mounts)?;
     let mut readonly_later = Vec::new();
     for (i, m) in config_mounts.iter().enumerate() {
-        let idmap = idmaps.get(i).and_then(|fd| fd.as_ref().map(|fd| fd.as_fd()));
         mounts::mount_one(
             root.as_fd(),
             m,
             &format!("mounts[{i}]"),
             cgroups,
-            idmap,
+            parent_trees.get(i).and_then(Option::as_ref),
             &mut readonly_later,
         )?;
     }
@@ -237,10 +240,6 @@ pub fn readonly_paths(root: BorrowedFd, readonly: &[String]) -> Result<()> {
 /// rootfs over / and chroot (for ramfs roots, where pivot_root is impossible). Without a mount
 /// namespace of its own, only chroot: the caller's mounts are not ours to move.
 pub fn enter(prepared: Prepared, no_pivot: bool, readonly: bool) -> Result<()> {
-    if readonly && prepared.chroot_only {
-        // The root's mount is the caller's: never make it read-only (validation refuses this).
-        return Err(Error::config("root.readonly", "needs a mount namespace"));
-    }
     mounts::finish_readonly(&prepared.readonly_later)?;
     let root = prepared.root;
     // SAFETY: fchdir to a directory fd we own.
@@ -250,6 +249,10 @@ pub fn enter(prepared: Prepared, no_pivot: bool, readonly: bool) -> Result<()> {
     if prepared.chroot_only {
         nix::unistd::chroot(".").context(|| "chroot to the rootfs".into())?;
     } else if no_pivot {
+        // The rootfs's own path, as mountinfo spells it, while the host's /proc is still there.
+        let path = std::fs::read_link(format!("/proc/self/fd/{}", root.as_raw_fd()))
+            .map_err(|e| Error::path("resolve the rootfs", "/proc/self/fd", e))?;
+        no_pivot::hide_host_pseudo_fs(&path)?;
         nix::mount::mount(Some("."), "/", None::<&str>, nix::mount::MsFlags::MS_MOVE, None::<&str>)
             .context(|| "move the rootfs to /".into())?;
         nix::unistd::chroot(".").context(|| "chroot to the rootfs".into())?;

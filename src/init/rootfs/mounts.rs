@@ -15,6 +15,17 @@ use crate::error::{Error, Result};
 use crate::spec::mount_options::{self as options, Options};
 use crate::sys;
 
+/// A bind mount's tree made by the parent, on the host, before the clone.
+pub enum ParentTree {
+    /// Idmapped: only the host may idmap the host's filesystems; always used.
+    Idmapped(OwnedFd),
+    /// Used only when init cannot clone the source itself: runc opens bind sources before
+    /// joining the user namespace, so a source the container's root may not reach (a 0700
+    /// directory of the host's root) is still bound. Init's own clone is preferred: it keeps
+    /// the locks the kernel put on the flags of mounts inherited into the user namespace.
+    Fallback(OwnedFd),
+}
+
 /// Performs one config mount below `root`. `field` names it in errors ("mounts[3]"). A mount
 /// that must end read-only but is still to be filled (a tmpfs, /dev) is mounted read-write and
 /// its fd pushed to `readonly_later`.
@@ -23,7 +34,7 @@ pub fn mount_one(
     m: &Mount,
     field: &str,
     cgroups: &[super::cgroupfs::Membership],
-    prepared: Option<BorrowedFd>,
+    prepared: Option<&ParentTree>,
     readonly_later: &mut Vec<OwnedFd>,
 ) -> Result<()> {
     let dest = m.destination();
@@ -45,11 +56,16 @@ pub fn mount_one(
     super::validate::check_proc(&resolved, typ, is_bind, &dest_field)?;
 
     if is_bind {
-        // An idmapped tree was made by the parent (only the host may idmap the host's
-        // filesystems); any other bind is cloned and shaped here.
         let own;
         let tree = match prepared {
-            Some(t) => t,
+            Some(ParentTree::Idmapped(t)) => t.as_fd(),
+            Some(ParentTree::Fallback(t)) => match bind_tree(m, field, None) {
+                Ok(t) => {
+                    own = t;
+                    own.as_fd()
+                }
+                Err(_) => t.as_fd(),
+            },
             None => {
                 own = bind_tree(m, field, None)?;
                 own.as_fd()

@@ -88,12 +88,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 return Err(Error::config(field, "needs a mount namespace"));
             }
         }
-        if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
-            return Err(Error::config(
-                "root.readonly",
-                "needs a mount namespace (it would change the caller's mounts)",
-            ));
-        }
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let field = format!("mounts[{i}].destination");
