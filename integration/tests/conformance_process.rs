@@ -236,7 +236,7 @@ fn start_reports_a_failing_start_container_hook() {
     let c = ctx.create(&b, &id, &[]).ok();
     let s = ctx.start(&id).fails();
     assert!(
-        said(&s).contains("startContainer") && said(&s).contains("exit status: 3"),
+        said(&s).contains("startContainer") && said(&s).contains("exit status 3"),
         "start does not say that the startContainer hook failed: {s}"
     );
     assert!(
