@@ -279,7 +279,11 @@ fn is_type(st: &libc::stat, ty: libc::mode_t) -> bool {
 
 fn filesystem(pid: i32, root: &OwnedFd, linux: &Linux) -> Result<Filesystem> {
     let (mounts, _) = mountinfo::parse(&read(pid, "mountinfo")?);
-    let (host, _) = mountinfo::parse(&read(1, "mountinfo")?);
+    // The host's mounts: pid 1's, else moor's own (see host_ns).
+    let host_text = read(1, "mountinfo").or_else(|_| {
+        fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::path("cannot read", "/proc/self/mountinfo", e))
+    })?;
+    let (host, _) = mountinfo::parse(&host_text);
     let exists = |p: &str| stat_in_root(root, p).is_some();
     let mut masked: Vec<String> = DEFAULT_MASKED.iter().map(|s| s.to_string()).collect();
     masked.extend(
@@ -419,26 +423,30 @@ fn names(mask: u64) -> String {
     }
 }
 
+/// The permitted (and effective) set execve leaves a process started with `sets` as `uid`,
+/// running a file without file capabilities: root gets its bounding and inheritable sets
+/// (no_new_privs caps that at what it had), any other user keeps only its ambient set.
+fn after_execve(sets: &Sets, uid: u32, nnp: bool) -> u64 {
+    if uid != 0 {
+        return sets.ambient;
+    }
+    let p = sets.bounding | sets.inheritable | sets.ambient;
+    if nnp {
+        p & (sets.permitted | sets.ambient)
+    } else {
+        p
+    }
+}
+
 /// Differences between init's live state and what the recorded config asked for. Capabilities
-/// are compared with what execve makes of the configured sets: root gets its bounding and
-/// inheritable sets as permitted (no_new_privs caps that at the permitted set it had), any
-/// other user keeps only its ambient set.
+/// are compared with what execve makes of the configured sets ([`after_execve`]).
 fn drift(live: &Process, process: &oci_spec::runtime::Process, linux: &Linux) -> Result<Vec<String>> {
     let want = config::cap_sets(process)?;
     let status = read(live.pid.unwrap_or(0), "status")?;
     let got = status_caps(&status);
     let nnp = process.no_new_privileges().unwrap_or(false);
     let uid = process.user().uid();
-    let expected_prm = if uid == 0 {
-        let p = want.bounding | want.inheritable | want.ambient;
-        if nnp {
-            p & (want.permitted | want.ambient)
-        } else {
-            p
-        }
-    } else {
-        want.ambient
-    };
+    let expected_prm = after_execve(&want, uid, nnp);
     let mut d = Vec::new();
     let mut set = |what: &str, want: u64, got: u64| {
         if want != got {
@@ -507,6 +515,21 @@ garbage\n";
             ("RLIMIT_NOFILE", Some(1024), Some(4096))
         );
         assert_eq!(l[2].name, "RLIMIT_NICE");
+    }
+
+    #[test]
+    fn execve_model() {
+        let s = Sets {
+            bounding: 0b1111,
+            permitted: 0b0011,
+            effective: 0b0011,
+            inheritable: 0b0100,
+            ambient: 0,
+        };
+        assert_eq!(after_execve(&s, 0, false), 0b1111);
+        assert_eq!(after_execve(&s, 0, true), 0b0011);
+        assert_eq!(after_execve(&s, 1000, false), 0);
+        assert_eq!(after_execve(&Sets { ambient: 0b0100, ..s }, 1000, true), 0b0100);
     }
 
     #[test]
