@@ -505,6 +505,41 @@ fn inspect_host_network_namespace() {
     assert!(v[0].contains("Host Namespaces") && v[0].contains("net"), "{v:?}");
 }
 
+/// A workload that changes its own confinement after exec (here setpriv --nnp) differs from its
+/// recorded config: the report says so. Before start (created) and right after exec the sets
+/// match the config under execve's rules (root without no_new_privs gains its bounding set).
+#[test]
+fn inspect_reports_drift() {
+    moor_only!();
+    let ctx = Ctx::new("inspect-drift");
+    let (id, mut b) = ctx.bundle(&["/bin/busybox", "setpriv", "--nnp", "sleep", "300"]);
+    b.set("/process/noNewPrivileges", json!(false));
+    b.set("/process/capabilities/permitted", json!(["CAP_KILL"]));
+    b.set("/process/capabilities/effective", json!(["CAP_KILL"]));
+    ctx.create(&b, &id, &[]).ok();
+    let pid = ctx.pid(&id);
+    let (_, r) = inspect(&ctx, &[&id]);
+    check_process(&r, pid);
+    ctx.start(&id).ok();
+    let status = |pid: i32| fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    moor_integration::poll_until(moor_integration::TIMEOUT, "setpriv runs sleep", || {
+        (status(pid).contains("Name:\tsleep")).then_some(())
+    });
+    assert_eq!(status_field(&status(pid), "NoNewPrivs").as_deref(), Some("1"));
+    let (_, r) = inspect(&ctx, &[&id]);
+    let drift = r["drift"].to_string();
+    assert!(
+        drift.contains("no_new_privs: config says false, process has true"),
+        "{r}"
+    );
+    assert!(!drift.contains("capabilities"), "execve's rules are applied: {drift}");
+    assert!(
+        r["findings"].to_string().contains("drift: no_new_privs"),
+        "{}",
+        r["findings"]
+    );
+}
+
 #[test]
 fn inspect_bad_input() {
     moor_only!();

@@ -63,7 +63,7 @@ pub fn from_container(rt: &Runtime, id: &str, all: bool) -> Result<Report> {
         },
         drift: processes
             .first()
-            .map(|p| drift(p, &cfg.process, &cfg.linux))
+            .map(|p| drift(p, &cfg.process, &cfg.linux, status == Status::Created))
             .transpose()?
             .unwrap_or_default(),
         processes,
@@ -439,14 +439,26 @@ fn after_execve(sets: &Sets, uid: u32, nnp: bool) -> u64 {
 }
 
 /// Differences between init's live state and what the recorded config asked for. Capabilities
-/// are compared with what execve makes of the configured sets ([`after_execve`]).
-fn drift(live: &Process, process: &oci_spec::runtime::Process, linux: &Linux) -> Result<Vec<String>> {
+/// are compared with what execve makes of the configured sets ([`after_execve`]) once the
+/// workload runs.
+fn drift(
+    live: &Process,
+    process: &oci_spec::runtime::Process,
+    linux: &Linux,
+    before_exec: bool,
+) -> Result<Vec<String>> {
     let want = config::cap_sets(process)?;
     let status = read(live.pid.unwrap_or(0), "status")?;
     let got = status_caps(&status);
     let nnp = process.no_new_privileges().unwrap_or(false);
     let uid = process.user().uid();
-    let expected_prm = after_execve(&want, uid, nnp);
+    // A created container's init waits on the exec fifo with the configured sets: execve is
+    // still to come.
+    let expected_eff = if before_exec {
+        want.effective
+    } else {
+        after_execve(&want, uid, nnp)
+    };
     let mut d = Vec::new();
     let mut set = |what: &str, want: u64, got: u64| {
         if want != got {
@@ -460,7 +472,7 @@ fn drift(live: &Process, process: &oci_spec::runtime::Process, linux: &Linux) ->
     set("bounding", want.bounding, got.bounding);
     set("inheritable", want.inheritable, got.inheritable);
     set("ambient", want.ambient, got.ambient);
-    set("effective", expected_prm, got.effective);
+    set("effective", expected_eff, got.effective);
     if nnp != live.no_new_privs {
         d.push(format!(
             "no_new_privs: config says {nnp}, process has {}",

@@ -109,7 +109,7 @@ pub fn masked(mounts: &[Mount], path: &str, exists: bool) -> PathState {
             m.readonly,
             format!("{} mounted over it{}", m.fstype, if m.readonly { " (ro)" } else { "" }),
         ),
-        None if !exists => (true, "absent".to_string()),
+        None if !exists => (true, "absent on this kernel".to_string()),
         None => (false, "visible".to_string()),
     };
     PathState {
@@ -122,7 +122,7 @@ pub fn masked(mounts: &[Mount], path: &str, exists: bool) -> PathState {
 /// Whether a read-only path is read-only.
 pub fn readonly(mounts: &[Mount], path: &str, exists: bool) -> PathState {
     let (in_force, detail) = match containing(mounts, path) {
-        _ if !exists => (true, "absent".to_string()),
+        _ if !exists => (true, "absent on this kernel".to_string()),
         Some(m) if m.readonly => (true, format!("read-only ({} at {})", m.fstype, m.mount_point)),
         Some(m) => (false, format!("writable ({} at {})", m.fstype, m.mount_point)),
         None => (false, "no mount found".to_string()),

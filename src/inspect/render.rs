@@ -41,8 +41,16 @@ pub fn json(r: &Report, violations: Option<&[Violation]>) -> serde_json::Result<
 /// Renders `r` (and the violations of a `--require` level, when checked) as text.
 pub fn text(r: &Report, violations: Option<&[Violation]>) -> String {
     let mut o = String::new();
+    // Mount points, paths, labels and device names come from the container or the bundle: no
+    // control character of theirs reaches the auditor's terminal.
     let mut line = |s: String| {
-        o.push_str(&s);
+        for c in s.chars() {
+            if c.is_control() {
+                o.push_str(&c.escape_default().to_string());
+            } else {
+                o.push(c);
+            }
+        }
         o.push('\n');
     };
     match &r.source {
