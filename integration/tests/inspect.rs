@@ -577,3 +577,14 @@ fn inspect_bad_input() {
     // Nothing was created.
     assert_eq!(fs::read_dir(&ctx.root).unwrap().count(), 0);
 }
+
+#[test]
+fn inspect_in_features() {
+    if !runtime_is("moor") {
+        skip!("inspect is a moor-only command: runc, crun and youki have no isolation report");
+    }
+    let ctx = Ctx::new("inspect-features");
+    let o = ctx.run(&["features"]).ok();
+    let f: Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("features is not JSON ({e}): {o}"));
+    assert_eq!(f["annotations"]["io.github.moor.inspect"], "baseline,restricted", "{o}");
+}

@@ -463,7 +463,7 @@ fn drift(
     let mut set = |what: &str, want: u64, got: u64| {
         if want != got {
             d.push(format!(
-                "{what} capabilities: config gives {}, process has {}",
+                "{what} capabilities: the config leads to {}, process has {}",
                 names(want),
                 names(got)
             ));
