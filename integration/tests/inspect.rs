@@ -343,6 +343,12 @@ fn inspect_host_socket_bind() {
         "source": sock.display().to_string(), "options": ["rbind"]}));
     b.push_mount(json!({"destination": "/data", "type": "bind",
         "source": data.display().to_string(), "options": ["rbind", "ro"]}));
+    // A file bound where runtimes put their own /etc/hosts, but from an arbitrary host path: still
+    // a host path (only copies in a runtime's state directory count as managed).
+    let hosts = ctx.work_dir().join("hosts");
+    fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    b.push_mount(json!({"destination": "/etc/hosts", "type": "bind",
+        "source": hosts.display().to_string(), "options": ["rbind", "ro"]}));
     let pid = start(&ctx, &b, &id);
     // Independently: both binds are in the container's mountinfo.
     let mounts = mountinfo(pid);
@@ -352,7 +358,9 @@ fn inspect_host_socket_bind() {
     assert_eq!(o.code(), Some(1), "{o}");
     check_process(&r, pid);
     let binds = r["filesystem"]["host_binds"].as_array().unwrap();
-    assert_eq!(binds.len(), 2, "{binds:?}");
+    assert_eq!(binds.len(), 3, "{binds:?}");
+    let h = binds.iter().find(|x| x["destination"] == "/etc/hosts").unwrap();
+    assert_eq!(h["managed"], json!(false), "{h}");
     let s = binds
         .iter()
         .find(|x| x["destination"] == "/run/containerd/containerd.sock")
@@ -373,6 +381,7 @@ fn inspect_host_socket_bind() {
         v.contains("HostPath Volumes") && v.contains("/run/containerd/containerd.sock"),
         "{v}"
     );
+    assert!(v.contains("at /etc/hosts"), "{v}");
     assert!(r["findings"].to_string().contains("critical"));
     // The same from the config alone.
     let (o, r) = inspect(

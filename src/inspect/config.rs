@@ -209,6 +209,7 @@ fn filesystem(spec: &Spec, linux: &Linux) -> Filesystem {
                 readonly: opts(m).iter().any(|o| o == "ro"),
                 socket,
                 danger: None,
+                managed: false,
             }
             .assess()
         })

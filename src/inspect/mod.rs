@@ -178,6 +178,11 @@ pub struct HostBind {
     pub socket: bool,
     /// Why this bind matters, when it does ("container runtime socket", "host /").
     pub danger: Option<String>,
+    /// Put there by the orchestrator rather than asked for as a host path: a kubelet-managed
+    /// volume (emptyDir, configMap, secret, projected: under /var/lib/kubelet/pods/) or a file the
+    /// runtime writes for every container (/etc/hosts, /etc/hostname, /etc/resolv.conf,
+    /// /dev/termination-log). Not a hostPath volume in the Pod Security Standards' sense.
+    pub managed: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -253,6 +258,33 @@ const RUNTIME_SOCKETS: [&str; 8] = [
     "containerd-shim.sock",
 ];
 
+/// Files a container runtime or the kubelet binds into every container.
+const MANAGED_FILES: [&str; 4] = [
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/dev/termination-log",
+];
+
+/// Where runtimes keep the per-container copies of MANAGED_FILES (docker, containerd, cri-o,
+/// podman state directories).
+const RUNTIME_STATE: [&str; 3] = ["/var/lib/", "/run/", "/var/run/"];
+
+/// Whether a bind of `host` at `dest` is the orchestrator's (see [`HostBind::managed`]). A path
+/// with `.`/`..` components (a config's source is not canonical) or a managed file name bound
+/// from anywhere but a runtime's state directory (the host's /etc/hosts, or worse) is not.
+fn managed(host: &str, dest: &str) -> bool {
+    let clean = host.starts_with('/') && host[1..].split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    if !clean {
+        return false;
+    }
+    if host.starts_with("/var/lib/kubelet/pods/") {
+        return true;
+    }
+    let same_name = host.rsplit('/').next() == dest.rsplit('/').next();
+    MANAGED_FILES.contains(&dest) && same_name && RUNTIME_STATE.iter().any(|d| host.starts_with(d))
+}
+
 /// Host paths that hand the container the host when bound writable.
 const HOST_CRITICAL: [&str; 5] = ["/", "/proc", "/sys", "/dev", "/etc"];
 
@@ -272,6 +304,7 @@ impl HostBind {
         } else {
             None
         };
+        self.managed = self.danger.is_none() && managed(&host, &self.destination);
         self
     }
 }
@@ -396,4 +429,26 @@ fn findings(r: &Report) -> Vec<Finding> {
     }
     f.sort_by_key(|x| std::cmp::Reverse(x.severity));
     f
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn managed_binds() {
+        use super::managed;
+        assert!(managed(
+            "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~secret/tok",
+            "/var/run/secrets/tok"
+        ));
+        assert!(managed("/var/lib/docker/containers/abc/hosts", "/etc/hosts"));
+        assert!(managed(
+            "/run/containers/storage/overlay-containers/x/userdata/resolv.conf",
+            "/etc/resolv.conf"
+        ));
+        assert!(!managed("/etc/hosts", "/etc/hosts"));
+        assert!(!managed("/etc/shadow", "/etc/hosts"));
+        assert!(!managed("/var/lib/x/shadow", "/etc/hosts"));
+        assert!(!managed("/var/lib/kubelet/pods/../../../etc", "/data"));
+        assert!(!managed("/srv/data", "/data"));
+    }
 }

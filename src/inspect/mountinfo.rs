@@ -180,6 +180,7 @@ pub fn host_binds(container: &[Mount], host: &[Mount], is_socket: impl Fn(&str) 
                     readonly: m.readonly,
                     socket: is_socket(&m.mount_point),
                     danger: None,
+                    managed: false,
                 }
                 .assess(),
             )

@@ -147,7 +147,7 @@ pub fn evaluate(r: &Report, level: Level) -> Vec<Violation> {
             format!("every device is allowed ({})", r.devices.rules_source),
         );
     }
-    for b in &r.filesystem.host_binds {
+    for b in r.filesystem.host_binds.iter().filter(|b| !b.managed) {
         add(
             Level::Baseline,
             "HostPath Volumes",
@@ -298,7 +298,19 @@ mod tests {
             readonly: true,
             socket: false,
             danger: None,
+            managed: false,
         });
+        let managed = HostBind {
+            destination: "/etc/resolv.conf".into(),
+            host_path: Some("/var/lib/containerd/sandbox/resolv.conf".into()),
+            readonly: false,
+            socket: false,
+            danger: None,
+            managed: false,
+        }
+        .assess();
+        assert!(managed.managed);
+        r.filesystem.host_binds.push(managed);
         assert_eq!(
             controls(&r, Level::Baseline),
             ["Privileged Containers", "Privileged Containers", "HostPath Volumes"]

@@ -213,11 +213,12 @@ pub fn text(r: &Report, violations: Option<&[Violation]>) -> String {
     }
     for b in &fs.host_binds {
         line(format!(
-            "  host bind       {} -> {} ({}{}){}",
+            "  host bind       {} -> {} ({}{}{}){}",
             b.host_path.as_deref().unwrap_or("?"),
             b.destination,
             if b.readonly { "ro" } else { "rw" },
             if b.socket { ", socket" } else { "" },
+            if b.managed { ", managed" } else { "" },
             b.danger.as_ref().map(|d| format!(" !! {d}")).unwrap_or_default()
         ));
     }
