@@ -156,8 +156,9 @@ fn check_process(report: &Value, pid: i32) {
         _ => "filter",
     };
     assert_eq!(p["seccomp"]["mode"], json!(mode));
+    // status shows the uid as the host sees it.
     let euid: u32 = field("Uid").split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert_eq!(p["user"]["uid"], json!(euid));
+    assert_eq!(p["user"]["host_uid"], json!(euid));
     let mut seen = 0;
     for ns in p["namespaces"].as_array().unwrap() {
         let kind = ns["kind"].as_str().unwrap();
@@ -512,6 +513,39 @@ fn inspect_host_network_namespace() {
     let v = violations(&r);
     assert_eq!(v.len(), 1, "{v:?}");
     assert!(v[0].contains("Host Namespaces") && v[0].contains("net"), "{v:?}");
+}
+
+/// Root in a user namespace mapped to an unprivileged host uid is not root on the host: the
+/// report says where uid 0 lands, and restricted's "Running as Non-root" holds.
+#[test]
+fn inspect_user_namespace_root() {
+    moor_only!();
+    let ctx = Ctx::new("inspect-userns");
+    let (id, mut b) = ctx.bundle(&["sleep", "300"]);
+    b.map_user_namespace(100000, 65536);
+    let pid = start(&ctx, &b, &id);
+    let (_, r) = inspect(&ctx, &[&id, "--require", "restricted"]);
+    check_process(&r, pid);
+    let p = &r["processes"][0];
+    let map = fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    let f: Vec<u64> = map.split_whitespace().map(|v| v.parse().unwrap()).collect();
+    assert_eq!(p["uid_map"], json!([{"inside": f[0], "outside": f[1], "count": f[2]}]));
+    assert_eq!(p["user"]["uid"], json!(0));
+    assert_eq!(p["user"]["host_uid"], json!(100000));
+    assert_eq!(p["user"]["root_on_host"], json!(false));
+    assert_eq!(p["user"]["gid"], json!(0));
+    // The default devices are the host's, bound in (no mknod in a user namespace): devices, not
+    // host paths.
+    assert_eq!(r["filesystem"]["host_binds"], json!([]));
+    let user = p["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "user")
+        .unwrap();
+    assert_eq!(user["state"], "new");
+    let v = violations(&r).join("\n");
+    assert!(!v.contains("Running as Non-root"), "{v}");
 }
 
 /// A workload that changes its own confinement after exec (here setpriv --nnp) differs from its

@@ -20,6 +20,15 @@ use crate::runtime::state::{ContainerState, Status};
 use crate::sys;
 use crate::Runtime;
 
+/// The devices every container gets (runtime-spec "Default Devices").
+const DEFAULT_DEVICES: [&str; 6] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
 const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
 /// A hostile /dev could hold millions of entries; an audit lists this many at most.
 const MAX_DEV_ENTRIES: usize = 4096;
@@ -123,6 +132,16 @@ fn parse_id_map(text: &str) -> Vec<IdMap> {
         .collect()
 }
 
+/// What the kernel shows for an id with no mapping (overflowuid/overflowgid).
+const OVERFLOW_ID: u32 = 65534;
+
+/// The id inside the namespace that `maps` (inside -> outside) send to `host`.
+fn unmap_id(maps: &[IdMap], host: u32) -> Option<u32> {
+    maps.iter()
+        .find(|m| host >= m.outside && host - m.outside < m.count)
+        .and_then(|m| m.inside.checked_add(host - m.outside))
+}
+
 fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
     let link = fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()?;
     let s = link.to_str()?;
@@ -176,9 +195,17 @@ fn read_process(pid: i32, linux: &Linux) -> Result<Process> {
     let uid_map = read(pid, "uid_map").map(|t| parse_id_map(&t)).unwrap_or_default();
     let gid_map = read(pid, "gid_map").map(|t| parse_id_map(&t)).unwrap_or_default();
     // Uid: real, effective, saved, fs; the effective ids are the ones that grant access.
-    let uid = ids(&status, "Uid").get(1).copied().unwrap_or(u32::MAX);
-    let gid = ids(&status, "Gid").get(1).copied().unwrap_or(u32::MAX);
-    let host_uid = config::map_id(&uid_map, userns, uid);
+    // status shows ids as the reader's user namespace sees them (the host's); the container's
+    // own come back through its maps.
+    let host_uid = ids(&status, "Uid").get(1).copied();
+    let host_gid = ids(&status, "Gid").get(1).copied().unwrap_or(u32::MAX);
+    let inside = |maps: &[IdMap], id: u32| if userns { unmap_id(maps, id) } else { Some(id) };
+    let uid = host_uid.and_then(|h| inside(&uid_map, h)).unwrap_or(OVERFLOW_ID);
+    let gid = inside(&gid_map, host_gid).unwrap_or(OVERFLOW_ID);
+    let groups = ids(&status, "Groups")
+        .into_iter()
+        .map(|g| inside(&gid_map, g).unwrap_or(OVERFLOW_ID))
+        .collect();
     let seccomp_mode = match field(&status, "Seccomp") {
         Some("1") => SeccompMode::Strict,
         Some("2") => SeccompMode::Filter,
@@ -189,7 +216,7 @@ fn read_process(pid: i32, linux: &Linux) -> Result<Process> {
         user: User {
             uid,
             gid,
-            additional_gids: ids(&status, "Groups"),
+            additional_gids: groups,
             host_uid,
             root_on_host: uid == 0 && host_uid == Some(0),
         },
@@ -311,6 +338,12 @@ fn filesystem(pid: i32, root: &OwnedFd, linux: &Linux) -> Result<Filesystem> {
     // A masked file is the container's /dev/null bound over it (itself the host's): the mask,
     // not a host path given to the container.
     host_binds.retain(|b| !(b.host_path.as_deref() == Some("/dev/null") && masked.contains(&b.destination)));
+    // In a user namespace device nodes cannot be made, so the runtime binds the host's own at
+    // the same path: the default devices and linux.devices, reported under devices.
+    let mut devices: Vec<String> = DEFAULT_DEVICES.iter().map(|d| d.to_string()).collect();
+    devices.extend(linux.devices().iter().flatten().map(|d| d.path().display().to_string()));
+    host_binds
+        .retain(|b| !(b.host_path.as_deref() == Some(b.destination.as_str()) && devices.contains(&b.destination)));
     let proc_sys = mountinfo::readonly(&mounts, "/proc/sys", exists("/proc/sys"));
     Ok(Filesystem {
         root_readonly: mountinfo::at(&mounts, "/").is_some_and(|m| m.readonly),
@@ -564,5 +597,8 @@ garbage\n";
         assert_eq!(config::map_id(&m, true, 0), Some(100000));
         assert_eq!(config::map_id(&m, true, 70000), None);
         assert_eq!(config::map_id(&m, false, 0), Some(0));
+        assert_eq!(unmap_id(&m, 100000), Some(0));
+        assert_eq!(unmap_id(&m, 100001 + 65535), None);
+        assert_eq!(unmap_id(&m, 5), None);
     }
 }
