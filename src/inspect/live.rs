@@ -83,6 +83,12 @@ pub fn from_container(rt: &Runtime, id: &str, all: bool) -> Result<Report> {
         sysctls: config::sysctls(&cfg.linux),
         findings: Vec::new(),
     };
+    // The facts are init's only if the pid still names it (not a process that reused it).
+    if !state.init_alive() {
+        return Err(Error::InvalidState(format!(
+            "container {id} stopped while it was inspected"
+        )));
+    }
     report.findings = super::findings(&report);
     Ok(report)
 }
