@@ -621,6 +621,50 @@ fn inspect_bad_input() {
     assert_eq!(fs::read_dir(&ctx.root).unwrap().count(), 0);
 }
 
+/// Binds a breakout would ask for, judged from the config alone (nothing is created): the host's
+/// root writable, its /proc, a docker socket path.
+#[test]
+fn inspect_bundle_flags_dangerous_binds() {
+    moor_only!();
+    let ctx = Ctx::new("inspect-binds");
+    let (_, mut b) = ctx.bundle(&["true"]);
+    b.push_mount(json!({"destination": "/host", "type": "bind", "source": "/", "options": ["rbind"]}));
+    b.push_mount(json!({"destination": "/hostproc", "type": "bind", "source": "/proc", "options": ["rbind", "ro"]}));
+    b.push_mount(json!({"destination": "/var/run/docker.sock", "type": "bind",
+        "source": "/var/run/docker.sock", "options": ["bind"]}));
+    b.save();
+    let (o, r) = inspect(
+        &ctx,
+        &["--bundle", &b.path().display().to_string(), "--require", "baseline"],
+    );
+    assert_eq!(o.code(), Some(1), "{o}");
+    let binds = r["filesystem"]["host_binds"].as_array().unwrap();
+    let danger = |dest: &str| {
+        binds
+            .iter()
+            .find(|x| x["destination"] == dest)
+            .unwrap_or_else(|| panic!("no bind at {dest}: {binds:?}"))["danger"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(danger("/host"), "host / writable");
+    assert_eq!(danger("/hostproc"), "host /proc");
+    assert!(danger("/var/run/docker.sock").contains("container runtime socket"));
+    let v = violations(&r).join("\n");
+    for dest in ["/host", "/hostproc", "/var/run/docker.sock"] {
+        assert!(v.contains(&format!("at {dest}\"")), "{dest} not named:\n{v}");
+    }
+    let critical = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "critical")
+        .count();
+    assert_eq!(critical, 3, "{}", r["findings"]);
+    assert_eq!(fs::read_dir(&ctx.root).unwrap().count(), 0);
+}
+
 #[test]
 fn inspect_in_features() {
     if !runtime_is("moor") {
