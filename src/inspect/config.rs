@@ -217,8 +217,6 @@ fn filesystem(spec: &Spec, linux: &Linux) -> Filesystem {
     let sys_writable = mounts
         .iter()
         .any(|m| m.destination() == Path::new("/sys") && !opts(m).iter().any(|o| o == "ro"));
-    let proc_writable =
-        mounts.iter().any(|m| m.destination() == Path::new("/proc")) && !listed(linux.readonly_paths(), "/proc/sys");
     Filesystem {
         root_readonly: spec.root().as_ref().is_some_and(|r| r.readonly().unwrap_or(false)),
         masked_paths: DEFAULT_MASKED
@@ -230,7 +228,6 @@ fn filesystem(spec: &Spec, linux: &Linux) -> Filesystem {
             .map(|p| state(p, listed(linux.readonly_paths(), p), "readonlyPaths"))
             .collect(),
         host_binds,
-        proc_writable,
         sys_writable,
     }
 }
