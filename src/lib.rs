@@ -11,6 +11,8 @@
 //! - `init`: everything that runs inside the new namespaces after the clone: the numbered init
 //!   steps, the root filesystem, credentials, capabilities, and the workload's execve.
 //! - [`spec`]: config.json loaded and validated as hostile input, the default spec, features.
+//! - [`inspect`]: the isolation report of a container or a bundle (`moor inspect`), and its
+//!   check against the Kubernetes Pod Security Standards.
 //! - `sys`: system-call wrappers and fd, procfs and pty helpers both sides use.
 //!
 //! A container is built in three acts:
@@ -77,6 +79,7 @@
 
 mod error;
 mod init;
+pub mod inspect;
 mod runtime;
 mod spawn;
 pub mod spec;

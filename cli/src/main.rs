@@ -10,6 +10,7 @@ use moor::Runtime;
 
 use commands::create::CreateArgs;
 use commands::exec::ExecArgs;
+use commands::inspect::InspectArgs;
 use commands::ps::ListFormat;
 use commands::update::UpdateArgs;
 use log::{log, Logger, DEBUG, LOGGER};
@@ -143,6 +144,10 @@ enum Command {
     },
     /// Run a process in a running container.
     Exec(ExecArgs),
+    /// Report what a container (or, with --bundle, a config) really gets: namespaces,
+    /// credentials, capabilities, seccomp, mounts, devices, limits; --require checks a
+    /// Kubernetes Pod Security Standard.
+    Inspect(InspectArgs),
     /// Write a default config.json.
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -227,6 +232,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Events { id, stats, interval } => commands::events::events(&rt, &id, stats, &interval)?,
         Command::Features => out!("{}", serde_json::to_string_pretty(&moor::spec::features())?),
         Command::Exec(args) => return commands::exec::exec(&rt, args),
+        Command::Inspect(args) => return commands::inspect::inspect(&rt, &args),
         Command::Spec { bundle, rootless } => commands::spec::spec(&bundle, rootless)?,
     }
     Ok(0)

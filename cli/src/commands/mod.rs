@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 pub mod create;
 pub mod events;
 pub mod exec;
+pub mod inspect;
 pub mod list;
 pub mod ps;
 pub mod spec;
