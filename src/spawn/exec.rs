@@ -184,10 +184,9 @@ impl Runtime {
                     // The initial CPUs hold while entering the container; the new process
                     // inherits them.
                     affinity.apply_initial()?;
-                    // SAFETY: setns with init's pidfd and the namespace flags that differ from ours.
-                    if unsafe { libc::setns(pidfd.as_raw_fd(), ns_flags) } != 0 {
-                        return Err(Error::last_os("enter the container's namespaces"));
-                    }
+                    // init's pidfd and the namespace flags that differ from ours.
+                    nix::sched::setns(pidfd.as_fd(), nix::sched::CloneFlags::from_bits_retain(ns_flags))
+                        .map_err(|e| Error::sys("enter the container's namespaces", e))?;
                     match sys::clone3(libc::CLONE_PARENT as u64, None)
                         .map_err(|e| Error::sys("clone into the container", e))?
                     {
