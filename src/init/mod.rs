@@ -151,11 +151,9 @@ fn steps(init: &Init) -> Result<Created> {
     //    container's lock (so `state` sees the creator gone) and reach us as EOF. A clean
     //    signal state for the workload, and death with the parent while it drives us (the
     //    kernel clears that at a credential change; the socket's EOF still holds then).
-    // SAFETY: closing our inherited copies of the parent's fds; nothing else uses them here.
-    unsafe {
-        libc::close(init.state_lock);
-        libc::close(init.parent_sync);
-    }
+    // Our inherited copies of the parent's fds; nothing else uses them here.
+    let _ = nix::unistd::close(init.state_lock);
+    let _ = nix::unistd::close(init.parent_sync);
     if !init.stay_dumpable {
         set_non_dumpable()?;
     }
@@ -292,7 +290,7 @@ fn steps(init: &Init) -> Result<Created> {
     }
     // The parent may exit once we are created: stop tying our life to it while prctl is surely
     // allowed (a user switch would clear it anyway).
-    crate::sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    nix::sys::prctl::set_pdeathsig(None).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
     let start_state = init.state.hook_state_with_pid(Status::Created, pid);
     // 10. Only stdio and the preserved fds survive execve.
     let ready = workload::become_workload(
@@ -338,15 +336,12 @@ fn steps(init: &Init) -> Result<Created> {
 }
 
 pub(crate) fn set_non_dumpable() -> Result<()> {
-    crate::sys::prctl(libc::PR_SET_DUMPABLE, 0, 0)
-        .map(drop)
-        .map_err(|e| Error::sys("PR_SET_DUMPABLE", e))
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))
 }
 
 /// SIGKILL when the parent dies. A parent that died before the prctl is EOF at our next read.
 fn die_with_parent() -> Result<()> {
-    crate::sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
-        .map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
     Ok(())
 }
 
