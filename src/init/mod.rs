@@ -155,17 +155,17 @@ fn steps(init: &Init) -> Result<Created> {
     let _ = nix::unistd::close(init.state_lock);
     let _ = nix::unistd::close(init.parent_sync);
     if !init.stay_dumpable {
-        set_non_dumpable()?;
+        crate::sys::set_non_dumpable()?;
     }
     crate::sys::fds::install(init.stdio, init.extra_fds)?;
-    reset_signals();
+    crate::sys::reset_signals();
     die_with_parent()?;
 
     // 2. The parent writes our uid/gid maps and puts us into our cgroup; then we become root
     //    of the new user namespace and, if asked, enter a cgroup namespace rooted there.
     wait_continue(&init.sync)?;
     // A rootless parent left us dumpable to write our maps (see create.rs); that ends here.
-    set_non_dumpable()?;
+    crate::sys::set_non_dumpable()?;
     if init.plan.new_ns(LinuxNamespaceType::User) {
         user::become_ns_root()?;
         die_with_parent()?;
@@ -335,29 +335,10 @@ fn steps(init: &Init) -> Result<Created> {
     })
 }
 
-pub(crate) fn set_non_dumpable() -> Result<()> {
-    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))
-}
-
 /// SIGKILL when the parent dies. A parent that died before the prctl is EOF at our next read.
 fn die_with_parent() -> Result<()> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
     Ok(())
-}
-
-pub(crate) fn reset_signals() {
-    // SAFETY: an empty set unblocks everything; resetting dispositions to default is what a
-    // fresh program expects.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        for sig in 1..libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-    }
 }
 
 fn join_session_keyring(id: &str) -> Result<()> {

@@ -286,7 +286,7 @@ fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>, s
             let dumpable = if init_ctx.stay_dumpable {
                 Ok(())
             } else {
-                init::set_non_dumpable()
+                sys::set_non_dumpable()
             };
             let reply = dumpable
                 .and_then(|()| namespaces::join_all(plan))

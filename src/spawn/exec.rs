@@ -180,7 +180,7 @@ impl Runtime {
                 let reply = (|| -> Result<child::Child> {
                     // Non-dumpable before entering the container (the new process inherits it
                     // until its execve): nothing in there may ptrace us (CVE-2016-9962).
-                    crate::init::set_non_dumpable()?;
+                    crate::sys::set_non_dumpable()?;
                     // The initial CPUs hold while entering the container; the new process
                     // inherits them.
                     affinity.apply_initial()?;
@@ -317,7 +317,7 @@ struct Child<'a> {
 impl Child<'_> {
     fn run(&self) -> Result<std::convert::Infallible> {
         crate::sys::fds::install(self.stdio, self.extra_fds)?;
-        crate::init::reset_signals();
+        crate::sys::reset_signals();
         let pty = match self.console {
             Some(socket) => {
                 let root = sys::open_tree(libc::AT_FDCWD, c"/", 0).map_err(|e| Error::sys("open /", e))?;

@@ -339,3 +339,23 @@ pub fn write_all(fd: BorrowedFd, mut data: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Non-dumpable: nothing in the container may ptrace this process or open its /proc files
+/// (CVE-2016-9962); a new process inherits it until its execve.
+pub fn set_non_dumpable() -> crate::error::Result<()> {
+    nix::sys::prctl::set_dumpable(false).map_err(|e| crate::error::Error::sys("PR_SET_DUMPABLE", e))
+}
+
+/// The clean signal state a fresh program expects: nothing blocked, every disposition default.
+/// For a process cloned from moor (or its caller) that runs moor's code and then execs.
+pub fn reset_signals() {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // Raw: nix's Signal has no real-time signals.
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: SIG_DFL installs no handler; no Rust code runs in a signal context.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
