@@ -34,32 +34,6 @@ pub fn setgroups_allowed() -> bool {
     fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
 }
 
-/// The largest uid or gid moor accepts. Ids above it are refused as runc refuses them; among
-/// them is (uid_t)-1, which setresuid/setresgid read as "leave unchanged" and would keep root.
-pub const MAX_ID: u32 = i32::MAX as u32;
-
-/// Refuses ids outside 0-2147483647 in `process.user`, naming the field.
-pub fn validate(user: &User) -> Result<()> {
-    let out_of_range = |field: String, id: u32| {
-        Error::config(
-            field,
-            format!("{id} is out of range: uids and gids must be in range 0-{MAX_ID}"),
-        )
-    };
-    if user.uid() > MAX_ID {
-        return Err(out_of_range("process.user.uid".into(), user.uid()));
-    }
-    if user.gid() > MAX_ID {
-        return Err(out_of_range("process.user.gid".into(), user.gid()));
-    }
-    for (i, &gid) in user.additional_gids().iter().flatten().enumerate() {
-        if gid > MAX_ID {
-            return Err(out_of_range(format!("process.user.additionalGids[{i}]"), gid));
-        }
-    }
-    Ok(())
-}
-
 /// Gives stdio (fds 0-2) to the workload's user, keeping the group, as runc does: a non-root
 /// workload can then reopen /dev/stdout or /proc/self/fd/1 (a pipe or a file from the caller,
 /// or its own pty). Character devices other than the container's own pty are left alone: the

@@ -110,7 +110,7 @@ impl Runtime {
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::config("process.args", "exec needs a command"));
         }
-        crate::init::user::validate(process.user())?;
+        crate::spec::config::validate_user(process.user())?;
         let linux = &recorded.linux;
         let last_cap = capabilities::last_cap();
         let caps = capabilities::of_process(&process, last_cap)?;
