@@ -354,3 +354,77 @@ fn join_session_keyring(id: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// What the process `exec` clones into a running container needs to become its workload, as
+/// init does at its end: the exec side's counterpart of [`Init`].
+pub(crate) struct ExecInit<'a> {
+    pub(crate) process: &'a oci_spec::runtime::Process,
+    pub(crate) linux: &'a oci_spec::runtime::Linux,
+    pub(crate) memory_policy: Option<&'a mempolicy::MemPolicy>,
+    pub(crate) caps: Option<Sets>,
+    pub(crate) last_cap: u32,
+    pub(crate) seccomp: Option<&'a moor_seccomp::Compiled>,
+    pub(crate) procfs: &'a Procfs,
+    pub(crate) console: Option<&'a OwnedFd>,
+    pub(crate) stdio: Option<&'a crate::sys::fds::Stdio>,
+    pub(crate) extra_fds: &'a [OwnedFd],
+    /// The channel to the parent, when the profile sends notifications to a listener.
+    pub(crate) notify: Option<&'a crate::spawn::sync::Channel>,
+}
+
+impl ExecInit<'_> {
+    /// Runs in the cloned process, inside the container; returns only with an error.
+    pub(crate) fn run(&self) -> Result<std::convert::Infallible> {
+        crate::sys::fds::install(self.stdio, self.extra_fds)?;
+        crate::sys::reset_signals();
+        let pty = match self.console {
+            Some(socket) => {
+                let root = crate::sys::open_tree(libc::AT_FDCWD, c"/", 0).map_err(|e| Error::sys("open /", e))?;
+                let pty = pty::open_pty(root.as_fd())?;
+                if let Some(size) = self.process.console_size() {
+                    terminal::set_size(pty.slave.as_fd(), console_dim(size.height()), console_dim(size.width()))?;
+                }
+                terminal::send_fd(
+                    socket.as_fd(),
+                    pty.master.as_fd(),
+                    b"/dev/ptmx",
+                    "the pty master over the console socket",
+                )?;
+                Some(pty.slave)
+            }
+            None => None,
+        };
+        // The console becomes our stdio before credentials change, so it is given to the user.
+        if let Some(slave) = &pty {
+            pty::become_controlling(slave)?;
+        }
+        let env = self.process.env().clone().unwrap_or_default();
+        let ready = workload::become_workload(
+            self.procfs,
+            &workload::Workload {
+                process: self.process,
+                personality: self.linux.personality().as_ref(),
+                memory_policy: self.memory_policy,
+                caps: self.caps,
+                last_cap: self.last_cap,
+                seccomp: self.seccomp,
+                env: &env,
+                keep_fds: u32::try_from(self.extra_fds.len()).unwrap_or(u32::MAX),
+                pty: pty.as_ref(),
+            },
+        )?;
+        // From here on the seccomp filter may be in: only write and read. The parent takes the
+        // notify fd (pidfd_getfd) and sends it to the listener, then answers; a profile need
+        // not allow sendmsg. EOF: the parent died, and the process is not run.
+        if let (Some(fd), Some(sync)) = (&ready.notify_fd, self.notify) {
+            let created = crate::spawn::sync::Msg::Created {
+                seccomp_fd: Some(fd.as_raw_fd()),
+            };
+            sync.send_after_filter(&created)
+                .map_err(|e| Error::sys("sync with the parent", e))?;
+            sync.wait_continue_filtered()
+                .map_err(|e| Error::sys("wait for the exec parent (gone?)", e))?;
+        }
+        Err(ready.exec.run())
+    }
+}
