@@ -116,16 +116,18 @@ impl Procfs {
     pub fn reopen_fd(&self, fd: BorrowedFd, flags: i32) -> Result<OwnedFd> {
         let c = CString::new(format!("self/fd/{}", fd.as_raw_fd()))
             .map_err(|_| Error::refused("fd path", "a NUL byte in the path"))?;
+        let flags = nix::fcntl::OFlag::from_bits_retain(flags | libc::O_CLOEXEC);
         loop {
-            // SAFETY: a NUL-terminated path relative to our procfs fd.
-            let ret = unsafe { libc::openat(self.root.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC) };
-            if ret >= 0 {
-                // SAFETY: the kernel just returned this fd.
-                return Ok(unsafe { OwnedFd::from_raw_fd(ret) });
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(Error::sys(format!("reopen fd {}", fd.as_raw_fd()), e));
+            match nix::fcntl::openat(
+                Some(self.root.as_raw_fd()),
+                c.as_c_str(),
+                flags,
+                nix::sys::stat::Mode::empty(),
+            ) {
+                // SAFETY: openat just returned this fd; nothing else owns it.
+                Ok(ret) => return Ok(unsafe { OwnedFd::from_raw_fd(ret) }),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys(format!("reopen fd {}", fd.as_raw_fd()), e)),
             }
         }
     }
