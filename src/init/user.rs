@@ -41,14 +41,13 @@ pub fn setgroups_allowed() -> bool {
 /// container uid. Like runc, errors that say the owner cannot be mapped or changed here
 /// (EINVAL, EPERM, EROFS) leave the fd as it is.
 pub fn chown_stdio(uid: u32, pty: Option<&std::os::fd::OwnedFd>) -> Result<()> {
-    use std::os::fd::{AsFd, BorrowedFd};
+    use std::os::fd::AsFd;
     let pty_inode = pty
         .and_then(|p| crate::init::rootfs::paths::fstat(p.as_fd()).ok())
         .map(|st| (st.st_dev, st.st_ino));
     for fd in 0..3 {
-        // SAFETY: fds 0-2 stay open for this whole call; a closed one fails fstat with EBADF.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let Ok(st) = crate::init::rootfs::paths::fstat(borrowed) else {
+        // A closed one fails fstat with EBADF.
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
             continue;
         };
         if st.st_uid == uid {
