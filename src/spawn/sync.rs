@@ -314,9 +314,7 @@ mod tests {
     fn a_reader_whose_peer_speaks_too_much_gets_an_error() {
         let (a, b) = pair().unwrap();
         let big = vec![b'e'; RECV_BUF + 10];
-        // SAFETY: a valid buffer on our own socket.
-        let n = unsafe { libc::write(a.0.as_raw_fd(), big.as_ptr().cast(), big.len()) };
-        assert_eq!(usize::try_from(n).unwrap(), big.len());
+        assert_eq!(nix::unistd::write(&a.0, &big).unwrap(), big.len());
         assert_eq!(b.recv().unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 }
