@@ -15,6 +15,16 @@
 //!   check against the Kubernetes Pod Security Standards.
 //! - `sys`: system-call wrappers and fd, procfs and pty helpers both sides use.
 //!
+//! Who uses whom: `runtime` never uses `init` (one unit test borrows its capset to run without
+//! capabilities). `spawn` hands `init` a context (`init::Init` for create, `init::ExecInit` for
+//! exec) and calls its run, then drives it over the `spawn::sync` messages. `init` uses `sys`,
+//! `spec` and those messages, plus three things shared on purpose: the namespace plan
+//! (`spawn::namespaces::Plan`, part of its context) and the hook runner with the state it
+//! feeds hooks (`runtime::hooks`, `runtime::state`), since createContainer and startContainer
+//! hooks run inside the container. What init applies but the parent must know first
+//! (capability sets, memory policy, CPU affinity, bind trees cloned before the user namespace)
+//! is parsed by `spawn` with init's own types.
+//!
 //! A container is built in three acts:
 //!
 //! 1. **parent** (`spawn::create`): reads and validates the bundle, prepares everything that can

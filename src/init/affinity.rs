@@ -3,6 +3,7 @@
 //! are set by the parent once it is in the cgroup (joining a cpuset cgroup resets the affinity).
 //! The container's init is not affected, as the spec says.
 
+use nix::sched::CpuSet;
 use oci_spec::runtime::ExecCPUAffinity;
 
 use crate::error::{Error, Result};
@@ -10,8 +11,8 @@ use crate::error::{Error, Result};
 /// Both sets, parsed before anything is cloned so a bad list fails the exec cleanly.
 #[derive(Default)]
 pub struct ExecAffinity {
-    initial: Option<libc::cpu_set_t>,
-    last: Option<libc::cpu_set_t>,
+    initial: Option<CpuSet>,
+    last: Option<CpuSet>,
 }
 
 impl ExecAffinity {
@@ -19,7 +20,7 @@ impl ExecAffinity {
         let Some(spec) = spec else {
             return Ok(Self::default());
         };
-        let set = |field: &str, text: &Option<String>| -> Result<Option<libc::cpu_set_t>> {
+        let set = |field: &str, text: &Option<String>| -> Result<Option<CpuSet>> {
             match text.as_deref().filter(|t| !t.is_empty()) {
                 None => Ok(None),
                 Some(text) => to_set(field, text).map(Some),
@@ -48,25 +49,19 @@ impl ExecAffinity {
     }
 }
 
-fn to_set(field: &str, text: &str) -> Result<libc::cpu_set_t> {
-    let limit = u32::try_from(libc::CPU_SETSIZE).unwrap_or(1024);
+fn to_set(field: &str, text: &str) -> Result<CpuSet> {
+    let limit = u32::try_from(CpuSet::count()).unwrap_or(1024);
     let cpus = crate::spec::cpulist::parse(field, text, limit)?;
-    // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut set = CpuSet::new();
     for cpu in cpus {
-        // SAFETY: parse() keeps every id below CPU_SETSIZE, the set's size in bits.
-        unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+        // parse() keeps every id below the set's size in bits: this never fails.
+        set.set(cpu as usize)
+            .map_err(|_| Error::config(field, format!("CPU {cpu} is out of range")))?;
     }
     Ok(set)
 }
 
-fn apply(pid: i32, set: &libc::cpu_set_t, field: &str) -> Result<()> {
-    // SAFETY: set is a valid cpu_set_t of the size passed.
-    if unsafe { libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), set) } != 0 {
-        return Err(Error::config(
-            field,
-            format!("sched_setaffinity: {}", std::io::Error::last_os_error()),
-        ));
-    }
-    Ok(())
+fn apply(pid: i32, set: &CpuSet, field: &str) -> Result<()> {
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), set)
+        .map_err(|e| Error::config(field, format!("sched_setaffinity: {}", std::io::Error::from(e))))
 }

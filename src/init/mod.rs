@@ -151,23 +151,21 @@ fn steps(init: &Init) -> Result<Created> {
     //    container's lock (so `state` sees the creator gone) and reach us as EOF. A clean
     //    signal state for the workload, and death with the parent while it drives us (the
     //    kernel clears that at a credential change; the socket's EOF still holds then).
-    // SAFETY: closing our inherited copies of the parent's fds; nothing else uses them here.
-    unsafe {
-        libc::close(init.state_lock);
-        libc::close(init.parent_sync);
-    }
+    // Our inherited copies of the parent's fds; nothing else uses them here.
+    let _ = nix::unistd::close(init.state_lock);
+    let _ = nix::unistd::close(init.parent_sync);
     if !init.stay_dumpable {
-        set_non_dumpable()?;
+        crate::sys::set_non_dumpable()?;
     }
     crate::sys::fds::install(init.stdio, init.extra_fds)?;
-    reset_signals();
+    crate::sys::reset_signals();
     die_with_parent()?;
 
     // 2. The parent writes our uid/gid maps and puts us into our cgroup; then we become root
     //    of the new user namespace and, if asked, enter a cgroup namespace rooted there.
     wait_continue(&init.sync)?;
     // A rootless parent left us dumpable to write our maps (see create.rs); that ends here.
-    set_non_dumpable()?;
+    crate::sys::set_non_dumpable()?;
     if init.plan.new_ns(LinuxNamespaceType::User) {
         user::become_ns_root()?;
         die_with_parent()?;
@@ -292,7 +290,7 @@ fn steps(init: &Init) -> Result<Created> {
     }
     // The parent may exit once we are created: stop tying our life to it while prctl is surely
     // allowed (a user switch would clear it anyway).
-    crate::sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    nix::sys::prctl::set_pdeathsig(None).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
     let start_state = init.state.hook_state_with_pid(Status::Created, pid);
     // 10. Only stdio and the preserved fds survive execve.
     let ready = workload::become_workload(
@@ -337,32 +335,10 @@ fn steps(init: &Init) -> Result<Created> {
     })
 }
 
-pub(crate) fn set_non_dumpable() -> Result<()> {
-    crate::sys::prctl(libc::PR_SET_DUMPABLE, 0, 0)
-        .map(drop)
-        .map_err(|e| Error::sys("PR_SET_DUMPABLE", e))
-}
-
 /// SIGKILL when the parent dies. A parent that died before the prctl is EOF at our next read.
 fn die_with_parent() -> Result<()> {
-    crate::sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
-        .map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
     Ok(())
-}
-
-pub(crate) fn reset_signals() {
-    // SAFETY: an empty set unblocks everything; resetting dispositions to default is what a
-    // fresh program expects.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        for sig in 1..libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-    }
 }
 
 fn join_session_keyring(id: &str) -> Result<()> {
@@ -377,4 +353,78 @@ fn join_session_keyring(id: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the process `exec` clones into a running container needs to become its workload, as
+/// init does at its end: the exec side's counterpart of [`Init`].
+pub(crate) struct ExecInit<'a> {
+    pub(crate) process: &'a oci_spec::runtime::Process,
+    pub(crate) linux: &'a oci_spec::runtime::Linux,
+    pub(crate) memory_policy: Option<&'a mempolicy::MemPolicy>,
+    pub(crate) caps: Option<Sets>,
+    pub(crate) last_cap: u32,
+    pub(crate) seccomp: Option<&'a moor_seccomp::Compiled>,
+    pub(crate) procfs: &'a Procfs,
+    pub(crate) console: Option<&'a OwnedFd>,
+    pub(crate) stdio: Option<&'a crate::sys::fds::Stdio>,
+    pub(crate) extra_fds: &'a [OwnedFd],
+    /// The channel to the parent, when the profile sends notifications to a listener.
+    pub(crate) notify: Option<&'a crate::spawn::sync::Channel>,
+}
+
+impl ExecInit<'_> {
+    /// Runs in the cloned process, inside the container; returns only with an error.
+    pub(crate) fn run(&self) -> Result<std::convert::Infallible> {
+        crate::sys::fds::install(self.stdio, self.extra_fds)?;
+        crate::sys::reset_signals();
+        let pty = match self.console {
+            Some(socket) => {
+                let root = crate::sys::open_tree(libc::AT_FDCWD, c"/", 0).map_err(|e| Error::sys("open /", e))?;
+                let pty = pty::open_pty(root.as_fd())?;
+                if let Some(size) = self.process.console_size() {
+                    terminal::set_size(pty.slave.as_fd(), console_dim(size.height()), console_dim(size.width()))?;
+                }
+                terminal::send_fd(
+                    socket.as_fd(),
+                    pty.master.as_fd(),
+                    b"/dev/ptmx",
+                    "the pty master over the console socket",
+                )?;
+                Some(pty.slave)
+            }
+            None => None,
+        };
+        // The console becomes our stdio before credentials change, so it is given to the user.
+        if let Some(slave) = &pty {
+            pty::become_controlling(slave)?;
+        }
+        let env = self.process.env().clone().unwrap_or_default();
+        let ready = workload::become_workload(
+            self.procfs,
+            &workload::Workload {
+                process: self.process,
+                personality: self.linux.personality().as_ref(),
+                memory_policy: self.memory_policy,
+                caps: self.caps,
+                last_cap: self.last_cap,
+                seccomp: self.seccomp,
+                env: &env,
+                keep_fds: u32::try_from(self.extra_fds.len()).unwrap_or(u32::MAX),
+                pty: pty.as_ref(),
+            },
+        )?;
+        // From here on the seccomp filter may be in: only write and read. The parent takes the
+        // notify fd (pidfd_getfd) and sends it to the listener, then answers; a profile need
+        // not allow sendmsg. EOF: the parent died, and the process is not run.
+        if let (Some(fd), Some(sync)) = (&ready.notify_fd, self.notify) {
+            let created = crate::spawn::sync::Msg::Created {
+                seccomp_fd: Some(fd.as_raw_fd()),
+            };
+            sync.send_after_filter(&created)
+                .map_err(|e| Error::sys("sync with the parent", e))?;
+            sync.wait_continue_filtered()
+                .map_err(|e| Error::sys("wait for the exec parent (gone?)", e))?;
+        }
+        Err(ready.exec.run())
+    }
 }

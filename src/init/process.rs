@@ -144,11 +144,9 @@ pub fn set_personality(p: &LinuxPersonality) -> Result<()> {
         LinuxPersonalityDomain::PerLinux => 0x0000,
         LinuxPersonalityDomain::PerLinux32 => 0x0008,
     };
-    // SAFETY: personality takes an integer.
-    if unsafe { libc::personality(persona) } < 0 {
-        return Err(Error::last_os("linux.personality: personality"));
-    }
-    Ok(())
+    nix::sys::personality::set(nix::sys::personality::Persona::from_bits_retain(persona))
+        .map(drop)
+        .map_err(|e| Error::sys("linux.personality: personality", e))
 }
 
 /// Writes linux.sysctl through the trusted procfs (net.* keys land in the container's network

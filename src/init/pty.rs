@@ -52,10 +52,7 @@ pub fn become_controlling(slave: &OwnedFd) -> Result<()> {
         return Err(Error::last_os("make the pty the controlling terminal"));
     }
     for target in 0..3 {
-        // SAFETY: dup2 onto the stdio numbers.
-        if unsafe { libc::dup2(slave.as_raw_fd(), target) } < 0 {
-            return Err(Error::last_os("dup the pty onto stdio"));
-        }
+        nix::unistd::dup2(slave.as_raw_fd(), target).map_err(|e| Error::sys("dup the pty onto stdio", e))?;
     }
     Ok(())
 }

@@ -3,22 +3,26 @@
 
 use std::fs;
 
+use nix::errno::Errno;
+use nix::sys::stat::Mode;
+use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::User;
 
 use crate::error::{Error, Result};
 
 /// Becomes root of a freshly mapped user namespace (the clone started as the overflow uid).
 pub fn become_ns_root() -> Result<()> {
-    // SAFETY: plain syscalls with integer arguments.
-    if unsafe { libc::setresgid(0, 0, 0) } != 0 {
-        return Err(Error::last_os(
+    let (uid, gid) = (Uid::from_raw(0), Gid::from_raw(0));
+    if let Err(e) = setresgid(gid, gid, gid) {
+        return Err(Error::sys(
             "setresgid(0) in the new user namespace (is container gid 0 mapped?)",
+            e,
         ));
     }
-    // SAFETY: as above.
-    if unsafe { libc::setresuid(0, 0, 0) } != 0 {
-        return Err(Error::last_os(
+    if let Err(e) = setresuid(uid, uid, uid) {
+        return Err(Error::sys(
             "setresuid(0) in the new user namespace (is container uid 0 mapped?)",
+            e,
         ));
     }
     Ok(())
@@ -30,32 +34,6 @@ pub fn setgroups_allowed() -> bool {
     fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
 }
 
-/// The largest uid or gid moor accepts. Ids above it are refused as runc refuses them; among
-/// them is (uid_t)-1, which setresuid/setresgid read as "leave unchanged" and would keep root.
-pub const MAX_ID: u32 = i32::MAX as u32;
-
-/// Refuses ids outside 0-2147483647 in `process.user`, naming the field.
-pub fn validate(user: &User) -> Result<()> {
-    let out_of_range = |field: String, id: u32| {
-        Error::config(
-            field,
-            format!("{id} is out of range: uids and gids must be in range 0-{MAX_ID}"),
-        )
-    };
-    if user.uid() > MAX_ID {
-        return Err(out_of_range("process.user.uid".into(), user.uid()));
-    }
-    if user.gid() > MAX_ID {
-        return Err(out_of_range("process.user.gid".into(), user.gid()));
-    }
-    for (i, &gid) in user.additional_gids().iter().flatten().enumerate() {
-        if gid > MAX_ID {
-            return Err(out_of_range(format!("process.user.additionalGids[{i}]"), gid));
-        }
-    }
-    Ok(())
-}
-
 /// Gives stdio (fds 0-2) to the workload's user, keeping the group, as runc does: a non-root
 /// workload can then reopen /dev/stdout or /proc/self/fd/1 (a pipe or a file from the caller,
 /// or its own pty). Character devices other than the container's own pty are left alone: the
@@ -63,14 +41,13 @@ pub fn validate(user: &User) -> Result<()> {
 /// container uid. Like runc, errors that say the owner cannot be mapped or changed here
 /// (EINVAL, EPERM, EROFS) leave the fd as it is.
 pub fn chown_stdio(uid: u32, pty: Option<&std::os::fd::OwnedFd>) -> Result<()> {
-    use std::os::fd::{AsFd, BorrowedFd};
+    use std::os::fd::AsFd;
     let pty_inode = pty
         .and_then(|p| crate::init::rootfs::paths::fstat(p.as_fd()).ok())
         .map(|st| (st.st_dev, st.st_ino));
     for fd in 0..3 {
-        // SAFETY: fds 0-2 stay open for this whole call; a closed one fails fstat with EBADF.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let Ok(st) = crate::init::rootfs::paths::fstat(borrowed) else {
+        // A closed one fails fstat with EBADF.
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
             continue;
         };
         if st.st_uid == uid {
@@ -80,12 +57,9 @@ pub fn chown_stdio(uid: u32, pty: Option<&std::os::fd::OwnedFd>) -> Result<()> {
         if st.st_mode & libc::S_IFMT == libc::S_IFCHR && !ours {
             continue;
         }
-        // SAFETY: fchown on an open fd with integer ids.
-        if unsafe { libc::fchown(fd, uid, st.st_gid) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EPERM | libc::EROFS)) {
-                return Err(Error::sys(format!("give stdio fd {fd} to process.user.uid {uid}"), e));
-            }
+        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(st.st_gid))) {
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
+            Err(e) => return Err(Error::sys(format!("give stdio fd {fd} to process.user.uid {uid}"), e)),
         }
     }
     Ok(())
@@ -94,36 +68,33 @@ pub fn chown_stdio(uid: u32, pty: Option<&std::os::fd::OwnedFd>) -> Result<()> {
 /// Sets the workload's umask: process.user.umask, else runc's default 0022.
 pub fn set_umask(user: &User) {
     let umask = user.umask().unwrap_or(0o022);
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(umask as libc::mode_t) };
+    nix::sys::stat::umask(Mode::from_bits_truncate(umask as libc::mode_t));
 }
 
 /// Switches to the configured uid, gid and supplementary groups, keeping the permitted
 /// capabilities for the capset that follows. `setgroups` is [`setgroups_allowed`], asked before
 /// a seccomp filter went in.
 pub fn switch(user: &User, setgroups: bool) -> Result<()> {
-    let gids: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|&g| Gid::from_raw(g))
+        .collect();
     if setgroups {
-        // SAFETY: gids points to gids.len() valid gid_t values.
-        if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
-            return Err(Error::last_os("process.user.additionalGids: setgroups"));
-        }
+        nix::unistd::setgroups(&gids).map_err(|e| Error::sys("process.user.additionalGids: setgroups", e))?;
     } else if !gids.is_empty() {
         return Err(Error::config(
             "process.user.additionalGids",
             "cannot set supplementary groups: setgroups is denied in this user namespace",
         ));
     }
-    crate::sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(|e| Error::sys("PR_SET_KEEPCAPS", e))?;
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::sys("PR_SET_KEEPCAPS", e))?;
     let (uid, gid) = (user.uid(), user.gid());
-    // SAFETY: plain syscalls with integer arguments.
-    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
-        return Err(Error::last_os(format!("process.user.gid: setresgid({gid})")));
-    }
-    // SAFETY: as above.
-    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
-        return Err(Error::last_os(format!("process.user.uid: setresuid({uid})")));
-    }
-    crate::sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0).map_err(|e| Error::sys("PR_SET_KEEPCAPS", e))?;
+    setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))
+        .map_err(|e| Error::sys(format!("process.user.gid: setresgid({gid})"), e))?;
+    setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))
+        .map_err(|e| Error::sys(format!("process.user.uid: setresuid({uid})"), e))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("PR_SET_KEEPCAPS", e))?;
     Ok(())
 }

@@ -97,7 +97,7 @@ pub fn become_workload(procfs: &Procfs, w: &Workload) -> Result<Ready> {
     }
     user::switch(process.user(), setgroups)?;
     if no_new_privs {
-        crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| Error::sys("process.noNewPrivileges", e))?;
+        nix::sys::prctl::set_no_new_privs().map_err(|e| Error::sys("process.noNewPrivileges", e))?;
     }
     if let Some(caps) = &w.caps {
         capabilities::apply(caps, w.last_cap)?;
@@ -141,12 +141,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// means "ask faccessat", which after setresuid (real ids == effective ids) answers the same.
 /// Where that is denied too, the mode bits answer and execve has the last word.
 fn executable(path: &CStr) -> std::io::Result<()> {
-    // SAFETY: stat is plain data filled by fstatat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: NUL-terminated path and a valid out pointer.
-    if unsafe { libc::fstatat(libc::AT_FDCWD, path.as_ptr(), &mut st, 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let st = nix::sys::stat::fstatat(None, path, nix::fcntl::AtFlags::empty())?;
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR || st.st_mode & 0o111 == 0 {
         return Err(std::io::Error::from_raw_os_error(libc::EACCES));
     }

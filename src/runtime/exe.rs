@@ -7,7 +7,10 @@
 //! command runs directly, at no cost.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 
 use crate::error::{Error, Result};
 
@@ -19,15 +22,11 @@ pub fn is_protected() -> bool {
     let Ok(exe) = File::open("/proc/self/exe") else {
         return false;
     };
-    // SAFETY: statvfs is plain data filled by fstatvfs.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and out pointer.
-    if unsafe { libc::fstatvfs(exe.as_raw_fd(), &mut st) } == 0 && st.f_flag & libc::ST_RDONLY != 0 {
+    if nix::sys::statvfs::fstatvfs(&exe).is_ok_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)) {
         return true;
     }
-    // SAFETY: F_GET_SEALS only reads the file's seals; a regular file answers EINVAL.
-    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
-    seals >= 0 && seals & SEALS == SEALS
+    // A regular file answers EINVAL.
+    fcntl(exe.as_raw_fd(), FcntlArg::F_GET_SEALS).is_ok_and(|seals| seals & SEALS == SEALS)
 }
 
 /// Re-executes the current command from a read-only view of the binary, unless it already runs
@@ -56,18 +55,18 @@ fn read_only_view() -> Result<OwnedFd> {
 
 fn sealed_copy() -> Result<File> {
     let mut exe = File::open("/proc/self/exe").map_err(|e| Error::sys("open /proc/self/exe", e))?;
-    // SAFETY: memfd_create with a NUL-terminated name.
-    let fd = unsafe { libc::memfd_create(c"moor".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(Error::last_os("memfd_create"));
-    }
-    // SAFETY: the kernel just returned this fd.
-    let mut copy = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let fd = memfd_create(
+        c"moor",
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .map_err(|e| Error::sys("memfd_create", e))?;
+    let mut copy = File::from(fd);
     std::io::copy(&mut exe, &mut copy).map_err(|e| Error::sys("copy moor into a memfd", e))?;
-    // SAFETY: F_ADD_SEALS with a valid seal mask on our memfd.
-    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
-        return Err(Error::last_os("seal the moor memfd"));
-    }
+    fcntl(
+        copy.as_raw_fd(),
+        FcntlArg::F_ADD_SEALS(SealFlag::from_bits_retain(SEALS)),
+    )
+    .map_err(|e| Error::sys("seal the moor memfd", e))?;
     Ok(copy)
 }
 

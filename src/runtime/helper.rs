@@ -354,8 +354,8 @@ fn serve(rt: Runtime, socket: OwnedFd) -> ! {
         // The caller's log sink may write to an fd just closed (and soon reused): the helper's
         // warnings go to its stderr, the caller's at the spawn.
         crate::log_to_stderr();
-        crate::init::reset_signals();
-        let _ = sys::prctl(libc::PR_SET_NAME, c"moor-helper".as_ptr() as libc::c_ulong, 0);
+        crate::sys::reset_signals();
+        let _ = nix::sys::prctl::set_name(c"moor-helper");
         loop {
             let (data, fds) = match child::recv_msg(socket.as_fd()) {
                 Ok(Some(m)) => m,

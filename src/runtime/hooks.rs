@@ -11,6 +11,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use oci_spec::runtime::Hook;
 
 use crate::error::{Error, Result};
@@ -120,8 +123,8 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8], inherit: Inherit) -> R
         // past the deadline.
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if let Ok(None) = sys::wait_child(writer, left) {
-            // SAFETY: our own unreaped child: its pid cannot have been reused.
-            unsafe { libc::kill(writer, libc::SIGKILL) };
+            // Our own unreaped child: its pid cannot have been reused.
+            let _ = kill(Pid::from_raw(writer), Signal::SIGKILL);
             let _ = sys::wait_child(writer, None);
         }
     }
@@ -165,13 +168,12 @@ fn wait_hook(
     // The error pipe closes at a successful execve (close-on-exec) or carries execve's errno.
     let mut buf = [0u8; 4];
     let n = loop {
-        // SAFETY: reading into a local buffer.
-        let n = unsafe { libc::read(err_rd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            break n;
+        match nix::unistd::read(err_rd.as_raw_fd(), &mut buf) {
+            Err(nix::errno::Errno::EINTR) => {}
+            r => break r,
         }
     };
-    if n == 4 {
+    if n == Ok(4) {
         let _ = sys::wait_child(pid, None);
         let e = std::io::Error::from_raw_os_error(i32::from_ne_bytes(buf));
         return Err(format!("cannot start: {e}"));
@@ -180,8 +182,8 @@ fn wait_hook(
     let status = match sys::wait_child(pid, left) {
         Ok(Some(status)) => status,
         Ok(None) => {
-            // SAFETY: our own unreaped child: its pid cannot have been reused.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // Our own unreaped child: its pid cannot have been reused.
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = sys::wait_child(pid, None);
             let secs = timeout.map(|t| t.as_secs()).unwrap_or_default();
             // runc's words.
@@ -212,17 +214,16 @@ fn signal_status(status: libc::c_int) -> String {
 
 /// Whether `len` bytes fit into the pipe without blocking, growing it when needed and allowed.
 fn fits_in_pipe(pipe: &OwnedFd, len: usize) -> bool {
-    // SAFETY: F_GETPIPE_SZ/F_SETPIPE_SZ on our own pipe.
-    let size = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_GETPIPE_SZ) };
-    if usize::try_from(size).is_ok_and(|size| len <= size) {
+    let fits =
+        |size: nix::Result<libc::c_int>| size.is_ok_and(|size| usize::try_from(size).is_ok_and(|size| len <= size));
+    if fits(fcntl(pipe.as_raw_fd(), FcntlArg::F_GETPIPE_SZ)) {
         return true;
     }
     let Ok(want) = libc::c_int::try_from(len) else {
         return false;
     };
-    // SAFETY: as above; the kernel rounds up or refuses (EPERM above pipe-max-size).
-    let size = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
-    usize::try_from(size).is_ok_and(|size| len <= size)
+    // The kernel rounds up or refuses (EPERM above pipe-max-size).
+    fits(fcntl(pipe.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(want)))
 }
 
 /// A child that writes `state` into the pipe and exits; it dies quietly (EPIPE or SIGPIPE) when
@@ -231,8 +232,8 @@ fn spawn_writer(read_end: &OwnedFd, write_end: OwnedFd, state: &[u8]) -> std::io
     match sys::fork()? {
         Forked::Child => {
             // Without our copy of the read end, a hook that stops reading ends the write.
-            // SAFETY: closing an fd of this child's own copy of the table.
-            unsafe { libc::close(read_end.as_raw_fd()) };
+            // An fd of this child's own copy of the table.
+            let _ = nix::unistd::close(read_end.as_raw_fd());
             let _ = sys::write_all(write_end.as_fd(), state);
             // SAFETY: leave without running the parent's destructors.
             unsafe { libc::_exit(0) }
@@ -243,15 +244,12 @@ fn spawn_writer(read_end: &OwnedFd, write_end: OwnedFd, state: &[u8]) -> std::io
 
 /// dup2 that also works when `fd` already is `target` (then only close-on-exec is cleared).
 fn dup_onto(fd: RawFd, target: RawFd) {
-    // SAFETY: fd operations on this process's own table; failures leave the hook without that
-    // stdio stream, as with a closed one.
-    unsafe {
-        if fd == target {
-            libc::fcntl(fd, libc::F_SETFD, 0);
-        } else {
-            libc::dup2(fd, target);
-        }
-    }
+    // Failures leave the hook without that stdio stream, as with a closed one.
+    let _ = if fd == target {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(drop)
+    } else {
+        nix::unistd::dup2(fd, target).map(drop)
+    };
 }
 
 #[cfg(test)]

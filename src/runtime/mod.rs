@@ -10,7 +10,7 @@ pub mod signals;
 pub mod state;
 pub mod transitions;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
@@ -78,27 +78,17 @@ impl Runtime {
             use std::io::Read;
             let mut data = Vec::new();
             loop {
+                use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
                 let mut fds = [
-                    libc::pollfd {
-                        fd: fifo.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                    libc::pollfd {
-                        fd: pidfd.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
+                    PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
                 ];
-                // SAFETY: two valid pollfds.
-                if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
-                    let e = std::io::Error::last_os_error();
-                    if e.kind() == std::io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    return Err(e);
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => {}
                 }
-                if fds[0].revents == 0 && fds[1].revents == 0 {
+                if fds.iter().all(|f| f.any() == Some(false)) {
                     continue;
                 }
                 let mut buf = [0u8; 4096];
@@ -215,8 +205,8 @@ impl Runtime {
                 pid_namespace_pids(state.pid)
             };
             for pid in pids {
-                // SAFETY: pids of the container, read just now.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                // Pids of the container, read just now.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             if let Some(cg) = &cgroup {

@@ -34,8 +34,7 @@ impl std::str::FromStr for Mode {
 
 /// True when the effective uid is not 0: such a caller needs a user namespace for anything.
 pub fn euid_rootless() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() != 0 }
+    !nix::unistd::geteuid().is_root()
 }
 
 /// True when this process runs in a user namespace other than the initial one (its uid map is

@@ -238,21 +238,20 @@ pub(crate) fn create(
 
 fn make_fifo(path: &Path) -> Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Error::config("--root", "NUL in path"))?;
-    // SAFETY: NUL-terminated path. 0622: anyone may start (open for reading), only we write.
-    if unsafe { libc::mkfifo(c.as_ptr(), 0o622) } != 0 {
-        return Err(Error::last_os(format!("mkfifo {}", path.display())));
-    }
+    // 0622: anyone may start (open for reading), only we write.
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o622);
+    nix::unistd::mkfifo(c.as_c_str(), mode).map_err(|e| Error::sys(format!("mkfifo {}", path.display()), e))?;
     // The umask applies to mkfifo; init may run as any user and must still open it to write.
-    // SAFETY: NUL-terminated path.
-    if unsafe { libc::chmod(c.as_ptr(), 0o622) } != 0 {
-        return Err(Error::last_os(format!("chmod {}", path.display())));
-    }
-    // SAFETY: NUL-terminated path; O_PATH opens nothing, so it cannot block.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::last_os(format!("open {}", path.display())));
-    }
-    // SAFETY: the kernel just returned this fd.
+    nix::sys::stat::fchmodat(None, c.as_c_str(), mode, nix::sys::stat::FchmodatFlags::FollowSymlink)
+        .map_err(|e| Error::sys(format!("chmod {}", path.display()), e))?;
+    // O_PATH opens nothing, so it cannot block.
+    let fd = nix::fcntl::open(
+        c.as_c_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("open {}", path.display()), e))?;
+    // SAFETY: open just returned this fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -287,7 +286,7 @@ fn spawn_init(plan: &namespaces::Plan, init_ctx: Init, cgroup_fd: Option<i32>, s
             let dumpable = if init_ctx.stay_dumpable {
                 Ok(())
             } else {
-                init::set_non_dumpable()
+                sys::set_non_dumpable()
             };
             let reply = dumpable
                 .and_then(|()| namespaces::join_all(plan))

@@ -1,10 +1,10 @@
 //! `exec`: runs another process in a running container. A short-lived middle process enters
 //! the container's namespaces through init's pidfd (one setns for all of them) and clones the
 //! new process with CLONE_PARENT (so it lands in the container's pid namespace and is still
-//! moor's child); that process becomes the workload exactly as init does (workload.rs). With a
-//! seccomp listener, the process reports its notify fd over a [`crate::spawn::sync`] channel once its
-//! filter is in, and moor takes the fd (pidfd_getfd), sends it on, and answers; the process's
-//! profile need not allow sendmsg.
+//! moor's child); that process becomes the workload exactly as init does
+//! ([`crate::init::ExecInit`]). With a seccomp listener, the process reports its notify fd over a
+//! [`crate::spawn::sync`] channel once its filter is in, and moor takes the fd (pidfd_getfd),
+//! sends it on, and answers; the process's profile need not allow sendmsg.
 
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -14,15 +14,13 @@ use std::path::PathBuf;
 use oci_spec::runtime::Process;
 
 use crate::error::{Error, Result};
-use crate::init::capabilities::{self, Sets};
-use crate::init::pty;
-use crate::init::workload;
+use crate::init::capabilities;
 use crate::runtime::state::Status;
 use crate::runtime::transitions::{self, Op};
 use crate::runtime::Runtime;
 use crate::spawn::child;
 use crate::sys::procfs::Procfs;
-use crate::sys::terminal::{self, console_dim};
+use crate::sys::terminal;
 use crate::sys::{self, Cloned};
 
 #[derive(Default, Debug)]
@@ -110,7 +108,7 @@ impl Runtime {
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::config("process.args", "exec needs a command"));
         }
-        crate::init::user::validate(process.user())?;
+        crate::spec::config::validate_user(process.user())?;
         let linux = &recorded.linux;
         let last_cap = capabilities::last_cap();
         let caps = capabilities::of_process(&process, last_cap)?;
@@ -180,14 +178,13 @@ impl Runtime {
                 let reply = (|| -> Result<child::Child> {
                     // Non-dumpable before entering the container (the new process inherits it
                     // until its execve): nothing in there may ptrace us (CVE-2016-9962).
-                    crate::init::set_non_dumpable()?;
+                    crate::sys::set_non_dumpable()?;
                     // The initial CPUs hold while entering the container; the new process
                     // inherits them.
                     affinity.apply_initial()?;
-                    // SAFETY: setns with init's pidfd and the namespace flags that differ from ours.
-                    if unsafe { libc::setns(pidfd.as_raw_fd(), ns_flags) } != 0 {
-                        return Err(Error::last_os("enter the container's namespaces"));
-                    }
+                    // init's pidfd and the namespace flags that differ from ours.
+                    nix::sched::setns(pidfd.as_fd(), nix::sched::CloneFlags::from_bits_retain(ns_flags))
+                        .map_err(|e| Error::sys("enter the container's namespaces", e))?;
                     match sys::clone3(libc::CLONE_PARENT as u64, None)
                         .map_err(|e| Error::sys("clone into the container", e))?
                     {
@@ -202,7 +199,7 @@ impl Runtime {
                                 // SAFETY: the parent is gone; leave quietly.
                                 unsafe { libc::_exit(127) }
                             }
-                            let child = Child {
+                            let child = crate::init::ExecInit {
                                 process: &process,
                                 linux,
                                 memory_policy: memory_policy.as_ref(),
@@ -298,75 +295,4 @@ pub(crate) struct Exec {
     /// The pty master, when moor relays the process's terminal itself.
     pub master: Option<OwnedFd>,
     pub signals: Option<crate::runtime::signals::Forwarder>,
-}
-
-struct Child<'a> {
-    process: &'a Process,
-    linux: &'a oci_spec::runtime::Linux,
-    memory_policy: Option<&'a crate::init::mempolicy::MemPolicy>,
-    caps: Option<Sets>,
-    last_cap: u32,
-    seccomp: Option<&'a moor_seccomp::Compiled>,
-    procfs: &'a Procfs,
-    console: Option<&'a OwnedFd>,
-    stdio: Option<&'a crate::sys::fds::Stdio>,
-    extra_fds: &'a [OwnedFd],
-    /// The channel to the parent, when the profile sends notifications to a listener.
-    notify: Option<&'a crate::spawn::sync::Channel>,
-}
-
-impl Child<'_> {
-    fn run(&self) -> Result<std::convert::Infallible> {
-        crate::sys::fds::install(self.stdio, self.extra_fds)?;
-        crate::init::reset_signals();
-        let pty = match self.console {
-            Some(socket) => {
-                let root = sys::open_tree(libc::AT_FDCWD, c"/", 0).map_err(|e| Error::sys("open /", e))?;
-                let pty = pty::open_pty(root.as_fd())?;
-                if let Some(size) = self.process.console_size() {
-                    terminal::set_size(pty.slave.as_fd(), console_dim(size.height()), console_dim(size.width()))?;
-                }
-                terminal::send_fd(
-                    socket.as_fd(),
-                    pty.master.as_fd(),
-                    b"/dev/ptmx",
-                    "the pty master over the console socket",
-                )?;
-                Some(pty.slave)
-            }
-            None => None,
-        };
-        // The console becomes our stdio before credentials change, so it is given to the user.
-        if let Some(slave) = &pty {
-            pty::become_controlling(slave)?;
-        }
-        let env = self.process.env().clone().unwrap_or_default();
-        let ready = workload::become_workload(
-            self.procfs,
-            &workload::Workload {
-                process: self.process,
-                personality: self.linux.personality().as_ref(),
-                memory_policy: self.memory_policy,
-                caps: self.caps,
-                last_cap: self.last_cap,
-                seccomp: self.seccomp,
-                env: &env,
-                keep_fds: u32::try_from(self.extra_fds.len()).unwrap_or(u32::MAX),
-                pty: pty.as_ref(),
-            },
-        )?;
-        // From here on the seccomp filter may be in: only write and read. The parent takes the
-        // notify fd (pidfd_getfd) and sends it to the listener, then answers; a profile need
-        // not allow sendmsg. EOF: the parent died, and the process is not run.
-        if let (Some(fd), Some(sync)) = (&ready.notify_fd, self.notify) {
-            let created = crate::spawn::sync::Msg::Created {
-                seccomp_fd: Some(fd.as_raw_fd()),
-            };
-            sync.send_after_filter(&created)
-                .map_err(|e| Error::sys("sync with the parent", e))?;
-            sync.wait_continue_filtered()
-                .map_err(|e| Error::sys("wait for the exec parent (gone?)", e))?;
-        }
-        Err(ready.exec.run())
-    }
 }

@@ -106,14 +106,9 @@ pub fn plan(namespaces: &[LinuxNamespace]) -> Result<Plan> {
 /// Enters every namespace to join.
 pub fn join_all(plan: &Plan) -> Result<()> {
     for (t, path, fd) in &plan.join {
-        // SAFETY: setns with an fd we own and its verified type.
-        if unsafe { libc::setns(fd.as_raw_fd(), *t as i32) } != 0 {
-            return Err(Error::last_os(format!(
-                "join {} namespace {}",
-                ns_name(*t),
-                path.display()
-            )));
-        }
+        // An fd we own and its verified type.
+        nix::sched::setns(fd, nix::sched::CloneFlags::from_bits_retain(*t as i32))
+            .map_err(|e| Error::sys(format!("join {} namespace {}", ns_name(*t), path.display()), e))?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use oci_spec::runtime::{LinuxNamespaceType, LinuxNetDevice};
 
@@ -53,8 +53,7 @@ pub fn plan(devices: Option<&HashMap<String, LinuxNetDevice>>, ns: &Plan) -> Res
             "needs a network namespace (linux.namespaces has no \"network\" entry)",
         ));
     }
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Err(Error::config(
             "linux.netDevices",
             "moving host network devices needs root",
@@ -120,13 +119,11 @@ pub fn move_into(moves: &[Move], pid: i32) -> Result<()> {
 /// network namespace (setns of a network namespace changes only the calling thread, and the
 /// thread ends with it).
 fn configure_inside(netns: &OwnedFd, moved: &[(&Move, Vec<Address>)]) -> Result<()> {
-    let fd = netns.as_raw_fd();
     std::thread::scope(|s| {
         s.spawn(|| -> Result<()> {
-            // SAFETY: setns on this thread only, with an fd we own for the scope's duration.
-            if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
-                return Err(Error::last_os("enter the container's network namespace"));
-            }
+            // This thread only, with an fd we own for the scope's duration.
+            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| Error::sys("enter the container's network namespace", e))?;
             let mut inside = Socket::open().map_err(|e| Error::sys("open a netlink socket", e))?;
             for (m, addrs) in moved {
                 let fail = |what: &str, e: std::io::Error| Error::config(field(&m.host_name), format!("{what}: {e}"));

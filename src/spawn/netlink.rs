@@ -3,7 +3,9 @@
 //! in the network namespace of the thread that opened it.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::socket::{recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
 
 const HEADER: usize = 16;
 const IFADDR: usize = 8;
@@ -30,14 +32,6 @@ pub struct Address {
 const fn nlm_flags(f: libc::c_int) -> u16 {
     f as u16
 }
-
-// AF_NETLINK is 16.
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-const AF_NETLINK: libc::sa_family_t = libc::AF_NETLINK as libc::sa_family_t;
-
-// A sockaddr_nl is 12 bytes.
-#[allow(clippy::cast_possible_truncation)]
-const SOCKADDR_NL_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
 
 fn align(n: usize) -> usize {
     (n + 3) & !3
@@ -79,22 +73,13 @@ fn attrs(body: &[u8], fixed: usize) -> Vec<(u16, &[u8])> {
 
 impl Socket {
     pub fn open() -> io::Result<Socket> {
-        // SAFETY: plain socket(2) call.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Socket {
-            // SAFETY: the kernel just returned this fd.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            seq: 0,
-        })
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )?;
+        Ok(Socket { fd, seq: 0 })
     }
 
     /// Sends one request and returns the bodies of the replies (with their types), up to the
@@ -109,32 +94,13 @@ impl Socket {
         msg.extend_from_slice(&self.seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(body);
-        // SAFETY: sockaddr_nl is plain data; pid 0 and no groups address the kernel.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = AF_NETLINK;
-        // SAFETY: msg and addr are valid for the lengths passed.
-        let sent = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&addr as *const libc::sockaddr_nl).cast(),
-                SOCKADDR_NL_LEN,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // Pid 0 and no groups address the kernel.
+        sendto(self.fd.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
         let mut replies = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            // SAFETY: buf is valid for its length.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let mut rest = &buf[..n.unsigned_abs()];
+            let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+            let mut rest = &buf[..n];
             while rest.len() >= HEADER {
                 let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
                 let typ = u16::from_ne_bytes([rest[4], rest[5]]);

@@ -43,9 +43,9 @@
 //! sends Created(notify fd number) and waits for Continue before its execve.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::socket::{socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 
 /// The longest error text sent; longer ones are cut (on a char boundary) and marked.
 const MAX_TEXT: usize = 16 * 1024;
@@ -146,8 +146,7 @@ impl Channel {
     /// Sends with MSG_NOSIGNAL: a dead peer is EPIPE, never a SIGPIPE for the library's caller.
     pub fn send(&self, msg: &Msg) -> io::Result<()> {
         self.send_with(msg, |fd, data| {
-            // SAFETY: data is a valid buffer.
-            unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) }
+            nix::sys::socket::send(fd.as_raw_fd(), data, MsgFlags::MSG_NOSIGNAL)
         })
     }
 
@@ -155,22 +154,16 @@ impl Channel {
     /// but not write. A dead peer then raises SIGPIPE in that process (at its default action),
     /// which has nobody left to report to anyway.
     pub fn send_after_filter(&self, msg: &Msg) -> io::Result<()> {
-        self.send_with(msg, |fd, data| {
-            // SAFETY: data is a valid buffer.
-            unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) }
-        })
+        self.send_with(msg, |fd, data| nix::unistd::write(fd, data))
     }
 
-    fn send_with(&self, msg: &Msg, op: impl Fn(i32, &[u8]) -> isize) -> io::Result<()> {
+    fn send_with(&self, msg: &Msg, op: impl Fn(BorrowedFd, &[u8]) -> nix::Result<usize>) -> io::Result<()> {
         let mut buf = [0u8; MAX_MSG];
         let len = msg.encode(&mut buf);
         loop {
-            if op(self.0.as_raw_fd(), &buf[..len]) >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
+            match op(self.0.as_fd(), &buf[..len]) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => return r.map(drop).map_err(io::Error::from),
             }
         }
     }
@@ -193,23 +186,18 @@ impl Channel {
     pub fn recv(&self) -> io::Result<Msg> {
         let mut buf = [0u8; RECV_BUF];
         loop {
-            // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
-                let n = n.unsigned_abs();
-                if n == buf.len() {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "sync message too long"));
+            match nix::unistd::read(self.0.as_raw_fd(), &mut buf) {
+                Ok(n) if n == buf.len() => {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "sync message too long"))
                 }
-                return Msg::decode(&buf[..n]);
-            }
-            if n == 0 {
-                // The peer closed its end: it is dead (or exec'd). No message text: that would
-                // allocate, and init may meet this with its filter in.
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
+                Ok(0) => {
+                    // The peer closed its end: it is dead (or exec'd). No message text: that
+                    // would allocate, and init may meet this with its filter in.
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                Ok(n) => return Msg::decode(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -326,9 +314,7 @@ mod tests {
     fn a_reader_whose_peer_speaks_too_much_gets_an_error() {
         let (a, b) = pair().unwrap();
         let big = vec![b'e'; RECV_BUF + 10];
-        // SAFETY: a valid buffer on our own socket.
-        let n = unsafe { libc::write(a.0.as_raw_fd(), big.as_ptr().cast(), big.len()) };
-        assert_eq!(usize::try_from(n).unwrap(), big.len());
+        assert_eq!(nix::unistd::write(&a.0, &big).unwrap(), big.len());
         assert_eq!(b.recv().unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 }

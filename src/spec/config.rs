@@ -301,7 +301,7 @@ fn validate(spec: &Spec) -> Result<()> {
         Some(args) if !args.is_empty() && !args[0].is_empty() => {}
         _ => return Err(Error::config("process.args", "must name the program to run")),
     }
-    crate::init::user::validate(process.user())?;
+    validate_user(process.user())?;
     if !process.cwd().is_absolute() {
         return Err(Error::config("process.cwd", "must be an absolute path"));
     }
@@ -424,6 +424,32 @@ fn validate(spec: &Spec) -> Result<()> {
 
 /// What the kernel takes in a uid_map or gid_map (also for idmapped mounts): at most 340
 /// ranges, none empty, none running past the last id.
+/// The largest uid or gid moor accepts. Ids above it are refused as runc refuses them; among
+/// them is (uid_t)-1, which setresuid/setresgid read as "leave unchanged" and would keep root.
+const MAX_ID: u32 = i32::MAX as u32;
+
+/// Refuses ids outside 0-2147483647 in `process.user`, naming the field.
+pub(crate) fn validate_user(user: &oci_spec::runtime::User) -> Result<()> {
+    let out_of_range = |field: String, id: u32| {
+        Error::config(
+            field,
+            format!("{id} is out of range: uids and gids must be in range 0-{MAX_ID}"),
+        )
+    };
+    if user.uid() > MAX_ID {
+        return Err(out_of_range("process.user.uid".into(), user.uid()));
+    }
+    if user.gid() > MAX_ID {
+        return Err(out_of_range("process.user.gid".into(), user.gid()));
+    }
+    for (i, &gid) in user.additional_gids().iter().flatten().enumerate() {
+        if gid > MAX_ID {
+            return Err(out_of_range(format!("process.user.additionalGids[{i}]"), gid));
+        }
+    }
+    Ok(())
+}
+
 fn check_id_mappings(field: &str, m: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
     if m.len() > 340 {
         return Err(Error::config(field, "more than 340 mappings"));

@@ -41,8 +41,7 @@ pub fn default_spec(rootless: bool) -> Value {
         }
     });
     if rootless {
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
         let linux = &mut spec["linux"];
         linux["namespaces"] =
             json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}]);

@@ -28,16 +28,14 @@ pub(crate) fn point_queued(_name: &'static str, _socket: std::os::fd::BorrowedFd
 /// A point where moor is about to read `socket`; a kill here waits for the message first.
 #[cfg(feature = "fault-injection")]
 pub(crate) fn point_queued(name: &'static str, socket: std::os::fd::BorrowedFd) -> Result<()> {
-    use std::os::fd::AsRawFd;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
     if std::env::var("MOOR_FAULT").is_ok_and(|f| f == format!("{name}:kill")) {
-        let mut p = libc::pollfd {
-            fd: socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; at most 10 s, then the kill comes anyway.
-        unsafe { libc::poll(&mut p, 1, 10_000) };
+        // At most 10 s, then the kill comes anyway.
+        let _ = poll(
+            &mut [PollFd::new(socket, PollFlags::POLLIN)],
+            PollTimeout::from(10_000u16),
+        );
     }
     point(name)
 }
@@ -56,8 +54,8 @@ pub(crate) fn point(name: &'static str) -> Result<()> {
     };
     match fault.strip_prefix(name).and_then(|a| a.strip_prefix(':')) {
         Some("kill") => {
-            // SAFETY: kill(2) on ourselves; nothing after it runs.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            // Nothing after it runs.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
             Ok(())
         }
         Some(_) => Err(crate::error::Error::sys(

@@ -3,6 +3,8 @@
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
 
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+
 use crate::error::{Error, Result};
 
 /// The first fd from 3 up that was not open when moor started (see [`note_inherited`]).
@@ -10,9 +12,9 @@ static INHERITED_END: OnceLock<RawFd> = OnceLock::new();
 
 fn first_closed_from_3() -> RawFd {
     let mut fd = 3;
-    // SAFETY: F_GETFD only reads fd flags; a closed fd answers EBADF. The walk ends at the first
-    // gap, so it is bounded by the number of fds the caller passed.
-    while unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+    // F_GETFD only reads fd flags; a closed fd answers EBADF. The walk ends at the first gap,
+    // so it is bounded by the number of fds the caller passed.
+    while fcntl(fd, FcntlArg::F_GETFD).is_ok() {
         fd += 1;
     }
     fd
@@ -65,9 +67,9 @@ pub fn cloexec_from(first: u32) {
         return;
     }
     // Kernels before 5.11: walk the open fds instead, or every fd below the fd limit.
+    // Setting FD_CLOEXEC on a possibly-closed fd is harmless.
     let mark = |fd: RawFd| {
-        // SAFETY: setting FD_CLOEXEC on a possibly-closed fd is harmless.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     };
     match std::fs::read_dir("/proc/self/fd") {
         Ok(dir) => {
@@ -80,11 +82,9 @@ pub fn cloexec_from(first: u32) {
                 .for_each(mark);
         }
         Err(_) => {
-            // SAFETY: getrlimit fills a plain struct.
-            let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
-            // SAFETY: valid out pointer.
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-            let top = RawFd::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20);
+            let soft =
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft);
+            let top = RawFd::try_from(soft.min(1 << 20)).unwrap_or(1 << 20);
             (RawFd::try_from(first).unwrap_or(RawFd::MAX)..top).for_each(mark);
         }
     }
@@ -94,8 +94,8 @@ pub fn cloexec_from(first: u32) {
 pub fn keep(count: u32) {
     for fd in 3..3 + i64::from(count) {
         let Ok(fd) = RawFd::try_from(fd) else { return };
-        // SAFETY: clearing fd flags; an fd that is not open just fails with EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        // An fd that is not open just fails with EBADF.
+        let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()));
     }
 }
 
@@ -160,16 +160,14 @@ pub(crate) fn reserve_low(n: usize) -> Result<Reserved> {
     }
     let null = std::fs::File::open("/dev/null").map_err(|e| Error::path("cannot open", "/dev/null", e))?;
     for fd in 3..slot(n)? {
-        // SAFETY: F_GETFD only reads flags; EBADF means the slot is free.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 || fd == null.as_raw_fd() {
+        // EBADF means the slot is free.
+        if fcntl(fd, FcntlArg::F_GETFD).is_ok() || fd == null.as_raw_fd() {
             continue;
         }
-        // SAFETY: F_DUPFD_CLOEXEC returns the lowest free fd from `fd` on: `fd` itself.
-        let got = unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, fd) };
-        if got < 0 {
-            return Err(Error::last_os("reserve the extra fds' slots"));
-        }
-        // SAFETY: the kernel just returned this fd.
+        // The lowest free fd from `fd` on: `fd` itself.
+        let got = fcntl(null.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(fd))
+            .map_err(|e| Error::sys("reserve the extra fds' slots", e))?;
+        // SAFETY: F_DUPFD_CLOEXEC just returned this fd; nothing else owns it.
         held.push(unsafe { OwnedFd::from_raw_fd(got) });
     }
     Ok(Reserved(held))
@@ -194,22 +192,17 @@ pub(crate) fn install(stdio: Option<&Stdio>, extra: &[std::os::fd::OwnedFd]) -> 
     let above = slot(extra.len())?;
     let mut temps = Vec::with_capacity(moves.len());
     for (src, _) in &moves {
-        // SAFETY: duplicating an fd we own; the copy is ours until closed below.
-        let tmp = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, above) };
-        if tmp < 0 {
-            return Err(Error::last_os(format!("duplicate the caller's fd {src}")));
-        }
+        // The copy is ours until closed below.
+        let tmp = fcntl(*src, FcntlArg::F_DUPFD_CLOEXEC(above))
+            .map_err(|e| Error::sys(format!("duplicate the caller's fd {src}"), e))?;
         temps.push(tmp);
     }
     for (tmp, (src, target)) in temps.into_iter().zip(moves) {
-        // SAFETY: dup2 onto a target slot: the reservation made sure none of moor's own fds is
-        // there; the result is inheritable across execve.
-        let r = unsafe { libc::dup2(tmp, target) };
-        // SAFETY: closing our temporary copy.
-        unsafe { libc::close(tmp) };
-        if r < 0 {
-            return Err(Error::last_os(format!("move the caller's fd {src} to {target}")));
-        }
+        // dup2 onto a target slot: the reservation made sure none of moor's own fds is there;
+        // the result is inheritable across execve.
+        let r = nix::unistd::dup2(tmp, target);
+        let _ = nix::unistd::close(tmp);
+        r.map_err(|e| Error::sys(format!("move the caller's fd {src} to {target}"), e))?;
     }
     Ok(())
 }

@@ -268,13 +268,7 @@ pub fn fork() -> io::Result<Forked> {
 
 /// pipe2(2) with O_CLOEXEC: (read end, write end).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds has room for the two fds pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned these two fds to us.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
 /// Waits for our child `pid` with wait4, at most `timeout` when one is given; returns its wait
@@ -311,26 +305,19 @@ pub fn wait_child(pid: libc::pid_t, timeout: Option<std::time::Duration>) -> io:
 /// Waits until the process behind `pidfd` has exited, or `timeout_ms` passes (-1: forever).
 /// Returns whether it exited.
 pub fn pidfd_wait_exit(pidfd: BorrowedFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    // Any negative timeout waits forever, as poll(2) takes it.
+    let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::NONE);
     loop {
-        // SAFETY: one valid pollfd.
-        let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-        if ret < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
+        match poll(&mut [PollFd::new(pidfd, PollFlags::POLLIN)], timeout) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return Ok(r? > 0),
         }
-        return Ok(ret > 0);
     }
 }
 
-/// prctl(2) with integer arguments.
+/// prctl(2) with integer arguments, for the options nix has no wrapper for (the capability
+/// bounding and ambient sets).
 pub fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: the options used by moor take integer arguments only.
     let ret = unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
@@ -344,16 +331,31 @@ pub fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> i
 /// Writes all of `data` to a raw fd, retrying on EINTR.
 pub fn write_all(fd: BorrowedFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
-        // SAFETY: data points to data.len() readable bytes.
-        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        data = &data[n.unsigned_abs()..];
     }
     Ok(())
+}
+
+/// Non-dumpable: nothing in the container may ptrace this process or open its /proc files
+/// (CVE-2016-9962); a new process inherits it until its execve.
+pub fn set_non_dumpable() -> crate::error::Result<()> {
+    nix::sys::prctl::set_dumpable(false).map_err(|e| crate::error::Error::sys("PR_SET_DUMPABLE", e))
+}
+
+/// The clean signal state a fresh program expects: nothing blocked, every disposition default.
+/// For a process cloned from moor (or its caller) that runs moor's code and then execs.
+pub fn reset_signals() {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // Raw: nix's Signal has no real-time signals.
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: SIG_DFL installs no handler; no Rust code runs in a signal context.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
 }

@@ -14,7 +14,6 @@ pub struct Procfs {
     root: OwnedFd,
 }
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const PROC_ROOT_INO: u64 = 1;
 
 impl Procfs {
@@ -35,22 +34,12 @@ impl Procfs {
             )
             .map_err(|e| Error::sys("open /proc", e))?,
         };
-        // SAFETY: statfs is plain data; fstatfs fills it.
-        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-        // SAFETY: valid fd and a valid out pointer.
-        if unsafe { libc::fstatfs(root.as_raw_fd(), &mut st) } != 0 {
-            return Err(Error::last_os("fstatfs /proc"));
-        }
-        if st.f_type as i64 != PROC_SUPER_MAGIC {
+        let st = nix::sys::statfs::fstatfs(&root).map_err(|e| Error::sys("fstatfs /proc", e))?;
+        if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
             return Err(Error::refused("/proc", "is not procfs: refusing to write through it"));
         }
         // A subdirectory of procfs bound over /proc would pass the magic check.
-        // SAFETY: stat is plain data; fstat fills it.
-        let mut meta: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid fd and a valid out pointer.
-        if unsafe { libc::fstat(root.as_raw_fd(), &mut meta) } != 0 {
-            return Err(Error::last_os("fstat /proc"));
-        }
+        let meta = nix::sys::stat::fstat(root.as_raw_fd()).map_err(|e| Error::sys("fstat /proc", e))?;
         if meta.st_ino != PROC_ROOT_INO {
             return Err(Error::refused(
                 "/proc",
@@ -127,16 +116,18 @@ impl Procfs {
     pub fn reopen_fd(&self, fd: BorrowedFd, flags: i32) -> Result<OwnedFd> {
         let c = CString::new(format!("self/fd/{}", fd.as_raw_fd()))
             .map_err(|_| Error::refused("fd path", "a NUL byte in the path"))?;
+        let flags = nix::fcntl::OFlag::from_bits_retain(flags | libc::O_CLOEXEC);
         loop {
-            // SAFETY: a NUL-terminated path relative to our procfs fd.
-            let ret = unsafe { libc::openat(self.root.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC) };
-            if ret >= 0 {
-                // SAFETY: the kernel just returned this fd.
-                return Ok(unsafe { OwnedFd::from_raw_fd(ret) });
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(Error::sys(format!("reopen fd {}", fd.as_raw_fd()), e));
+            match nix::fcntl::openat(
+                Some(self.root.as_raw_fd()),
+                c.as_c_str(),
+                flags,
+                nix::sys::stat::Mode::empty(),
+            ) {
+                // SAFETY: openat just returned this fd; nothing else owns it.
+                Ok(ret) => return Ok(unsafe { OwnedFd::from_raw_fd(ret) }),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys(format!("reopen fd {}", fd.as_raw_fd()), e)),
             }
         }
     }

@@ -45,11 +45,8 @@ pub fn memberships(pid: &str) -> Vec<Membership> {
 }
 
 fn unified_host() -> bool {
-    // SAFETY: statfs is plain data filled by statfs(2).
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: NUL-terminated path and a valid out pointer.
-    let r = unsafe { libc::statfs(c"/sys/fs/cgroup".as_ptr(), &mut st) };
-    r == 0 && st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC
+    nix::sys::statfs::statfs(c"/sys/fs/cgroup")
+        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
 
 pub fn mount(
@@ -113,8 +110,12 @@ pub fn mount(
                 let cname = std::ffi::CString::new(alias).map_err(|_| Error::config(field, "NUL"))?;
                 let ctarget = std::ffi::CString::new(name.as_str()).map_err(|_| Error::config(field, "NUL"))?;
                 let dir = paths::open_in_root(root, dest, libc::O_DIRECTORY).map_err(err)?;
-                // SAFETY: valid dirfd and NUL-terminated strings; failure (EEXIST) is harmless.
-                unsafe { libc::symlinkat(ctarget.as_ptr(), std::os::fd::AsRawFd::as_raw_fd(&dir), cname.as_ptr()) };
+                // Failure (EEXIST) is harmless.
+                let _ = nix::unistd::symlinkat(
+                    ctarget.as_c_str(),
+                    Some(std::os::fd::AsRawFd::as_raw_fd(&dir)),
+                    cname.as_c_str(),
+                );
             }
         }
     }

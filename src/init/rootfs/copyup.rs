@@ -4,6 +4,9 @@
 use std::ffi::CStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, mkdirat, Mode};
+
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -33,19 +36,18 @@ pub fn copy_tree(src: BorrowedFd, dst: BorrowedFd, depth: u32) -> Result<()> {
         .collect();
     let src_fd = dir.as_raw_fd();
     for (name, _) in entries {
-        // SAFETY: stat is plain data filled by fstatat.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid dirfd, NUL-terminated name, AT_SYMLINK_NOFOLLOW.
-        if unsafe { libc::fstatat(src_fd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+        let Ok(st) = fstatat(Some(src_fd), name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
             continue;
-        }
+        };
         let what = || format!("tmpcopyup {}", name.to_string_lossy());
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => {
-                // SAFETY: valid dirfd and NUL-terminated name.
-                if unsafe { libc::mkdirat(dst.as_raw_fd(), name.as_ptr(), st.st_mode & 0o7777) } != 0 {
-                    return Err(Error::last_os(what()));
-                }
+                mkdirat(
+                    Some(dst.as_raw_fd()),
+                    name.as_c_str(),
+                    Mode::from_bits_truncate(st.st_mode & 0o7777),
+                )
+                .map_err(|e| Error::sys(what(), e))?;
                 // SAFETY: a plain borrow of the directory stream's fd for the duration of the call.
                 let sub_src =
                     open_dir(unsafe { BorrowedFd::borrow_raw(src_fd) }, &name).map_err(|e| Error::sys(what(), e))?;
@@ -53,32 +55,24 @@ pub fn copy_tree(src: BorrowedFd, dst: BorrowedFd, depth: u32) -> Result<()> {
                 copy_tree(sub_src.as_fd(), sub_dst.as_fd(), depth + 1)?;
             }
             libc::S_IFREG => {
-                // SAFETY: valid dirfd and name; O_NOFOLLOW.
-                let from = unsafe {
-                    libc::openat(
-                        src_fd,
-                        name.as_ptr(),
-                        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                    )
-                };
-                if from < 0 {
-                    return Err(Error::last_os(what()));
-                }
-                // SAFETY: the kernel just returned this fd.
+                let from = openat(
+                    Some(src_fd),
+                    name.as_c_str(),
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| Error::sys(what(), e))?;
+                // SAFETY: openat just returned this fd; nothing else owns it.
                 let from = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(from) });
-                // SAFETY: valid dirfd and name; O_EXCL|O_NOFOLLOW on the fresh tmpfs.
-                let to = unsafe {
-                    libc::openat(
-                        dst.as_raw_fd(),
-                        name.as_ptr(),
-                        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                        st.st_mode & 0o7777,
-                    )
-                };
-                if to < 0 {
-                    return Err(Error::last_os(what()));
-                }
-                // SAFETY: the kernel just returned this fd.
+                // O_EXCL|O_NOFOLLOW on the fresh tmpfs.
+                let to = openat(
+                    Some(dst.as_raw_fd()),
+                    name.as_c_str(),
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(st.st_mode & 0o7777),
+                )
+                .map_err(|e| Error::sys(what(), e))?;
+                // SAFETY: openat just returned this fd; nothing else owns it.
                 let mut to = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(to) });
                 std::io::copy(&mut &from, &mut to).map_err(|e| Error::sys(what(), e))?;
             }
@@ -92,24 +86,20 @@ pub fn copy_tree(src: BorrowedFd, dst: BorrowedFd, depth: u32) -> Result<()> {
                 buf.truncate(n.unsigned_abs());
                 let target =
                     std::ffi::CString::new(buf).map_err(|_| Error::refused(what(), "a NUL byte in the link"))?;
-                // SAFETY: valid dirfd and NUL-terminated strings.
-                if unsafe { libc::symlinkat(target.as_ptr(), dst.as_raw_fd(), name.as_ptr()) } != 0 {
-                    return Err(Error::last_os(what()));
-                }
+                nix::unistd::symlinkat(target.as_c_str(), Some(dst.as_raw_fd()), name.as_c_str())
+                    .map_err(|e| Error::sys(what(), e))?;
             }
             // Devices, fifos and sockets are not copied (runc copies regular content only too).
             _ => continue,
         }
-        // SAFETY: valid dirfd and name; ownership as in the image, without following links.
-        unsafe {
-            libc::fchownat(
-                dst.as_raw_fd(),
-                name.as_ptr(),
-                st.st_uid,
-                st.st_gid,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
+        // Ownership as in the image, without following links.
+        let _ = nix::unistd::fchownat(
+            Some(dst.as_raw_fd()),
+            name.as_c_str(),
+            Some(nix::unistd::Uid::from_raw(st.st_uid)),
+            Some(nix::unistd::Gid::from_raw(st.st_gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
     }
     Ok(())
 }

@@ -6,6 +6,10 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{fchmodat, mknodat, FchmodatFlags, Mode, SFlag};
+use nix::unistd::{unlinkat, Gid, Uid, UnlinkatFlags};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::mounts;
@@ -93,22 +97,18 @@ pub fn setup(root: BorrowedFd, devices: &[LinuxDevice], bind_only: bool) -> Resu
         symlink(dev.as_fd(), "core", "/proc/kcore")?;
     }
     // /dev/ptmx is the devpts instance's ptmx; the host's never reaches the container.
-    // SAFETY: valid dirfd and NUL-terminated name; ENOENT is fine.
-    unsafe { libc::unlinkat(dev.as_raw_fd(), c"ptmx".as_ptr(), 0) };
+    // ENOENT is fine.
+    let _ = unlinkat(Some(dev.as_raw_fd()), c"ptmx", UnlinkatFlags::NoRemoveDir);
     symlink(dev.as_fd(), "ptmx", "pts/ptmx")?;
     Ok(())
 }
 
 fn symlink(dir: BorrowedFd, name: &str, target: &str) -> Result<()> {
     let (n, t) = (cstr(name)?, cstr(target)?);
-    // SAFETY: valid dirfd and NUL-terminated strings.
-    if unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EEXIST) {
-            return Err(Error::sys(format!("symlink /dev/{name}"), e));
-        }
+    match nix::unistd::symlinkat(t.as_c_str(), Some(dir.as_raw_fd()), n.as_c_str()) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(Error::sys(format!("symlink /dev/{name}"), e)),
     }
-    Ok(())
 }
 
 fn cstr(s: &str) -> Result<CString> {
@@ -127,36 +127,39 @@ fn create(root: BorrowedFd, node: &Node, bind_only: bool) -> Result<()> {
         return bind_host_node(root, node);
     }
     // A stale entry (from the image) is replaced: the container gets exactly what was asked.
-    // SAFETY: valid dirfd and NUL-terminated name; ENOENT is fine.
-    unsafe { libc::unlinkat(dir.as_raw_fd(), cname.as_ptr(), 0) };
+    // ENOENT is fine.
+    let _ = unlinkat(Some(dir.as_raw_fd()), cname.as_c_str(), UnlinkatFlags::NoRemoveDir);
     let dev = libc::makedev(node.major, node.minor);
-    // SAFETY: valid dirfd, NUL-terminated name; mknodat creates a node, never follows links.
-    if unsafe { libc::mknodat(dir.as_raw_fd(), cname.as_ptr(), node.kind | (node.mode & 0o7777), dev) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EPERM) {
-            return bind_host_node(root, node);
-        }
-        return Err(Error::sys(format!("mknod {}", node.path.display()), e));
+    let mode = Mode::from_bits_truncate(node.mode & 0o7777);
+    // mknodat creates a node, never follows links.
+    match mknodat(
+        Some(dir.as_raw_fd()),
+        cname.as_c_str(),
+        SFlag::from_bits_truncate(node.kind),
+        mode,
+        dev,
+    ) {
+        Ok(()) => {}
+        Err(Errno::EPERM) => return bind_host_node(root, node),
+        Err(e) => return Err(Error::sys(format!("mknod {}", node.path.display()), e)),
     }
-    // SAFETY: as above; AT_SYMLINK_NOFOLLOW on the node we just made.
-    if unsafe {
-        libc::fchownat(
-            dir.as_raw_fd(),
-            cname.as_ptr(),
-            node.uid,
-            node.gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    } != 0
-    {
-        return Err(Error::last_os(format!("chown {}", node.path.display())));
-    }
+    // AT_SYMLINK_NOFOLLOW on the node we just made.
+    nix::unistd::fchownat(
+        Some(dir.as_raw_fd()),
+        cname.as_c_str(),
+        Some(Uid::from_raw(node.uid)),
+        Some(Gid::from_raw(node.gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| Error::sys(format!("chown {}", node.path.display()), e))?;
     // mknod is subject to the umask; the configured mode is exact.
-    // SAFETY: as above.
-    if unsafe { libc::fchmodat(dir.as_raw_fd(), cname.as_ptr(), node.mode & 0o7777, 0) } != 0 {
-        return Err(Error::last_os(format!("chmod {}", node.path.display())));
-    }
-    Ok(())
+    fchmodat(
+        Some(dir.as_raw_fd()),
+        cname.as_c_str(),
+        mode,
+        FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|e| Error::sys(format!("chmod {}", node.path.display()), e))
 }
 
 /// Bind-mounts the host's node of the same path (user namespaces cannot mknod).

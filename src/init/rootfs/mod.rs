@@ -15,6 +15,7 @@ mod validate;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use nix::fcntl::OFlag;
 use oci_spec::runtime::Spec;
 
 use crate::error::{Context, Error, Result};
@@ -126,12 +127,14 @@ pub fn prepare(
 /// /proc, /sys and /dev must not be symlinks or files; runc's wording, which callers match.
 fn check_must_be_dirs(root: BorrowedFd, config_mounts: &[oci_spec::runtime::Mount]) -> Result<()> {
     for name in MUST_BE_DIRS {
-        // SAFETY: stat is plain data.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
         let cname = std::ffi::CString::new(name).unwrap_or_default();
-        // SAFETY: valid dirfd, NUL-terminated name; AT_SYMLINK_NOFOLLOW inspects the entry itself.
-        let r = unsafe { libc::fstatat(root.as_raw_fd(), cname.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-        if r != 0 || st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        // AT_SYMLINK_NOFOLLOW inspects the entry itself.
+        let st = nix::sys::stat::fstatat(
+            Some(root.as_raw_fd()),
+            cname.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        if st.map_or(true, |st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) {
             continue;
         }
         let at = Path::new("/").join(name);
@@ -158,22 +161,21 @@ pub fn bind_console(root: BorrowedFd, slave: BorrowedFd) -> Result<()> {
     let dev = paths::ensure_in_root(root, Path::new("/dev"), Kind::Dir)?;
     let dev_dir = crate::sys::openat2(dev.as_fd(), c".", (libc::O_DIRECTORY | libc::O_RDONLY) as u64, 0, 0)
         .map_err(|e| Error::sys("open /dev in the container", e))?;
-    // SAFETY: valid dirfd and NUL-terminated name; ENOENT is fine.
-    unsafe { libc::unlinkat(dev_dir.as_raw_fd(), c"console".as_ptr(), 0) };
-    // SAFETY: valid dirfd and NUL-terminated name; O_EXCL|O_NOFOLLOW refuse anything raced in.
-    let fd = unsafe {
-        libc::openat(
-            dev_dir.as_raw_fd(),
-            c"console".as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
-            0o600,
-        )
-    };
-    if fd < 0 {
-        return Err(Error::last_os("create /dev/console"));
-    }
-    // SAFETY: we own the fd just opened.
-    unsafe { libc::close(fd) };
+    // ENOENT is fine.
+    let _ = nix::unistd::unlinkat(
+        Some(dev_dir.as_raw_fd()),
+        c"console",
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    // O_EXCL|O_NOFOLLOW refuse anything raced in.
+    let fd = nix::fcntl::openat(
+        Some(dev_dir.as_raw_fd()),
+        c"console",
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| Error::sys("create /dev/console", e))?;
+    let _ = nix::unistd::close(fd);
     let target = paths::ensure_in_root(root, Path::new("/dev/console"), Kind::File)?;
     mounts::bind_fd(slave, target.as_fd(), false)
         .map(drop)
@@ -242,10 +244,7 @@ pub fn readonly_paths(root: BorrowedFd, readonly: &[String]) -> Result<()> {
 pub fn enter(prepared: Prepared, no_pivot: bool, readonly: bool) -> Result<()> {
     mounts::finish_readonly(&prepared.readonly_later)?;
     let root = prepared.root;
-    // SAFETY: fchdir to a directory fd we own.
-    if unsafe { libc::fchdir(root.as_raw_fd()) } != 0 {
-        return Err(Error::last_os("chdir to the rootfs"));
-    }
+    nix::unistd::fchdir(root.as_raw_fd()).context(|| "chdir to the rootfs".into())?;
     if prepared.chroot_only {
         nix::unistd::chroot(".").context(|| "chroot to the rootfs".into())?;
     } else if no_pivot {

@@ -4,10 +4,11 @@
 //! filesystems are mounted onto the target through its /proc/self/fd path. No mount ever takes
 //! a path string built from the rootfs.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use nix::mount::MsFlags;
 use oci_spec::runtime::Mount;
 
 use super::paths::{self, Kind};
@@ -133,11 +134,7 @@ fn source_of(m: &Mount) -> String {
 }
 
 fn is_procfs(fd: BorrowedFd) -> bool {
-    // SAFETY: statfs is plain data filled by fstatfs.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid fd and out pointer.
-    let r = unsafe { libc::fstatfs(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut st) };
-    r == 0 && st.f_type == libc::PROC_SUPER_MAGIC
+    nix::sys::statfs::fstatfs(fd).is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
 }
 
 /// Makes read-only the mounts `mount_one` left writable to be filled.
@@ -189,12 +186,13 @@ pub fn mount_fs(target: BorrowedFd, source: &str, typ: &str, flags: libc::c_ulon
     let source = CString::new(source).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     let typ = CString::new(typ).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     let data = CString::new(data).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: all strings are NUL-terminated and live across the call.
-    let r = unsafe { libc::mount(source.as_ptr(), to.as_ptr(), typ.as_ptr(), flags, data.as_ptr().cast()) };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(nix::mount::mount(
+        Some(source.as_c_str()),
+        to.as_c_str(),
+        Some(typ.as_c_str()),
+        MsFlags::from_bits_retain(flags),
+        Some(data.as_c_str()),
+    )?)
 }
 
 fn set_propagation(root: BorrowedFd, dest: &Path, propagation: libc::c_ulong, field: &str) -> Result<()> {
@@ -211,20 +209,14 @@ fn set_propagation(root: BorrowedFd, dest: &Path, propagation: libc::c_ulong, fi
 /// Changes the propagation of the mount `fd` is the root of.
 pub fn set_propagation_fd(fd: BorrowedFd, propagation: libc::c_ulong) -> std::io::Result<()> {
     let to = paths::fd_path(fd);
-    // SAFETY: NUL-terminated target; no source, type or data for a propagation change.
-    let r = unsafe {
-        libc::mount(
-            std::ptr::null(),
-            to.as_ptr(),
-            std::ptr::null(),
-            propagation,
-            std::ptr::null(),
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    // No source, type or data for a propagation change.
+    Ok(nix::mount::mount(
+        None::<&CStr>,
+        to.as_c_str(),
+        None::<&CStr>,
+        MsFlags::from_bits_retain(propagation),
+        None::<&CStr>,
+    )?)
 }
 
 /// Clones the mount (or file) `fd` refers to and attaches the copy onto `target`.

@@ -7,6 +7,10 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -112,28 +116,20 @@ pub fn ensure_in_root(root: BorrowedFd, path: &Path, kind: Kind) -> Result<Owned
         }
         let cname = cstr(Path::new(name))?;
         if want_dir {
-            // SAFETY: valid dirfd and NUL-terminated name.
-            if unsafe { libc::mkdirat(dir.as_raw_fd(), cname.as_ptr(), 0o755) } != 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EEXIST) {
-                    return Err(Error::sys(format!("mkdir {} in the rootfs", so_far.display()), e));
-                }
+            match nix::sys::stat::mkdirat(Some(dir.as_raw_fd()), cname.as_c_str(), Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(Error::sys(format!("mkdir {} in the rootfs", so_far.display()), e)),
             }
         } else {
-            // SAFETY: valid dirfd and NUL-terminated name; O_NOFOLLOW so a raced symlink fails.
-            let fd = unsafe {
-                libc::openat(
-                    dir.as_raw_fd(),
-                    cname.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                    0o644,
-                )
-            };
-            if fd < 0 {
-                return Err(Error::last_os(format!("create {} in the rootfs", so_far.display())));
-            }
-            // SAFETY: close the fd we just opened.
-            unsafe { libc::close(fd) };
+            // O_NOFOLLOW so a raced symlink fails.
+            let fd = nix::fcntl::openat(
+                Some(dir.as_raw_fd()),
+                cname.as_c_str(),
+                OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map_err(|e| Error::sys(format!("create {} in the rootfs", so_far.display()), e))?;
+            let _ = nix::unistd::close(fd);
         }
         dir = open_in_root(root, &so_far, 0)
             .map_err(|e| Error::sys(format!("open {} in the rootfs", so_far.display()), e))?;
@@ -146,13 +142,7 @@ pub fn dup(fd: BorrowedFd) -> io::Result<OwnedFd> {
 }
 
 pub fn fstat(fd: BorrowedFd) -> io::Result<libc::stat> {
-    // SAFETY: stat is plain data filled by fstat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and out pointer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
+    Ok(nix::sys::stat::fstat(fd.as_raw_fd())?)
 }
 
 pub fn is_dir(fd: BorrowedFd) -> bool {
