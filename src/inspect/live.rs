@@ -20,7 +20,7 @@ pub fn from_container(rt: &Runtime, id: &str, all: bool) -> Result<Report> {
             "container {id} is {status}: only a created, running or paused container can be inspected"
         )));
     }
-    let cfg = state.exec_config()?;
+    let cfg = &crate::runtime::state::exec_config(&rt.root, id)?;
     let init = state.pid;
     let mut pids = vec![init];
     if all {

@@ -18,6 +18,9 @@ use crate::error::{Error, Result};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// What `exec` applies ([`ExecConfig`]), written once at create: apart from state.json, which
+/// is rewritten at every step of create and read by every `list` and `state`.
+pub const EXEC_FILE: &str = "exec.json";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -74,9 +77,6 @@ pub struct ContainerState {
     /// cannot tell a live create from a dead one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator: Option<(i32, u64)>,
-    /// What `exec` takes from config.json, recorded at create.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exec: Option<ExecConfig>,
 }
 
 /// The parts of config.json that `exec` applies, kept in moor's own state directory: the bundle
@@ -87,6 +87,13 @@ pub struct ExecConfig {
     /// The container's process: the template of an exec without --process.
     pub process: oci_spec::runtime::Process,
     pub linux: oci_spec::runtime::Linux,
+}
+
+/// What `exec` applies to container `id` of the state root `root`, as recorded at its create.
+pub fn exec_config(root: &Path, id: &str) -> Result<ExecConfig> {
+    let file = root.join(id).join(EXEC_FILE);
+    let data = fs::read(&file).map_err(|e| Error::path("cannot read the exec configuration", &file, e))?;
+    serde_json::from_slice(&data).map_err(|e| Error::sys(format!("corrupt state {}", file.display()), e))
 }
 
 /// A container's public state. Fields are declared in runc's order, which is the order they
@@ -226,9 +233,19 @@ impl StateDir {
 
     /// Replaces state.json atomically: a reader sees the old or the new state, never a torn one.
     pub fn save(&self, state: &ContainerState) -> Result<()> {
-        let tmp = self.path.join(".state.json.tmp");
-        let file = self.path.join(STATE_FILE);
         let data = serde_json::to_vec(state).map_err(|e| Error::sys("cannot encode state", e))?;
+        self.replace(STATE_FILE, &data)
+    }
+
+    /// Records what `exec` applies (see [`EXEC_FILE`]).
+    pub fn save_exec_config(&self, config: &ExecConfig) -> Result<()> {
+        let data = serde_json::to_vec(config).map_err(|e| Error::sys("cannot encode the exec configuration", e))?;
+        self.replace(EXEC_FILE, &data)
+    }
+
+    fn replace(&self, name: &str, data: &[u8]) -> Result<()> {
+        let tmp = self.path.join(format!(".{name}.tmp"));
+        let file = self.path.join(name);
         let written = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -236,7 +253,7 @@ impl StateDir {
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC)
             .open(&tmp)
-            .and_then(|mut f| f.write_all(&data));
+            .and_then(|mut f| f.write_all(data));
         if let Err(e) = written {
             // A full filesystem must not keep an empty temp file behind.
             let _ = fs::remove_file(&tmp);
@@ -355,16 +372,6 @@ impl ContainerState {
         }
     }
 
-    /// What `exec` applies, as recorded at create.
-    pub fn exec_config(&self) -> Result<&ExecConfig> {
-        self.exec.as_ref().ok_or_else(|| {
-            Error::InvalidState(format!(
-                "container {}: no configuration for exec on record (created by an older moor)",
-                self.id
-            ))
-        })
-    }
-
     /// The runtime-spec state given to hooks on stdin.
     pub fn hook_state(&self, status: Status) -> Vec<u8> {
         self.hook_state_with_pid(status, self.pid)
@@ -424,7 +431,6 @@ mod tests {
             poststop_hooks: Vec::new(),
             cgroup: None,
             creator: None,
-            exec: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&state.hook_state_with_pid(Status::Created, 42)).unwrap();
         assert_eq!(

@@ -126,10 +126,10 @@ pub(crate) fn create(
         cgroup: None,
         creator: crate::runtime::state::proc_stat(nix::unistd::getpid().as_raw())
             .map(|(_, start)| (nix::unistd::getpid().as_raw(), start)),
-        exec: Some(crate::runtime::state::ExecConfig {
-            process: process.clone(),
-            linux: linux.clone(),
-        }),
+    };
+    let exec_config = crate::runtime::state::ExecConfig {
+        process: process.clone(),
+        linux: linux.clone(),
     };
     let mut child = None;
     let mut cgroup = None;
@@ -142,6 +142,7 @@ pub(crate) fn create(
             state.cgroup = encode_cgroup(plan_cgroup(id, &linux, opts).as_ref())?;
         }
         dir.save(&state)?;
+        dir.save_exec_config(&exec_config)?;
         fault::point("create.2.recorded")?;
         cgroup = make_cgroup(id, &linux, opts)?;
         fault::point("create.3.cgroup-made")?;

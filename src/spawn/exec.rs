@@ -64,8 +64,8 @@ fn namespaces_of(pid: i32) -> i32 {
 impl Runtime {
     /// The container's own process (from its config.json): the template `exec` starts from.
     pub fn process_template(&self, id: &str) -> Result<Process> {
-        let (state, _) = self.load(id)?;
-        Ok(state.exec_config()?.process.clone())
+        self.load(id)?;
+        Ok(crate::runtime::state::exec_config(&self.root, id)?.process)
     }
 
     /// Runs a process in the container; returns its exit code (0 when detached: the process is
@@ -103,7 +103,7 @@ impl Runtime {
         };
         transitions::check(op, status, id)?;
         // Never the bundle: it may have been edited or removed since create.
-        let recorded = state.exec_config()?;
+        let recorded = crate::runtime::state::exec_config(&self.root, id)?;
         let process = opts.process.clone().unwrap_or_else(|| recorded.process.clone());
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::config("process.args", "exec needs a command"));
