@@ -162,6 +162,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
     };
     rt.delete(&flags.id, true)?;
     crate::mount::unmount_all(&bundle.join("rootfs"))?;
+    remove_dead_socket(flags, &bundle);
     let mut response = DeleteResponse::new();
     response.pid = pid;
     // As containerd's runc shim: the process is taken to have been killed.
@@ -172,6 +173,18 @@ pub fn delete(flags: &Flags) -> Result<()> {
     out.write_all(&bytes)
         .and_then(|()| out.flush())
         .map_err(|e| Error::sys("write the DeleteResponse to stdout", e))
+}
+
+/// The group's socket, if no shim answers on it any more (a killed shim leaves it behind);
+/// while a shim of the group still serves others, it stays.
+fn remove_dead_socket(flags: &Flags, bundle: &Path) {
+    let Ok(group) = grouping_key(bundle, &flags.id) else {
+        return;
+    };
+    let path = socket_path(&flags.address, &flags.namespace, &group);
+    if path.exists() && UnixStream::connect(&path).is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 #[cfg(test)]
