@@ -5,6 +5,11 @@
 #
 #   integration/shim/containerd-shim.sh                      # the shim of this repository's debug build
 #   SHIM=/path/to/containerd-shim-moor-v2 integration/shim/containerd-shim.sh
+#   REFERENCE=runc integration/shim/containerd-shim.sh       # the same checks through the runc shim
+#
+# REFERENCE=runc runs the group against containerd's own io.containerd.runc.v2 shim (with runc): it
+# shows the checks hold for the shim moor's imitates; the one check of a gap in moor's shim
+# (unimplemented-pause: the runc shim implements Pause) is skipped there, loudly.
 #
 # Checks: output and exit code 0, exit code 3, the event order create/start/exit/delete, RPCs the
 # shim does not implement yet answer "not implemented" (not "not found"), recovery after `kill -9` of
@@ -16,33 +21,45 @@ set -u
 . "$(dirname "$0")/../clients/lib.sh"
 
 need_root
-command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1 ||
+if ! command -v containerd >/dev/null 2>&1 || ! command -v ctr >/dev/null 2>&1; then
 	skip_group "containerd is not installed (this group needs the real containerd 1.6: apt-get install containerd)"
+fi
 ensure_pkgs umoci:umoci
 
-SHIM=${SHIM:-${CARGO_TARGET_DIR:-$(git -C "$(dirname "$0")" rev-parse --show-toplevel)/target}/debug/containerd-shim-moor-v2}
+REFERENCE=${REFERENCE:-}
+if [ "$REFERENCE" = runc ]; then
+	SHIM_NAME=containerd-shim-runc-v2
+	SHIM=$(command -v $SHIM_NAME) || skip_group "no $SHIM_NAME for the reference run"
+	RTYPE=io.containerd.runc.v2
+	STATE_DIR=runc
+else
+	SHIM_NAME=containerd-shim-moor-v2
+	SHIM=${SHIM:-${CARGO_TARGET_DIR:-$(git -C "$(dirname "$0")" rev-parse --show-toplevel)/target}/debug/$SHIM_NAME}
+	RTYPE=io.containerd.moor.v2
+	STATE_DIR=moor
+fi
 [ -x "$SHIM" ] || die "SHIM=$SHIM is not an executable file (cargo build -p containerd-shim-moor-v2)"
 
-LOGDIR=$LOG_ROOT/shim-containerd
+LOGDIR=$LOG_ROOT/shim-containerd-$STATE_DIR
 rm -rf "$LOGDIR" && mkdir -p "$LOGDIR"
 T=$(mktemp -d /tmp/moor-shim-ctrd.XXXXXX)
 NS=moorshim$$
 CG=/moor-shim/containerd-$$
 SOCK=$T/containerd.sock
 IMG=moor.local/busybox:latest
-RTYPE=io.containerd.moor.v2
 TASKS=$T/state/io.containerd.runtime.v2.task/$NS
-MOOR_STATE=/run/containerd/moor/$NS
+MOOR_STATE=/run/containerd/$STATE_DIR/$NS
 DAEMON_PID=
 EVENTS_PID=
 RUN_CTRD_EXISTED=0
 [ -d /run/containerd ] && RUN_CTRD_EXISTED=1
 MOOR_DIR_EXISTED=0
-[ -d /run/containerd/moor ] && MOOR_DIR_EXISTED=1
+[ -d /run/containerd/$STATE_DIR ] && MOOR_DIR_EXISTED=1
 
 # A private copy on the daemon's PATH: a rebuild during the run does not change it.
-mkdir -p "$T/bin" && cp "$SHIM" "$T/bin/containerd-shim-moor-v2" || die "cannot copy $SHIM"
-info "shim: $SHIM ($("$T/bin/containerd-shim-moor-v2" -v | sed -n 2p | xargs))"
+mkdir -p "$T/bin" || die "cannot create $T/bin"
+cp "$SHIM" "$T/bin/$SHIM_NAME" || die "cannot copy $SHIM"
+info "shim: $SHIM ($("$T/bin/$SHIM_NAME" -v | sed -n 2p | xargs))"
 
 C() { to "$CMD_TIMEOUT" ctr -a "$SOCK" -n "$NS" "$@"; }
 FIFO=(--fifo-dir "$T/fifo")
@@ -51,7 +68,7 @@ FIFO=(--fifo-dir "$T/fifo")
 shim_pids() {
 	local p
 	for p in $(pgrep -f -- "-address $SOCK" 2>/dev/null); do
-		tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q "containerd-shim-moor-v2 .*-address $SOCK" && echo "$p"
+		tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q "$SHIM_NAME .*-address $SOCK" && echo "$p"
 	done
 }
 
@@ -81,7 +98,7 @@ cleanup() {
 	cg_remove "$CG"
 	rmdir /sys/fs/cgroup/*/moor-shim 2>/dev/null
 	rm -rf "$MOOR_STATE"
-	[ "$MOOR_DIR_EXISTED" = 0 ] && rmdir /run/containerd/moor 2>/dev/null
+	[ "$MOOR_DIR_EXISTED" = 0 ] && rmdir "/run/containerd/$STATE_DIR" 2>/dev/null
 	[ "$RUN_CTRD_EXISTED" = 0 ] && rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2>/dev/null
 	[ -f "$T/containerd.log" ] && cp "$T/containerd.log" "$LOGDIR/" 2>/dev/null
 	cp "$T"/*.out "$LOGDIR/" 2>/dev/null
@@ -165,7 +182,7 @@ left_behind() {
 	for _ in $(seq 30); do [ -z "$(shim_pids)" ] && break; sleep 0.1; done
 	[ -n "$(shim_pids)" ] && left="shim pids $(shim_pids | xargs); "
 	sock=/run/containerd/s/$(printf '%s' "$SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)
-	[ -e "$sock" ] && left="${left}socket $sock; "
+	[ -e "$sock" ] && [ "${ALLOW_SOCKET:-0}" = 0 ] && left="${left}socket $sock; "
 	grep -q " $TASKS/$id/rootfs " /proc/self/mounts && left="${left}rootfs mount; "
 	[ -e "$MOOR_STATE/$id" ] && left="${left}moor state $MOOR_STATE/$id; "
 	for d in /sys/fs/cgroup/*/"${CG#/}/$id"; do [ -d "$d" ] && left="${left}cgroup $d; "; done
@@ -221,17 +238,31 @@ done
 if [ "$status" = RUNNING ]; then
 	pass detached-running
 	pid=$(C task ls | awk -v id=$id '$1 == id {print $2}')
+	# Not a check: the shim's memory with one container, for the record.
+	for p in $(shim_pids); do
+		grep -q '^Name:.*moor-helper' "/proc/$p/status" 2>/dev/null && continue
+		info "$SHIM_NAME pid $p: $(grep -E '^(Rss|Pss|Private_Clean|Private_Dirty):' "/proc/$p/smaps_rollup" | xargs)"
+		for c in $(xargs 2>/dev/null <"/proc/$p/task/$p/children"); do
+			grep -q "^Name:.*moor-helper" "/proc/$c/status" 2>/dev/null &&
+				info "  helper pid $c: $(grep -E '^(Rss|Pss|Private_Clean|Private_Dirty):' "/proc/$c/smaps_rollup" | xargs)"
+		done
+	done
 	if C task ps $id 2>&1 | grep -q "^$pid\b"; then pass task-ps; else fail task-ps "$(C task ps $id 2>&1)"; fi
 	# Not implemented yet: the RPC says so, it does not claim the task is missing.
 	C task pause $id >"$T/pause.out" 2>&1
-	if grep -qi 'not implemented' "$T/pause.out" && ! grep -qi 'not found' "$T/pause.out"; then
+	if [ "$REFERENCE" = runc ]; then
+		skip unimplemented-pause "the runc shim implements Pause (a gap of moor's shim, issue 15)"
+		C task resume $id >/dev/null 2>&1
+	elif grep -qi 'not implemented' "$T/pause.out" && ! grep -qi 'not found' "$T/pause.out"; then
 		pass unimplemented-pause
 	else
 		fail unimplemented-pause "$(cat "$T/pause.out")"
 	fi
 	# The shim dies: containerd runs `containerd-shim-moor-v2 ... delete`, which removes the
 	# container (killing its processes) and unmounts the rootfs.
-	shim=$(shim_pids | head -n1)
+	# The server, not its helper (a fork with the same command line, named moor-helper).
+	shim=
+	for p in $(shim_pids); do grep -q '^Name:.*moor-helper' "/proc/$p/status" 2>/dev/null || shim=$p; done
 	if [ -n "$shim" ]; then
 		kill -9 "$shim"
 		for _ in $(seq 50); do
@@ -239,18 +270,20 @@ if [ "$status" = RUNNING ]; then
 			sleep 0.2
 		done
 		# Killed, it may stay a zombie a moment until its new parent reaps it.
-		for _ in $(seq 50); do
-			[ "$(awk '{print $3}' 2>/dev/null </proc/$pid/stat)" = "" ] && break
-			[ "$(awk '{print $3}' 2>/dev/null </proc/$pid/stat)" = Z ] && break
-			sleep 0.1
-		done
-		if [ -n "$(awk '$3 != "Z" {print $3}' 2>/dev/null </proc/$pid/stat)" ]; then
+		running() { [ -n "$(awk '$3 != "Z" {print $3}' 2>/dev/null <"/proc/$1/stat")" ]; }
+		for _ in $(seq 50); do running "$pid" || break; sleep 0.1; done
+		if running "$pid"; then
 			fail shim-killed-cleanup "container init $pid still runs after its shim was killed"
 		else
 			pass shim-killed-init-gone
 		fi
 		C container rm $id >/dev/null 2>&1
-		check_clean $id
+		if [ "$REFERENCE" = runc ]; then
+			skip shim-killed-socket "containerd-shim-runc-v2 1.6 leaves its socket behind after kill -9 (moor's shim removes it)"
+			ALLOW_SOCKET=1 check_clean $id
+		else
+			check_clean $id
+		fi
 	else
 		fail shim-killed-cleanup "no shim process found for the running task"
 	fi
