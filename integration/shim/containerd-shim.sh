@@ -212,6 +212,13 @@ rc=$?
 if [ $rc -eq 3 ]; then pass $id; else fail $id "ctr exited $rc, want 3; output: $(out $id); $(shim_errors)"; fi
 check_clean $id
 
+# stdin: ctr copies its stdin into the stdin fifo the shim handed to the container.
+id=stdin-pipe
+printf 'in-data\n' | C run "${FIFO[@]}" --rm --runtime "$RTYPE" --cgroup "$CG/$id" "$IMG" $id cat >"$T/$id.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && [ "$(out $id)" = in-data ]; then pass $id; else fail $id "rc=$rc output: $(out $id); $(shim_errors)"; fi
+check_clean $id
+
 # Events of run-echo, in containerd's order. `ctr events` prints "time namespace topic {json}".
 sleep 0.5
 topics=$(grep -F "\"container_id\":\"run-echo\"" "$T/events.out" 2>/dev/null | awk '{print $6}' | grep '^/tasks/' | xargs)
