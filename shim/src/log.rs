@@ -9,8 +9,12 @@ pub fn set_debug(on: bool) {
     DEBUG.store(on, Ordering::Relaxed);
 }
 
+/// Never fails the caller: the fifo's reader goes away when the container whose bundle holds it
+/// is deleted (the shim serves on for the rest of its group), and eprintln! would panic on EPIPE.
 fn line(level: &str, msg: &str) {
-    eprintln!(
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
         "time=\"{}\" level={level} msg={:?} runtime=io.containerd.moor.v2",
         moor::now_rfc3339(),
         msg

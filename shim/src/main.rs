@@ -18,10 +18,7 @@ use flags::Flags;
 fn main() {
     let flags = match Flags::parse(std::env::args().skip(1)) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("containerd-shim-moor-v2: {e}");
-            std::process::exit(1);
-        }
+        Err(e) => fail(&e),
     };
     if flags.version {
         println!("containerd-shim-moor-v2:");
@@ -40,7 +37,14 @@ fn main() {
         Some(other) => Err(Error::flag("action", format!("unknown action {other:?}"))),
     };
     if let Err(e) = result {
-        eprintln!("containerd-shim-moor-v2: {e}");
-        std::process::exit(1);
+        fail(&e);
     }
+}
+
+/// The error on stderr (containerd shows `start`'s and `delete`'s), without panicking if stderr
+/// is a closed pipe.
+fn fail(e: &Error) -> ! {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "containerd-shim-moor-v2: {e}");
+    std::process::exit(1)
 }

@@ -1,10 +1,10 @@
 //! The serving shim: forked by `start` with its listening socket on fd 3. In order: run from a
 //! read-only view of the binary (CVE-2019-5736: containers are cloned from the helper, a fork
-//! of this process), log to the bundle's `log` fifo, become the child subreaper, spawn the moor
-//! helper while still single-threaded, then start the event publisher, the reaper and ttrpc's
-//! threads, and wait for Shutdown.
+//! of this process), become the child subreaper, spawn the moor helper while still
+//! single-threaded, log to the bundle's `log` fifo, then start the event publisher, the reaper
+//! and ttrpc's threads, and wait for Shutdown.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
@@ -57,7 +57,17 @@ pub fn serve(flags: &Flags) -> Result<()> {
     check_listener()?;
     moor::caller::ensure_protected()?;
     log::set_debug(flags.debug);
-    log_to_fifo();
+    // Opened in the bundle `start` ran in (the working directory), used from the helper's spawn on.
+    let log = open_log_fifo();
+    let result = run(flags, log.as_ref());
+    if let (Err(e), Some(Ok(dup))) = (&result, log.as_ref().map(OwnedFd::try_clone)) {
+        use std::io::Write;
+        let _ = writeln!(std::fs::File::from(dup), "containerd-shim-moor-v2: {e}");
+    }
+    result
+}
+
+fn run(flags: &Flags, log: Option<&OwnedFd>) -> Result<()> {
     let root = flags.state_root()?;
     std::fs::create_dir_all(&root).map_err(|e| Error::path("cannot create", &root, e))?;
     let socket = socket_path();
@@ -69,6 +79,13 @@ pub fn serve(flags: &Flags) -> Result<()> {
     }
     // Before any thread: the helper is a fork of this process.
     let helper = moor::Helper::spawn(&root)?;
+    // After the spawn: the helper keeps /dev/null as its stderr. The log fifo's reader goes away
+    // with the first container of the group, and the helper (signals reset) would die of SIGPIPE
+    // on its next warning.
+    if let Some(log) = log {
+        // SAFETY: dup2 of an fd we own onto stderr, replaced atomically.
+        unsafe { libc::dup2(log.as_raw_fd(), 2) };
+    }
 
     let (tx, rx) = mpsc::channel::<Item>();
     let publisher = Publisher::new(
@@ -149,22 +166,20 @@ fn socket_path() -> Option<PathBuf> {
     addr.path().map(PathBuf::from)
 }
 
-/// stderr to the `log` fifo containerd reads in the bundle (the working directory here), if
-/// it has a reader; else it stays /dev/null.
-fn log_to_fifo() {
-    let Ok(f) = std::fs::OpenOptions::new()
+/// The `log` fifo containerd reads in the bundle (the working directory here), if it has a
+/// reader, made blocking again once open.
+fn open_log_fifo() -> Option<OwnedFd> {
+    let f = std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open("log")
-    else {
-        return;
-    };
-    // SAFETY: fcntl and dup2 on fds we own; stderr is replaced atomically.
+        .ok()?;
+    // SAFETY: F_GETFL/F_SETFL on an fd we own.
     unsafe {
         let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
         if flags >= 0 {
             libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
         }
-        libc::dup2(f.as_raw_fd(), 2);
     }
+    Some(OwnedFd::from(f))
 }
