@@ -90,8 +90,13 @@ cleanup() {
 		kill -9 "$DAEMON_PID" 2>/dev/null
 		wait "$DAEMON_PID" 2>/dev/null
 	fi
-	local p
+	local p g
 	for p in $(shim_pids); do kill -9 "$p" 2>/dev/null; done
+	# Sockets of our groups (their names derive from our private containerd socket): the runc
+	# shim leaves its socket after kill -9, and a failed check may leave one.
+	for g in run-echo exit-code stdin-pipe $(seq -f true-%g 10) "pod-$$" detached; do
+		rm -f "/run/containerd/s/$(printf '%s' "$SOCK/$NS/$g" | sha256sum | cut -d' ' -f1)"
+	done
 	awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 	done
@@ -181,7 +186,7 @@ left_behind() {
 	# Give a shim that was just told to shut down a moment to exit.
 	for _ in $(seq 30); do [ -z "$(shim_pids)" ] && break; sleep 0.1; done
 	[ -n "$(shim_pids)" ] && left="shim pids $(shim_pids | xargs); "
-	sock=/run/containerd/s/$(printf '%s' "$SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)
+	sock=/run/containerd/s/$(printf '%s' "$SOCK/$NS/${GROUP:-$id}" | sha256sum | cut -d' ' -f1)
 	[ -e "$sock" ] && [ "${ALLOW_SOCKET:-0}" = 0 ] && left="${left}socket $sock; "
 	grep -q " $TASKS/$id/rootfs " /proc/self/mounts && left="${left}rootfs mount; "
 	[ -e "$MOOR_STATE/$id" ] && left="${left}moor state $MOOR_STATE/$id; "
@@ -214,10 +219,15 @@ check_clean $id
 
 # stdin: ctr copies its stdin into the stdin fifo the shim handed to the container.
 id=stdin-pipe
-printf 'in-data\n' | C run "${FIFO[@]}" --rm --runtime "$RTYPE" --cgroup "$CG/$id" "$IMG" $id cat >"$T/$id.out" 2>&1
-rc=$?
-if [ $rc -eq 0 ] && [ "$(out $id)" = in-data ]; then pass $id; else fail $id "rc=$rc output: $(out $id); $(shim_errors)"; fi
-check_clean $id
+if [ "$REFERENCE" = runc ]; then
+	# Its copy of stdin is closed only by CloseIO, which ctr 1.6 run does not send: cat never ends.
+	skip $id "with containerd-shim-runc-v2, cat never sees EOF of a piped stdin under ctr 1.6 run"
+else
+	printf 'in-data\n' | C run "${FIFO[@]}" --rm --runtime "$RTYPE" --cgroup "$CG/$id" "$IMG" $id cat >"$T/$id.out" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ] && [ "$(out $id)" = in-data ]; then pass $id; else fail $id "rc=$rc output: $(out $id); $(shim_errors)"; fi
+	check_clean $id
+fi
 
 # Events of run-echo, in containerd's order. `ctr events` prints "time namespace topic {json}".
 sleep 0.5
@@ -231,6 +241,60 @@ if grep -F '"container_id":"exit-code"' "$T/events.out" | grep -F '/tasks/exit' 
 	pass exit-event-status
 else
 	fail exit-event-status "no /tasks/exit with exit_status 3 for exit-code: $(grep -F exit-code "$T/events.out" | head -c 600)"
+fi
+
+# Fast exits, repeated: the events of each run come in containerd's order.
+bad=""
+for i in $(seq 10); do
+	id=true-$i
+	run $id -- /bin/true || bad="$bad $id:rc=$?"
+done
+sleep 0.5
+for i in $(seq 10); do
+	topics=$(grep -F "\"container_id\":\"true-$i\"" "$T/events.out" | awk '{print $6}' | grep '^/tasks/' | xargs)
+	[ "$topics" = "/tasks/create /tasks/start /tasks/exit /tasks/delete" ] || bad="$bad true-$i:[$topics]"
+done
+if [ -z "$bad" ]; then pass event-order-true-x10; else fail event-order-true-x10 "$bad"; fi
+check_clean true-10
+
+# ---------------------------------------------------------------- one shim per pod
+# Two containers with the same CRI sandbox id share one shim, which stays while one is left.
+server_pids() { # the shim servers, not moor's helpers
+	local p
+	for p in $(shim_pids); do grep -q '^Name:.*moor-helper' "/proc/$p/status" 2>/dev/null || echo "$p"; done
+}
+task_status() { C task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
+wait_status() { # ID STATUS
+	local i
+	for i in $(seq 50); do [ "$(task_status "$1")" = "$2" ] && return 0; sleep 0.1; done
+	return 1
+}
+POD=pod-$$
+for id in g1 g2; do
+	C run "${FIFO[@]}" -d --runtime "$RTYPE" --cgroup "$CG/$id" --annotation "io.kubernetes.cri.sandbox-id=$POD" \
+		"$IMG" $id sleep 1000 >"$T/$id.out" 2>&1
+done
+if wait_status g1 RUNNING && wait_status g2 RUNNING; then
+	n=$(server_pids | wc -l)
+	if [ "$n" -eq 1 ]; then
+		pass one-shim-per-pod
+	else
+		fail one-shim-per-pod "$n shim servers for one pod: $(server_pids | xargs)"
+	fi
+	C task kill -s SIGKILL g1 >/dev/null 2>&1
+	if wait_status g1 STOPPED && C task rm g1 >/dev/null 2>&1 && C container rm g1 >/dev/null 2>&1 &&
+		[ "$(task_status g2)" = RUNNING ] && [ -n "$(server_pids)" ]; then
+		pass pod-shim-outlives-first-delete
+	else
+		fail pod-shim-outlives-first-delete "g1=$(task_status g1) g2=$(task_status g2) shims=$(server_pids | xargs)"
+	fi
+	C task kill -s SIGKILL g2 >/dev/null 2>&1
+	wait_status g2 STOPPED
+	C task rm g2 >/dev/null 2>&1
+	C container rm g2 >/dev/null 2>&1
+	GROUP=$POD check_clean g2
+else
+	fail one-shim-per-pod "g1=$(task_status g1) g2=$(task_status g2); $(cat "$T/g1.out" "$T/g2.out"); $(shim_errors)"
 fi
 
 # ---------------------------------------------------------------- a detached task
