@@ -21,7 +21,7 @@ use crate::log;
 use crate::reaper::Reaper;
 use crate::service::{Service, Shared};
 
-enum Item {
+pub enum Item {
     Event(Event),
     /// Answered once everything queued before it is published.
     Flush(mpsc::Sender<()>),
@@ -31,6 +31,10 @@ enum Item {
 pub struct Queue(Mutex<mpsc::Sender<Item>>);
 
 impl Queue {
+    pub fn new(tx: mpsc::Sender<Item>) -> Queue {
+        Queue(Mutex::new(tx))
+    }
+
     pub fn event(&self, event: Event) {
         let _ = self
             .0
@@ -106,7 +110,7 @@ fn run(flags: &Flags, log: Option<&OwnedFd>) -> Result<()> {
             }
         })
         .map_err(|e| Error::sys("start the event thread", e))?;
-    let shared = Arc::new(Shared::new(Queue(Mutex::new(tx))));
+    let shared = Arc::new(Shared::new(Queue::new(tx)));
     let on_exit = {
         let shared = shared.clone();
         Box::new(move |id: &str, pid: i32, code: i32| shared.exited(id, pid, code))

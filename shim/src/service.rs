@@ -95,6 +95,39 @@ impl Shared {
         self.changed.notify_all();
     }
 
+    /// Start begins: from now until [`Shared::started`], an exit holds back its TaskExit.
+    fn starting(&self, id: &str) -> RpcResult<u32> {
+        let mut containers = self.lock();
+        let c = containers.get_mut(id).ok_or_else(|| not_found(id))?;
+        if c.started || c.starting {
+            return Err(status(
+                Code::FAILED_PRECONDITION,
+                format!("container {id} was already started"),
+            ));
+        }
+        c.starting = true;
+        Ok(c.pid)
+    }
+
+    /// Start ended: TaskStart if it worked, then the TaskExit held back meanwhile, if any.
+    fn started(&self, id: &str, ok: bool) -> RpcResult<()> {
+        let mut containers = self.lock();
+        let c = containers.get_mut(id).ok_or_else(|| not_found(id))?;
+        c.starting = false;
+        if ok {
+            c.started = true;
+            let mut e = TaskStart::new();
+            e.container_id = id.to_string();
+            e.pid = c.pid;
+            self.publish(topics::TASK_START_EVENT_TOPIC, &e);
+        }
+        if c.exit.is_some() && !c.exit_published {
+            self.publish_exit(id, c);
+            self.changed.notify_all();
+        }
+        Ok(())
+    }
+
     fn publish_exit(&self, id: &str, c: &mut Container) {
         if let Some(exit) = c.exit {
             let mut e = TaskExit::new();
@@ -250,33 +283,9 @@ impl Service {
     }
 
     fn start_task(&self, id: &str) -> RpcResult<u32> {
-        let pid = {
-            let mut containers = self.shared.lock();
-            let c = containers.get_mut(id).ok_or_else(|| not_found(id))?;
-            if c.started || c.starting {
-                return Err(status(
-                    Code::FAILED_PRECONDITION,
-                    format!("container {id} was already started"),
-                ));
-            }
-            c.starting = true;
-            c.pid
-        };
+        let pid = self.shared.starting(id)?;
         let started = self.with_helper(|h| h.start(id));
-        let mut containers = self.shared.lock();
-        let c = containers.get_mut(id).ok_or_else(|| not_found(id))?;
-        c.starting = false;
-        if started.is_ok() {
-            c.started = true;
-            let mut e = TaskStart::new();
-            e.container_id = id.to_string();
-            e.pid = pid;
-            self.shared.publish(topics::TASK_START_EVENT_TOPIC, &e);
-        }
-        if c.exit.is_some() && !c.exit_published {
-            self.shared.publish_exit(id, c);
-            self.shared.changed.notify_all();
-        }
+        self.shared.started(id, started.is_ok())?;
         started.map(|()| pid)
     }
 
@@ -550,4 +559,74 @@ fn moor_status(e: moor::Error) -> ttrpc::Error {
         _ => Code::UNKNOWN,
     };
     status(code, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Item;
+
+    fn shared_with(id: &str) -> (Shared, mpsc::Receiver<Item>) {
+        let (tx, rx) = mpsc::channel();
+        let shared = Shared::new(Queue::new(tx));
+        shared.lock().insert(
+            id.to_string(),
+            Container {
+                bundle: PathBuf::from("/b"),
+                pid: 42,
+                stdin: String::new(),
+                stdout: String::new(),
+                stderr: String::new(),
+                rootfs_mounted: false,
+                starting: false,
+                started: false,
+                exit: None,
+                exit_published: false,
+            },
+        );
+        (shared, rx)
+    }
+
+    fn topics(rx: &mpsc::Receiver<Item>) -> Vec<&'static str> {
+        rx.try_iter()
+            .filter_map(|i| match i {
+                Item::Event(e) => Some(e.topic),
+                Item::Flush(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_exit_during_start_comes_after_task_start() {
+        let (shared, rx) = shared_with("c");
+        assert_eq!(shared.starting("c").unwrap(), 42);
+        shared.exited("c", 42, 0);
+        assert!(topics(&rx).is_empty(), "TaskExit before TaskStart");
+        // Wait does not answer before the TaskExit is queued.
+        assert!(shared.wait_exit("c", Some(Duration::from_millis(10))).is_err());
+        shared.started("c", true).unwrap();
+        assert_eq!(topics(&rx), ["/tasks/start", "/tasks/exit"]);
+        assert_eq!(shared.wait_exit("c", None).unwrap().status, 0);
+        assert!(shared.starting("c").is_err(), "a second start");
+    }
+
+    #[test]
+    fn an_exit_after_start_is_published_at_once_with_its_status() {
+        let (shared, rx) = shared_with("c");
+        shared.starting("c").unwrap();
+        shared.started("c", true).unwrap();
+        shared.exited("c", 42, 137);
+        assert_eq!(topics(&rx), ["/tasks/start", "/tasks/exit"]);
+        assert_eq!(shared.wait_exit("c", None).unwrap().status, 137);
+    }
+
+    #[test]
+    fn a_failed_start_still_releases_the_exit() {
+        let (shared, rx) = shared_with("c");
+        shared.starting("c").unwrap();
+        shared.exited("c", 42, 1);
+        shared.started("c", false).unwrap();
+        assert_eq!(topics(&rx), ["/tasks/exit"]);
+        assert!(shared.wait_exit("unknown", None).is_err());
+    }
 }
