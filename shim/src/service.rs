@@ -6,7 +6,7 @@
 //! happens while Start is running is held back until TaskStart is queued; Wait and Delete
 //! answer only once TaskExit is queued, so TaskDelete always comes last.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,8 @@ struct Container {
 /// The containers and what the reaper thread and the handlers share.
 pub struct Shared {
     containers: Mutex<HashMap<String, Container>>,
+    /// Ids whose Create runs: a second Create of one must not mount over its rootfs.
+    creating: Mutex<HashSet<String>>,
     changed: Condvar,
     events: Queue,
 }
@@ -59,6 +61,7 @@ impl Shared {
     pub fn new(events: Queue) -> Shared {
         Shared {
             containers: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashSet::new()),
             changed: Condvar::new(),
             events,
         }
@@ -218,12 +221,27 @@ impl Service {
         if !req.checkpoint.is_empty() {
             return Err(unimplemented("Create from a checkpoint"));
         }
-        if self.shared.lock().contains_key(&req.id) {
+        let claimed = {
+            let containers = self.shared.lock();
+            let mut creating = self.shared.creating.lock().unwrap_or_else(|p| p.into_inner());
+            !containers.contains_key(&req.id) && creating.insert(req.id.clone())
+        };
+        if !claimed {
             return Err(status(
                 Code::ALREADY_EXISTS,
                 format!("container {} already exists", req.id),
             ));
         }
+        let created = self.create_claimed(req);
+        self.shared
+            .creating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&req.id);
+        created
+    }
+
+    fn create_claimed(&self, req: &api::CreateTaskRequest) -> RpcResult<u32> {
         let bundle = PathBuf::from(&req.bundle);
         let rootfs = bundle.join("rootfs");
         if !req.rootfs.is_empty() {
