@@ -11,7 +11,8 @@
 # shows the checks hold for the shim moor's imitates; the one check of a gap in moor's shim
 # (unimplemented-pause: the runc shim implements Pause) is skipped there, loudly.
 #
-# Checks: output and exit code 0, exit code 3, the event order create/start/exit/delete, RPCs the
+# Checks: output and exit code 0, exit code 3, exec (output, exit code, events), the event order
+# create/start/exit/delete, one shim per pod, RPCs the
 # shim does not implement yet answer "not implemented" (not "not found"), recovery after `kill -9` of
 # the shim (containerd runs the shim's `delete`), and after each: no shim process, socket, rootfs
 # mount, moor state or cgroup left. Every container gets an absolute cgroup under
@@ -319,6 +320,27 @@ if [ "$status" = RUNNING ]; then
 		done
 	done
 	if C task ps $id 2>&1 | grep -q "^$pid\b"; then pass task-ps; else fail task-ps "$(C task ps $id 2>&1)"; fi
+	# exec: output, exit code, and its events (added, started, exit) in order.
+	C task exec "${FIFO[@]}" --exec-id e1 $id sh -c 'echo exec-out; exit 5' </dev/null >"$T/e1.out" 2>&1
+	rc=$?
+	if [ $rc -eq 5 ] && [ "$(out e1)" = exec-out ]; then
+		pass exec-output-exit-code
+	else
+		fail exec-output-exit-code "rc=$rc (want 5) output: $(out e1); $(shim_errors)"
+	fi
+	sleep 0.5
+	topics=$(grep -F '"container_id":"detached"' "$T/events.out" | grep -E '"(exec_)?id":"e1"' |
+		awk '{print $6}' | xargs)
+	if [ "$topics" = "/tasks/exec-added /tasks/exec-started /tasks/exit" ]; then
+		pass exec-event-order
+	else
+		fail exec-event-order "got [$topics], want [/tasks/exec-added /tasks/exec-started /tasks/exit]"
+	fi
+	if [ "$(C task ls 2>/dev/null | awk -v id=$id '$1 == id {print $3}')" = RUNNING ]; then
+		pass exec-leaves-task-running
+	else
+		fail exec-leaves-task-running "$(C task ls 2>&1)"
+	fi
 	# Not implemented yet: the RPC says so, it does not claim the task is missing.
 	C task pause $id >"$T/pause.out" 2>&1
 	if [ "$REFERENCE" = runc ]; then

@@ -167,7 +167,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
     response.pid = pid;
     // As containerd's runc shim: the process is taken to have been killed.
     response.exit_status = 128 + 9;
-    response.exited_at = protobuf::MessageField::some(crate::service::timestamp(std::time::SystemTime::now()));
+    response.exited_at = protobuf::MessageField::some(crate::rpc::timestamp(std::time::SystemTime::now()));
     let bytes = response.write_to_bytes()?;
     let mut out = std::io::stdout().lock();
     out.write_all(&bytes)

@@ -8,9 +8,11 @@ mod flags;
 mod log;
 mod mount;
 mod reaper;
+mod rpc;
 mod server;
 mod service;
 mod sha256;
+mod table;
 
 use error::Error;
 use flags::Flags;

@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::log;
+use crate::table::ProcKey;
 
-/// What the reaper reports: the process's name in the service, its pid and exit code
+/// What the reaper reports: the process (container id, exec id), its pid and exit code
 /// (128+N for death by signal N).
-pub type OnExit = Box<dyn Fn(&str, i32, i32) + Send>;
+pub type OnExit = Box<dyn Fn(&ProcKey, i32, i32) + Send>;
 
 pub struct Reaper {
     /// Processes handed over since the thread last looked.
-    incoming: Mutex<Vec<(String, moor::Child)>>,
+    incoming: Mutex<Vec<(ProcKey, moor::Child)>>,
     /// An eventfd that wakes the thread's poll when a process is handed over.
     wake: OwnedFd,
 }
@@ -42,18 +43,18 @@ impl Reaper {
     }
 
     /// Hands a process over: the reaper reports its exit once (also if it has already exited).
-    pub fn watch(&self, name: &str, child: moor::Child) {
+    pub fn watch(&self, key: ProcKey, child: moor::Child) {
         self.incoming
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((name.to_string(), child));
+            .push((key, child));
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to our eventfd; EAGAIN (counter full) still wakes.
         unsafe { libc::write(self.wake.as_raw_fd(), std::ptr::from_ref(&one).cast(), 8) };
     }
 
     fn run(&self, on_exit: OnExit) {
-        let mut watched: Vec<(String, moor::Child)> = Vec::new();
+        let mut watched: Vec<(ProcKey, moor::Child)> = Vec::new();
         loop {
             let mut fds = vec![libc::pollfd {
                 fd: self.wake.as_raw_fd(),
@@ -80,13 +81,16 @@ impl Reaper {
                 if fds[i].revents == 0 {
                     continue;
                 }
-                let (name, child) = watched.swap_remove(i - 1);
+                let (key, child) = watched.swap_remove(i - 1);
                 let code = child.wait().unwrap_or_else(|e| {
-                    log::error(&format!("reaper: {name}: {e}"));
+                    log::error(&format!("reaper: {}/{}: {e}", key.0, key.1));
                     255
                 });
-                log::debug(&format!("reaper: {name} (pid {}) exited with {code}", child.pid));
-                on_exit(&name, child.pid, code);
+                log::debug(&format!(
+                    "reaper: {}/{} (pid {}) exited with {code}",
+                    key.0, key.1, child.pid
+                ));
+                on_exit(&key, child.pid, code);
             }
             if fds[0].revents != 0 {
                 let mut count: u64 = 0;

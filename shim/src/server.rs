@@ -19,7 +19,8 @@ use crate::events::{Event, Publisher};
 use crate::flags::Flags;
 use crate::log;
 use crate::reaper::Reaper;
-use crate::service::{Service, Shared};
+use crate::service::Service;
+use crate::table::{ProcKey, Table};
 
 pub enum Item {
     Event(Event),
@@ -110,14 +111,14 @@ fn run(flags: &Flags, log: Option<&OwnedFd>) -> Result<()> {
             }
         })
         .map_err(|e| Error::sys("start the event thread", e))?;
-    let shared = Arc::new(Shared::new(Queue::new(tx)));
+    let table = Arc::new(Table::new(Queue::new(tx)));
     let on_exit = {
-        let shared = shared.clone();
-        Box::new(move |id: &str, pid: i32, code: i32| shared.exited(id, pid, code))
+        let table = table.clone();
+        Box::new(move |key: &ProcKey, pid: i32, code: i32| table.exited(key, pid, code))
     };
     let reaper = Reaper::spawn(on_exit)?;
     let (stop_tx, stop_rx) = mpsc::channel();
-    let service = Arc::new(Service::new(helper, root, shared.clone(), reaper, stop_tx));
+    let service = Arc::new(Service::new(helper, root, table.clone(), reaper, stop_tx));
     let mut server = Server::new()
         .add_listener(LISTENER_FD)?
         .register_service(create_task(service.clone()));
@@ -129,16 +130,10 @@ fn run(flags: &Flags, log: Option<&OwnedFd>) -> Result<()> {
     if let Some(path) = &socket {
         let _ = std::fs::remove_file(path);
     }
-    shared.events_flush(Duration::from_secs(5));
+    table.queue().flush(Duration::from_secs(5));
     service.close();
     // The ttrpc threads may sit in blocking handlers; nothing is left for them to answer.
     std::process::exit(0)
-}
-
-impl Shared {
-    fn events_flush(&self, timeout: Duration) {
-        self.queue().flush(timeout);
-    }
 }
 
 /// Fd 3 must be the listening socket `start` passed: the shim is not meant to be run by hand

@@ -1,185 +1,29 @@
 //! The Task service (`containerd.task.v2.Task`) over ttrpc. Handlers run on ttrpc's threads;
-//! create and start go through the moor helper (spawned before any thread), exits come from the
-//! reaper thread. One shim serves every container of its group.
-//!
-//! Event order: TaskCreate is queued before init is handed to the reaper; a TaskExit that
-//! happens while Start is running is held back until TaskStart is queued; Wait and Delete
-//! answer only once TaskExit is queued, so TaskDelete always comes last.
+//! create and exec go through the moor helper (spawned before any thread), exits come from the
+//! reaper thread, the order of events is kept by the table (table.rs). One shim serves every
+//! container of its group.
 
-use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use containerd_shim_protos::api::{self, Status};
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
-use containerd_shim_protos::ttrpc::{self, Code, TtrpcContext};
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecAdded, TaskIO};
+use containerd_shim_protos::ttrpc::{Code, TtrpcContext};
 use containerd_shim_protos::{topics, Task};
-use protobuf::well_known_types::timestamp::Timestamp;
 use protobuf::MessageField;
 
-use crate::events::Event;
 use crate::log;
 use crate::reaper::Reaper;
-use crate::server::Queue;
-
-type RpcResult<T> = ttrpc::Result<T>;
-
-#[derive(Clone, Copy)]
-struct Exit {
-    status: u32,
-    at: SystemTime,
-}
-
-struct Container {
-    bundle: PathBuf,
-    pid: u32,
-    stdin: String,
-    stdout: String,
-    stderr: String,
-    rootfs_mounted: bool,
-    /// Start is running: an exit meanwhile waits for TaskStart before its TaskExit.
-    starting: bool,
-    started: bool,
-    exit: Option<Exit>,
-    /// TaskExit is queued: Wait and Delete may answer.
-    exit_published: bool,
-}
-
-/// The containers and what the reaper thread and the handlers share.
-pub struct Shared {
-    containers: Mutex<HashMap<String, Container>>,
-    /// Ids whose Create runs: a second Create of one must not mount over its rootfs.
-    creating: Mutex<HashSet<String>>,
-    changed: Condvar,
-    events: Queue,
-}
-
-impl Shared {
-    pub fn new(events: Queue) -> Shared {
-        Shared {
-            containers: Mutex::new(HashMap::new()),
-            creating: Mutex::new(HashSet::new()),
-            changed: Condvar::new(),
-            events,
-        }
-    }
-
-    pub fn queue(&self) -> &Queue {
-        &self.events
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Container>> {
-        self.containers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn publish(&self, topic: &'static str, msg: &impl protobuf::MessageFull) {
-        if let Some(event) = Event::new(topic, msg) {
-            self.events.event(event);
-        }
-    }
-
-    /// From the reaper: a container's init exited.
-    pub fn exited(&self, id: &str, pid: i32, code: i32) {
-        let mut containers = self.lock();
-        let Some(c) = containers.get_mut(id) else {
-            log::error(&format!("pid {pid} of unknown container {id} exited with {code}"));
-            return;
-        };
-        c.exit = Some(Exit {
-            status: u32::try_from(code).unwrap_or(255),
-            at: SystemTime::now(),
-        });
-        if !c.starting {
-            self.publish_exit(id, c);
-        }
-        self.changed.notify_all();
-    }
-
-    /// Start begins: from now until [`Shared::started`], an exit holds back its TaskExit.
-    fn starting(&self, id: &str) -> RpcResult<u32> {
-        let mut containers = self.lock();
-        let c = containers.get_mut(id).ok_or_else(|| not_found(id))?;
-        if c.started || c.starting {
-            return Err(status(
-                Code::FAILED_PRECONDITION,
-                format!("container {id} was already started"),
-            ));
-        }
-        c.starting = true;
-        Ok(c.pid)
-    }
-
-    /// Start ended: TaskStart if it worked, then the TaskExit held back meanwhile, if any.
-    fn started(&self, id: &str, ok: bool) -> RpcResult<()> {
-        let mut containers = self.lock();
-        let c = containers.get_mut(id).ok_or_else(|| not_found(id))?;
-        c.starting = false;
-        if ok {
-            c.started = true;
-            let mut e = TaskStart::new();
-            e.container_id = id.to_string();
-            e.pid = c.pid;
-            self.publish(topics::TASK_START_EVENT_TOPIC, &e);
-        }
-        if c.exit.is_some() && !c.exit_published {
-            self.publish_exit(id, c);
-            self.changed.notify_all();
-        }
-        Ok(())
-    }
-
-    fn publish_exit(&self, id: &str, c: &mut Container) {
-        if let Some(exit) = c.exit {
-            let mut e = TaskExit::new();
-            e.container_id = id.to_string();
-            e.id = id.to_string();
-            e.pid = c.pid;
-            e.exit_status = exit.status;
-            e.exited_at = MessageField::some(timestamp(exit.at));
-            self.publish(topics::TASK_EXIT_EVENT_TOPIC, &e);
-            c.exit_published = true;
-        }
-    }
-
-    /// Waits until the container's TaskExit is queued; its exit, or None if it is gone or the
-    /// deadline passed.
-    fn wait_exit(&self, id: &str, deadline: Option<Duration>) -> RpcResult<Exit> {
-        let until = deadline.map(|d| std::time::Instant::now() + d);
-        let mut containers = self.lock();
-        loop {
-            match containers.get(id) {
-                None => return Err(not_found(id)),
-                Some(c) if c.exit_published => {
-                    return c
-                        .exit
-                        .ok_or_else(|| status(Code::INTERNAL, "exit published without exit"))
-                }
-                Some(_) => {}
-            }
-            containers = match until {
-                None => self.changed.wait(containers).unwrap_or_else(|p| p.into_inner()),
-                Some(until) => {
-                    let left = until.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        return Err(status(Code::DEADLINE_EXCEEDED, format!("{id}: init did not exit")));
-                    }
-                    self.changed
-                        .wait_timeout(containers, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-        }
-    }
-}
+use crate::rpc::{moor_status, not_found, status, timestamp, unimplemented, RpcResult};
+use crate::table::{Container, ExecProc, Proc, Table};
 
 pub struct Service {
     helper: Mutex<Option<moor::Helper>>,
     runtime: moor::Runtime,
-    shared: Arc<Shared>,
+    table: Arc<Table>,
     reaper: Arc<Reaper>,
     shutdown: Mutex<mpsc::Sender<()>>,
 }
@@ -188,14 +32,14 @@ impl Service {
     pub fn new(
         helper: moor::Helper,
         root: PathBuf,
-        shared: Arc<Shared>,
+        table: Arc<Table>,
         reaper: Arc<Reaper>,
         shutdown: mpsc::Sender<()>,
     ) -> Service {
         Service {
             helper: Mutex::new(Some(helper)),
             runtime: moor::Runtime::new(root),
-            shared,
+            table,
             reaper,
             shutdown: Mutex::new(shutdown),
         }
@@ -222,8 +66,8 @@ impl Service {
             return Err(unimplemented("Create from a checkpoint"));
         }
         let claimed = {
-            let containers = self.shared.lock();
-            let mut creating = self.shared.creating.lock().unwrap_or_else(|p| p.into_inner());
+            let containers = self.table.lock();
+            let mut creating = self.table.creating.lock().unwrap_or_else(|p| p.into_inner());
             !containers.contains_key(&req.id) && creating.insert(req.id.clone())
         };
         if !claimed {
@@ -233,7 +77,7 @@ impl Service {
             ));
         }
         let created = self.create_claimed(req);
-        self.shared
+        self.table
             .creating
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -247,7 +91,7 @@ impl Service {
         if !req.rootfs.is_empty() {
             crate::mount::mount_all(&req.rootfs, &rootfs).map_err(|e| status(Code::UNKNOWN, e))?;
         }
-        let created = open_stdio(req).and_then(|stdio| {
+        let created = open_stdio(&req.stdin, &req.stdout, &req.stderr).and_then(|stdio| {
             let opts = moor::CreateOptions {
                 bundle: bundle.clone(),
                 stdio: Some(stdio),
@@ -267,20 +111,20 @@ impl Service {
             }
         };
         let pid = u32::try_from(created.init.pid).unwrap_or(0);
-        let mut containers = self.shared.lock();
+        let mut containers = self.table.lock();
         containers.insert(
             req.id.clone(),
             Container {
                 bundle,
-                pid,
-                stdin: req.stdin.clone(),
-                stdout: req.stdout.clone(),
-                stderr: req.stderr.clone(),
                 rootfs_mounted: !req.rootfs.is_empty(),
-                starting: false,
-                started: false,
-                exit: None,
-                exit_published: false,
+                init: Proc {
+                    pid,
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    ..Default::default()
+                },
+                execs: Default::default(),
             },
         );
         let mut e = TaskCreate::new();
@@ -294,24 +138,130 @@ impl Service {
         io.terminal = req.terminal;
         e.io = MessageField::some(io);
         e.pid = pid;
-        self.shared.publish(topics::TASK_CREATE_EVENT_TOPIC, &e);
+        self.table.publish(topics::TASK_CREATE_EVENT_TOPIC, &e);
         // After TaskCreate is queued: its TaskExit can only come later.
-        self.reaper.watch(&req.id, created.init);
+        self.reaper.watch((req.id.clone(), String::new()), created.init);
         Ok(pid)
     }
 
-    fn start_task(&self, id: &str) -> RpcResult<u32> {
-        let pid = self.shared.starting(id)?;
+    fn start_init(&self, id: &str) -> RpcResult<u32> {
+        let pid = self.table.starting(id, "")?;
         let started = self.with_helper(|h| h.start(id));
-        self.shared.started(id, started.is_ok())?;
+        self.table.started(id, "", started.is_ok().then_some(pid))?;
         started.map(|()| pid)
+    }
+
+    /// Starts an exec'd process: the library creates and starts it in one step.
+    fn start_exec(&self, id: &str, exec_id: &str) -> RpcResult<u32> {
+        self.table.starting(id, exec_id)?;
+        let spawned = self.spawn_exec(id, exec_id);
+        let pid = spawned.as_ref().ok().map(|c| u32::try_from(c.pid).unwrap_or(0));
+        self.table.started(id, exec_id, pid)?;
+        let child = spawned?;
+        let pid = u32::try_from(child.pid).unwrap_or(0);
+        if let Some(e) = self.table.lock().get_mut(id).and_then(|c| c.execs.get_mut(exec_id)) {
+            e.pidfd = child.pidfd.as_fd().try_clone_to_owned().ok();
+        }
+        // After TaskExecStarted is queued: its TaskExit can only come later.
+        self.reaper.watch((id.to_string(), exec_id.to_string()), child);
+        Ok(pid)
+    }
+
+    fn spawn_exec(&self, id: &str, exec_id: &str) -> RpcResult<moor::Child> {
+        let (spec, stdin, stdout, stderr) = {
+            let containers = self.table.lock();
+            let e = containers
+                .get(id)
+                .and_then(|c| c.execs.get(exec_id))
+                .ok_or_else(|| not_found(id, exec_id))?;
+            let p = &e.proc;
+            (e.spec.clone(), p.stdin.clone(), p.stdout.clone(), p.stderr.clone())
+        };
+        let stdio = open_stdio(&stdin, &stdout, &stderr)?;
+        let opts = moor::ExecOptions {
+            process: Some(spec),
+            detach: true,
+            stdio: Some(stdio),
+            ..Default::default()
+        };
+        self.with_helper(|h| h.exec(id, &opts))
+    }
+
+    fn add_exec(&self, req: &api::ExecProcessRequest) -> RpcResult<()> {
+        if req.terminal {
+            return Err(unimplemented("Exec with a terminal"));
+        }
+        let spec: oci_spec::runtime::Process = serde_json::from_slice(&req.spec.value).map_err(|e| {
+            status(
+                Code::INVALID_ARGUMENT,
+                format!("exec {}: process spec: {e}", req.exec_id),
+            )
+        })?;
+        if req.exec_id.is_empty() {
+            return Err(status(Code::INVALID_ARGUMENT, "exec: empty exec id"));
+        }
+        let mut containers = self.table.lock();
+        let c = containers.get_mut(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
+        if c.execs.contains_key(&req.exec_id) {
+            return Err(status(
+                Code::ALREADY_EXISTS,
+                format!("exec {} already exists", req.exec_id),
+            ));
+        }
+        c.execs.insert(
+            req.exec_id.clone(),
+            ExecProc {
+                proc: Proc {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    ..Default::default()
+                },
+                spec,
+                pidfd: None,
+            },
+        );
+        let mut e = TaskExecAdded::new();
+        e.container_id = req.id.clone();
+        e.exec_id = req.exec_id.clone();
+        self.table.publish(topics::TASK_EXEC_ADDED_EVENT_TOPIC, &e);
+        Ok(())
+    }
+
+    fn delete_exec(&self, id: &str, exec_id: &str) -> RpcResult<api::DeleteResponse> {
+        {
+            let containers = self.table.lock();
+            let p = containers
+                .get(id)
+                .and_then(|c| c.proc(exec_id))
+                .ok_or_else(|| not_found(id, exec_id))?;
+            if p.started && !p.exit_published {
+                return Err(status(
+                    Code::FAILED_PRECONDITION,
+                    format!("cannot delete exec {exec_id} of {id}: it is running"),
+                ));
+            }
+        }
+        let mut containers = self.table.lock();
+        let e = containers
+            .get_mut(id)
+            .and_then(|c| c.execs.remove(exec_id))
+            .ok_or_else(|| not_found(id, exec_id))?;
+        self.table.notify();
+        let mut r = api::DeleteResponse::new();
+        r.pid = e.proc.pid;
+        if let Some(exit) = e.proc.exit {
+            r.exit_status = exit.status;
+            r.exited_at = MessageField::some(timestamp(exit.at));
+        }
+        Ok(r)
     }
 
     fn delete_task(&self, id: &str) -> RpcResult<api::DeleteResponse> {
         let (created_only, exited) = {
-            let containers = self.shared.lock();
-            let c = containers.get(id).ok_or_else(|| not_found(id))?;
-            (!c.started && !c.starting, c.exit_published)
+            let containers = self.table.lock();
+            let c = containers.get(id).ok_or_else(|| not_found(id, ""))?;
+            (!c.init.started && !c.init.starting, c.init.exit_published)
         };
         if !exited {
             if !created_only {
@@ -323,9 +273,9 @@ impl Service {
             // Never started: the library kills init; its exit comes through the reaper.
             self.with_helper(|h| h.delete(id, true))?;
         }
-        let exit = self.shared.wait_exit(id, Some(Duration::from_secs(10)))?;
+        let exit = self.table.wait_exit(id, "", Some(Duration::from_secs(10)))?;
         self.with_helper(|h| h.delete(id, true))?;
-        let c = self.shared.lock().remove(id).ok_or_else(|| not_found(id))?;
+        let c = self.table.lock().remove(id).ok_or_else(|| not_found(id, ""))?;
         if c.rootfs_mounted {
             if let Err(e) = crate::mount::unmount_all(&c.bundle.join("rootfs")) {
                 log::error(&format!("{id}: {e}"));
@@ -334,27 +284,37 @@ impl Service {
         let mut e = TaskDelete::new();
         e.container_id = id.to_string();
         e.id = id.to_string();
-        e.pid = c.pid;
+        e.pid = c.init.pid;
         e.exit_status = exit.status;
         e.exited_at = MessageField::some(timestamp(exit.at));
-        self.shared.publish(topics::TASK_DELETE_EVENT_TOPIC, &e);
-        self.shared.changed.notify_all();
+        self.table.publish(topics::TASK_DELETE_EVENT_TOPIC, &e);
+        self.table.notify();
         let mut r = api::DeleteResponse::new();
-        r.pid = c.pid;
+        r.pid = c.init.pid;
         r.exit_status = exit.status;
         r.exited_at = MessageField::some(timestamp(exit.at));
         Ok(r)
     }
-}
 
-fn no_exec(id: &str, exec_id: &str) -> RpcResult<()> {
-    if exec_id.is_empty() {
-        Ok(())
-    } else {
-        Err(status(
-            Code::NOT_FOUND,
-            format!("exec {exec_id} of {id} does not exist"),
-        ))
+    fn kill_exec(&self, id: &str, exec_id: &str, signal: i32) -> RpcResult<()> {
+        let containers = self.table.lock();
+        let e = containers
+            .get(id)
+            .and_then(|c| c.execs.get(exec_id))
+            .ok_or_else(|| not_found(id, exec_id))?;
+        let pidfd = match (&e.pidfd, e.proc.exit) {
+            (Some(fd), None) => fd.try_clone().map_err(|e| status(Code::UNKNOWN, e))?,
+            (None, None) => {
+                return Err(status(
+                    Code::FAILED_PRECONDITION,
+                    format!("exec {exec_id} of {id} is not started"),
+                ))
+            }
+            (_, Some(_)) => return Err(status(Code::NOT_FOUND, "process already finished")),
+        };
+        let pid = i32::try_from(e.proc.pid).unwrap_or(0);
+        drop(containers);
+        moor::Child { pid, pidfd }.signal(signal).map_err(moor_status)
     }
 }
 
@@ -362,7 +322,7 @@ impl Task for Service {
     fn connect(&self, _ctx: &TtrpcContext, req: api::ConnectRequest) -> RpcResult<api::ConnectResponse> {
         let mut r = api::ConnectResponse::new();
         r.shim_pid = std::process::id();
-        r.task_pid = self.shared.lock().get(&req.id).map_or(0, |c| c.pid);
+        r.task_pid = self.table.lock().get(&req.id).map_or(0, |c| c.init.pid);
         r.version = env!("CARGO_PKG_VERSION").to_string();
         Ok(r)
     }
@@ -376,32 +336,37 @@ impl Task for Service {
     }
 
     fn start(&self, _ctx: &TtrpcContext, req: api::StartRequest) -> RpcResult<api::StartResponse> {
-        no_exec(&req.id, &req.exec_id)?;
-        let pid = self.start_task(&req.id)?;
+        let pid = if req.exec_id.is_empty() {
+            self.start_init(&req.id)?
+        } else {
+            self.start_exec(&req.id, &req.exec_id)?
+        };
         let mut r = api::StartResponse::new();
         r.pid = pid;
         Ok(r)
     }
 
     fn state(&self, _ctx: &TtrpcContext, req: api::StateRequest) -> RpcResult<api::StateResponse> {
-        no_exec(&req.id, &req.exec_id)?;
         let (mut r, live) = {
-            let containers = self.shared.lock();
-            let c = containers.get(&req.id).ok_or_else(|| not_found(&req.id))?;
+            let containers = self.table.lock();
+            let c = containers.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
+            let p = c.proc(&req.exec_id).ok_or_else(|| not_found(&req.id, &req.exec_id))?;
             let mut r = api::StateResponse::new();
             r.id = req.id.clone();
+            r.exec_id = req.exec_id.clone();
             r.bundle = c.bundle.display().to_string();
-            r.pid = c.pid;
-            r.stdin = c.stdin.clone();
-            r.stdout = c.stdout.clone();
-            r.stderr = c.stderr.clone();
-            let status = match c.exit {
+            r.pid = p.pid;
+            r.stdin = p.stdin.clone();
+            r.stdout = p.stdout.clone();
+            r.stderr = p.stderr.clone();
+            let status = match p.exit {
                 Some(exit) => {
                     r.exit_status = exit.status;
                     r.exited_at = MessageField::some(timestamp(exit.at));
                     Some(Status::STOPPED)
                 }
-                None if !c.started => Some(Status::CREATED),
+                None if !p.started => Some(Status::CREATED),
+                None if !req.exec_id.is_empty() => Some(Status::RUNNING),
                 None => None,
             };
             if let Some(s) = status {
@@ -424,8 +389,7 @@ impl Task for Service {
     }
 
     fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> RpcResult<api::WaitResponse> {
-        no_exec(&req.id, &req.exec_id)?;
-        let exit = self.shared.wait_exit(&req.id, None)?;
+        let exit = self.table.wait_exit(&req.id, &req.exec_id, None)?;
         let mut r = api::WaitResponse::new();
         r.exit_status = exit.status;
         r.exited_at = MessageField::some(timestamp(exit.at));
@@ -433,27 +397,39 @@ impl Task for Service {
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> RpcResult<api::Empty> {
-        no_exec(&req.id, &req.exec_id)?;
+        let signal = i32::try_from(req.signal)
+            .map_err(|_| status(Code::INVALID_ARGUMENT, format!("signal {} out of range", req.signal)))?;
+        if !req.exec_id.is_empty() {
+            self.kill_exec(&req.id, &req.exec_id, signal)?;
+            return Ok(api::Empty::new());
+        }
         {
-            let containers = self.shared.lock();
-            let c = containers.get(&req.id).ok_or_else(|| not_found(&req.id))?;
-            if c.exit.is_some() && !req.all {
+            let containers = self.table.lock();
+            let c = containers.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
+            if c.init.exit.is_some() && !req.all {
                 return Err(status(Code::NOT_FOUND, "process already finished"));
             }
         }
-        let signal = i32::try_from(req.signal)
-            .map_err(|_| status(Code::INVALID_ARGUMENT, format!("signal {} out of range", req.signal)))?;
         self.with_helper(|h| h.kill(&req.id, signal, req.all))?;
         Ok(api::Empty::new())
     }
 
     fn delete(&self, _ctx: &TtrpcContext, req: api::DeleteRequest) -> RpcResult<api::DeleteResponse> {
-        no_exec(&req.id, &req.exec_id)?;
-        self.delete_task(&req.id)
+        if req.exec_id.is_empty() {
+            self.delete_task(&req.id)
+        } else {
+            self.delete_exec(&req.id, &req.exec_id)
+        }
     }
 
     fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> RpcResult<api::PidsResponse> {
-        let init = self.shared.lock().get(&req.id).ok_or_else(|| not_found(&req.id))?.pid;
+        let init = self
+            .table
+            .lock()
+            .get(&req.id)
+            .ok_or_else(|| not_found(&req.id, ""))?
+            .init
+            .pid;
         let pids = match self.runtime.load(&req.id) {
             Ok((state, _)) => state.cgroup().and_then(|c| c.pids().ok()),
             Err(e) => return Err(moor_status(e)),
@@ -470,9 +446,14 @@ impl Task for Service {
 
     fn shutdown(&self, _ctx: &TtrpcContext, req: api::ShutdownRequest) -> RpcResult<api::Empty> {
         // The shim serves its whole group: it stays while a container is left.
-        if req.now || self.shared.lock().is_empty() {
+        if req.now || self.table.lock().is_empty() {
             let _ = self.shutdown.lock().unwrap_or_else(|p| p.into_inner()).send(());
         }
+        Ok(api::Empty::new())
+    }
+
+    fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> RpcResult<api::Empty> {
+        self.add_exec(&req)?;
         Ok(api::Empty::new())
     }
 
@@ -486,10 +467,6 @@ impl Task for Service {
 
     fn checkpoint(&self, _ctx: &TtrpcContext, _req: api::CheckpointTaskRequest) -> RpcResult<api::Empty> {
         Err(unimplemented("Checkpoint"))
-    }
-
-    fn exec(&self, _ctx: &TtrpcContext, _req: api::ExecProcessRequest) -> RpcResult<api::Empty> {
-        Err(unimplemented("Exec"))
     }
 
     fn resize_pty(&self, _ctx: &TtrpcContext, _req: api::ResizePtyRequest) -> RpcResult<api::Empty> {
@@ -509,10 +486,10 @@ impl Task for Service {
     }
 }
 
-/// The container's stdio from the request's fifo paths (empty: /dev/null). The fifos' other
-/// ends are already open (containerd's client opens them before Create), so non-blocking opens
-/// succeed at once; the fds are made blocking again for the container.
-fn open_stdio(req: &api::CreateTaskRequest) -> RpcResult<moor::Stdio> {
+/// A process's stdio from the request's fifo paths (empty: /dev/null). The fifos' other ends
+/// are already open (containerd's client opens them before Create and Exec), so non-blocking
+/// opens succeed at once; the fds are made blocking again for the process.
+fn open_stdio(stdin: &str, stdout: &str, stderr: &str) -> RpcResult<moor::Stdio> {
     fn open(path: &str, write: bool) -> RpcResult<OwnedFd> {
         if path.contains("://") {
             return Err(unimplemented("stdio log URIs (binary://, file://)"));
@@ -537,114 +514,8 @@ fn open_stdio(req: &api::CreateTaskRequest) -> RpcResult<moor::Stdio> {
         Ok(fd)
     }
     Ok(moor::Stdio {
-        stdin: open(&req.stdin, false)?,
-        stdout: open(&req.stdout, true)?,
-        stderr: open(&req.stderr, true)?,
+        stdin: open(stdin, false)?,
+        stdout: open(stdout, true)?,
+        stderr: open(stderr, true)?,
     })
-}
-
-pub fn timestamp(t: SystemTime) -> Timestamp {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let mut ts = Timestamp::new();
-    ts.seconds = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    ts.nanos = i32::try_from(d.subsec_nanos()).unwrap_or(0);
-    ts
-}
-
-fn status(code: Code, msg: impl ToString) -> ttrpc::Error {
-    ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg))
-}
-
-fn not_found(id: &str) -> ttrpc::Error {
-    status(Code::NOT_FOUND, format!("container {id} does not exist"))
-}
-
-fn unimplemented(what: &str) -> ttrpc::Error {
-    status(
-        Code::UNIMPLEMENTED,
-        format!("{what}: not implemented by containerd-shim-moor-v2 yet"),
-    )
-}
-
-/// The library's error kinds as the gRPC codes containerd turns back into its errdefs.
-fn moor_status(e: moor::Error) -> ttrpc::Error {
-    let code = match &e {
-        moor::Error::DoesNotExist(_) => Code::NOT_FOUND,
-        moor::Error::AlreadyExists(_) => Code::ALREADY_EXISTS,
-        moor::Error::NotRunning(_) | moor::Error::InvalidState(_) => Code::FAILED_PRECONDITION,
-        moor::Error::Config { .. } | moor::Error::InvalidId { .. } => Code::INVALID_ARGUMENT,
-        moor::Error::HelperGone(_) => Code::UNAVAILABLE,
-        _ => Code::UNKNOWN,
-    };
-    status(code, e)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::server::Item;
-
-    fn shared_with(id: &str) -> (Shared, mpsc::Receiver<Item>) {
-        let (tx, rx) = mpsc::channel();
-        let shared = Shared::new(Queue::new(tx));
-        shared.lock().insert(
-            id.to_string(),
-            Container {
-                bundle: PathBuf::from("/b"),
-                pid: 42,
-                stdin: String::new(),
-                stdout: String::new(),
-                stderr: String::new(),
-                rootfs_mounted: false,
-                starting: false,
-                started: false,
-                exit: None,
-                exit_published: false,
-            },
-        );
-        (shared, rx)
-    }
-
-    fn topics(rx: &mpsc::Receiver<Item>) -> Vec<&'static str> {
-        rx.try_iter()
-            .filter_map(|i| match i {
-                Item::Event(e) => Some(e.topic),
-                Item::Flush(_) => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn an_exit_during_start_comes_after_task_start() {
-        let (shared, rx) = shared_with("c");
-        assert_eq!(shared.starting("c").unwrap(), 42);
-        shared.exited("c", 42, 0);
-        assert!(topics(&rx).is_empty(), "TaskExit before TaskStart");
-        // Wait does not answer before the TaskExit is queued.
-        assert!(shared.wait_exit("c", Some(Duration::from_millis(10))).is_err());
-        shared.started("c", true).unwrap();
-        assert_eq!(topics(&rx), ["/tasks/start", "/tasks/exit"]);
-        assert_eq!(shared.wait_exit("c", None).unwrap().status, 0);
-        assert!(shared.starting("c").is_err(), "a second start");
-    }
-
-    #[test]
-    fn an_exit_after_start_is_published_at_once_with_its_status() {
-        let (shared, rx) = shared_with("c");
-        shared.starting("c").unwrap();
-        shared.started("c", true).unwrap();
-        shared.exited("c", 42, 137);
-        assert_eq!(topics(&rx), ["/tasks/start", "/tasks/exit"]);
-        assert_eq!(shared.wait_exit("c", None).unwrap().status, 137);
-    }
-
-    #[test]
-    fn a_failed_start_still_releases_the_exit() {
-        let (shared, rx) = shared_with("c");
-        shared.starting("c").unwrap();
-        shared.exited("c", 42, 1);
-        shared.started("c", false).unwrap();
-        assert_eq!(topics(&rx), ["/tasks/exit"]);
-        assert!(shared.wait_exit("unknown", None).is_err());
-    }
 }
