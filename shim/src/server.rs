@@ -73,6 +73,11 @@ pub fn serve(flags: &Flags) -> Result<()> {
 }
 
 fn run(flags: &Flags, log: Option<&OwnedFd>) -> Result<()> {
+    // Inherited across ensure_protected's re-exec; no process the shim starts (`publish`) gets it.
+    // SAFETY: F_SETFD on the listener fd checked above.
+    if unsafe { libc::fcntl(LISTENER_FD, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(Error::sys("close-on-exec on fd 3", std::io::Error::last_os_error()));
+    }
     let root = flags.state_root()?;
     std::fs::create_dir_all(&root).map_err(|e| Error::path("cannot create", &root, e))?;
     let socket = socket_path();

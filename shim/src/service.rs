@@ -156,12 +156,22 @@ impl Service {
         self.table.starting(id, exec_id)?;
         let spawned = self.spawn_exec(id, exec_id);
         let pid = spawned.as_ref().ok().map(|c| u32::try_from(c.pid).unwrap_or(0));
-        self.table.started(id, exec_id, pid)?;
+        if let Ok(child) = &spawned {
+            // Kill finds the pidfd from now on.
+            if let Some(e) = self.table.lock().get_mut(id).and_then(|c| c.execs.get_mut(exec_id)) {
+                e.pidfd = child.pidfd.as_fd().try_clone_to_owned().ok();
+            }
+        }
+        if let Err(e) = self.table.started(id, exec_id, pid) {
+            // The exec was deleted meanwhile: its process must not run on unknown.
+            if let Ok(child) = spawned {
+                let _ = child.signal(libc::SIGKILL);
+                let _ = child.wait();
+            }
+            return Err(e);
+        }
         let child = spawned?;
         let pid = u32::try_from(child.pid).unwrap_or(0);
-        if let Some(e) = self.table.lock().get_mut(id).and_then(|c| c.execs.get_mut(exec_id)) {
-            e.pidfd = child.pidfd.as_fd().try_clone_to_owned().ok();
-        }
         // After TaskExecStarted is queued: its TaskExit can only come later.
         self.reaper.watch((id.to_string(), exec_id.to_string()), child);
         Ok(pid)
