@@ -1,0 +1,390 @@
+#!/bin/bash
+# containerd-shim-moor-v2 under the real containerd 1.6 (issue 15): `ctr run --runtime
+# io.containerd.moor.v2` through a private containerd (own config, root, state, sockets under a temp
+# dir, CRI disabled, overlayfs snapshotter), the shim binary on that containerd's PATH only.
+#
+#   integration/shim/containerd-shim.sh                      # the shim of this repository's debug build
+#   SHIM=/path/to/containerd-shim-moor-v2 integration/shim/containerd-shim.sh
+#   REFERENCE=runc integration/shim/containerd-shim.sh       # the same checks through the runc shim
+#
+# REFERENCE=runc runs the group against containerd's own io.containerd.runc.v2 shim (with runc): it
+# shows the checks hold for the shim moor's imitates; the one check of a gap in moor's shim
+# (unimplemented-pause: the runc shim implements Pause) is skipped there, loudly.
+#
+# Checks: output and exit code 0, exit code 3, exec (output, exit code, events), the event order
+# create/start/exit/delete, one shim per pod, RPCs the
+# shim does not implement yet answer "not implemented" (not "not found"), recovery after `kill -9` of
+# the shim (containerd runs the shim's `delete`), and after each: no shim process, socket, rootfs
+# mount, moor state or cgroup left. Every container gets an absolute cgroup under
+# /moor-shim/containerd-<pid>/. Logs stay in $LOG_ROOT/shim-containerd/. Env: SHIM, LOG_ROOT,
+# CMD_TIMEOUT, KEEP=1 (keep the temp dir).
+set -u
+. "$(dirname "$0")/../clients/lib.sh"
+
+need_root
+if ! command -v containerd >/dev/null 2>&1 || ! command -v ctr >/dev/null 2>&1; then
+	skip_group "containerd is not installed (this group needs the real containerd 1.6: apt-get install containerd)"
+fi
+ensure_pkgs umoci:umoci
+
+REFERENCE=${REFERENCE:-}
+if [ "$REFERENCE" = runc ]; then
+	SHIM_NAME=containerd-shim-runc-v2
+	SHIM=$(command -v $SHIM_NAME) || skip_group "no $SHIM_NAME for the reference run"
+	RTYPE=io.containerd.runc.v2
+	STATE_DIR=runc
+else
+	SHIM_NAME=containerd-shim-moor-v2
+	SHIM=${SHIM:-${CARGO_TARGET_DIR:-$(git -C "$(dirname "$0")" rev-parse --show-toplevel)/target}/debug/$SHIM_NAME}
+	RTYPE=io.containerd.moor.v2
+	STATE_DIR=moor
+fi
+[ -x "$SHIM" ] || die "SHIM=$SHIM is not an executable file (cargo build -p containerd-shim-moor-v2)"
+
+LOGDIR=$LOG_ROOT/shim-containerd-$STATE_DIR
+rm -rf "$LOGDIR" && mkdir -p "$LOGDIR"
+T=$(mktemp -d /tmp/moor-shim-ctrd.XXXXXX)
+NS=moorshim$$
+CG=/moor-shim/containerd-$$
+SOCK=$T/containerd.sock
+IMG=moor.local/busybox:latest
+TASKS=$T/state/io.containerd.runtime.v2.task/$NS
+MOOR_STATE=/run/containerd/$STATE_DIR/$NS
+DAEMON_PID=
+EVENTS_PID=
+RUN_CTRD_EXISTED=0
+[ -d /run/containerd ] && RUN_CTRD_EXISTED=1
+MOOR_DIR_EXISTED=0
+[ -d /run/containerd/$STATE_DIR ] && MOOR_DIR_EXISTED=1
+
+# A private copy on the daemon's PATH: a rebuild during the run does not change it.
+mkdir -p "$T/bin" || die "cannot create $T/bin"
+cp "$SHIM" "$T/bin/$SHIM_NAME" || die "cannot copy $SHIM"
+info "shim: $SHIM ($("$T/bin/$SHIM_NAME" -v | sed -n 2p | xargs))"
+
+C() { to "$CMD_TIMEOUT" ctr -a "$SOCK" -n "$NS" "$@"; }
+FIFO=(--fifo-dir "$T/fifo")
+
+# Our shims carry our containerd socket on their command line.
+shim_pids() {
+	local p
+	for p in $(pgrep -f -- "-address $SOCK" 2>/dev/null); do
+		tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q "$SHIM_NAME .*-address $SOCK" && echo "$p"
+	done
+}
+
+cleanup() {
+	set +e
+	trap - EXIT INT TERM
+	[ -n "$EVENTS_PID" ] && kill "$EVENTS_PID" 2>/dev/null && wait "$EVENTS_PID" 2>/dev/null
+	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+		local id
+		for id in $(C task ls -q 2>/dev/null); do
+			C task kill -s SIGKILL "$id" >/dev/null 2>&1
+			sleep 0.2
+			C task rm -f "$id" >/dev/null 2>&1
+		done
+		for id in $(C container ls -q 2>/dev/null); do C container rm "$id" >/dev/null 2>&1; done
+		C image rm "$IMG" >/dev/null 2>&1
+		kill "$DAEMON_PID" 2>/dev/null
+		for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$DAEMON_PID" 2>/dev/null
+		wait "$DAEMON_PID" 2>/dev/null
+	fi
+	local p g
+	for p in $(shim_pids); do kill -9 "$p" 2>/dev/null; done
+	# Sockets of our groups (their names derive from our private containerd socket): the runc
+	# shim leaves its socket after kill -9, and a failed check may leave one.
+	for g in run-echo exit-code stdin-pipe $(seq -f true-%g 10) "pod-$$" detached; do
+		rm -f "/run/containerd/s/$(printf '%s' "$SOCK/$NS/$g" | sha256sum | cut -d' ' -f1)"
+	done
+	awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	cg_remove "$CG"
+	rmdir /sys/fs/cgroup/*/moor-shim 2>/dev/null
+	rm -rf "$MOOR_STATE"
+	[ "$MOOR_DIR_EXISTED" = 0 ] && rmdir "/run/containerd/$STATE_DIR" 2>/dev/null
+	[ "$RUN_CTRD_EXISTED" = 0 ] && rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2>/dev/null
+	[ -f "$T/containerd.log" ] && cp "$T/containerd.log" "$LOGDIR/" 2>/dev/null
+	cp "$T"/*.out "$LOGDIR/" 2>/dev/null
+	if [ "${KEEP:-0}" = 1 ]; then info "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- daemon
+cat >"$T/config.toml" <<EOC
+version = 2
+root = "$T/root"
+state = "$T/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing"]
+oom_score = 0
+
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[debug]
+  level = "debug"
+[metrics]
+  address = ""
+[cgroup]
+  path = ""
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "$T/opt"
+  [plugins."io.containerd.runtime.v2.task"]
+    platforms = ["linux/amd64"]
+  [plugins."io.containerd.service.v1.diff-service"]
+    default = ["walking"]
+EOC
+
+PATH=$T/bin:$PATH containerd --config "$T/config.toml" >"$T/containerd.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 100); do
+	C version >/dev/null 2>&1 && break
+	kill -0 "$DAEMON_PID" 2>/dev/null || break
+	sleep 0.1
+done
+if ! C version >/dev/null 2>&1; then
+	tail -n 20 "$T/containerd.log" >&2
+	die "private containerd did not come up"
+fi
+info "containerd $(containerd --version | awk '{print $3}') at $SOCK, namespace $NS, cgroups $CG"
+
+if build_busybox_image "$T/image" "$T/busybox-oci.tar" &&
+	C image import --base-name moor.local/busybox "$T/busybox-oci.tar" >"$T/import.out" 2>&1 &&
+	C image ls -q | grep -qx "$IMG"; then
+	pass image-import
+else
+	fail image-import "$(cat "$T/import.out" 2>/dev/null)"
+	summary
+	exit 1
+fi
+
+C events >"$T/events.out" 2>&1 &
+EVENTS_PID=$!
+
+shim_errors() { grep -E 'level=(error|warning)' "$T/containerd.log" | tail -n 4; }
+out() { tr -d '\r' <"$T/$1.out"; }
+# run ID [ctr run flags...] -- CMD...: foreground `ctr run --rm` through the moor shim.
+run() {
+	local id=$1
+	shift
+	local flags=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do flags+=("$1"); shift; done
+	shift
+	C run "${FIFO[@]}" --rm --runtime "$RTYPE" --cgroup "$CG/$id" "${flags[@]}" "$IMG" "$id" "$@" \
+		</dev/null >"$T/$id.out" 2>&1
+}
+# left_behind ID: what a finished container left: shim processes, its socket, mount, state, cgroup.
+left_behind() {
+	local id=$1 left="" sock d
+	# Give a shim that was just told to shut down a moment to exit.
+	for _ in $(seq 30); do [ -z "$(shim_pids)" ] && break; sleep 0.1; done
+	[ -n "$(shim_pids)" ] && left="shim pids $(shim_pids | xargs); "
+	sock=/run/containerd/s/$(printf '%s' "$SOCK/$NS/${GROUP:-$id}" | sha256sum | cut -d' ' -f1)
+	[ -e "$sock" ] && [ "${ALLOW_SOCKET:-0}" = 0 ] && left="${left}socket $sock; "
+	grep -q " $TASKS/$id/rootfs " /proc/self/mounts && left="${left}rootfs mount; "
+	[ -e "$MOOR_STATE/$id" ] && left="${left}moor state $MOOR_STATE/$id; "
+	for d in /sys/fs/cgroup/*/"${CG#/}/$id"; do [ -d "$d" ] && left="${left}cgroup $d; "; done
+	C task ls -q 2>/dev/null | grep -qx "$id" && left="${left}task; "
+	printf '%s' "$left"
+}
+check_clean() { # ID
+	local left
+	left=$(left_behind "$1")
+	if [ -z "$left" ]; then pass "$1-nothing-left"; else fail "$1-nothing-left" "$left"; fi
+}
+
+# ---------------------------------------------------------------- ctr run --rm
+id=run-echo
+run $id -- /bin/echo hello
+rc=$?
+if [ $rc -eq 0 ] && [ "$(out $id)" = hello ]; then
+	pass $id
+else
+	fail $id "rc=$rc output: $(out $id); $(shim_errors)"
+fi
+check_clean $id
+
+id=exit-code
+run $id -- sh -c 'exit 3'
+rc=$?
+if [ $rc -eq 3 ]; then pass $id; else fail $id "ctr exited $rc, want 3; output: $(out $id); $(shim_errors)"; fi
+check_clean $id
+
+# stdin: ctr copies its stdin into the stdin fifo the shim handed to the container.
+id=stdin-pipe
+if [ "$REFERENCE" = runc ]; then
+	# Its copy of stdin is closed only by CloseIO, which ctr 1.6 run does not send: cat never ends.
+	skip $id "with containerd-shim-runc-v2, cat never sees EOF of a piped stdin under ctr 1.6 run"
+else
+	printf 'in-data\n' | C run "${FIFO[@]}" --rm --runtime "$RTYPE" --cgroup "$CG/$id" "$IMG" $id cat >"$T/$id.out" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ] && [ "$(out $id)" = in-data ]; then pass $id; else fail $id "rc=$rc output: $(out $id); $(shim_errors)"; fi
+	check_clean $id
+fi
+
+# Events of run-echo, in containerd's order. `ctr events` prints "time namespace topic {json}".
+sleep 0.5
+topics=$(grep -F "\"container_id\":\"run-echo\"" "$T/events.out" 2>/dev/null | awk '{print $6}' | grep '^/tasks/' | xargs)
+if [ "$topics" = "/tasks/create /tasks/start /tasks/exit /tasks/delete" ]; then
+	pass event-order
+else
+	fail event-order "got [$topics], want [/tasks/create /tasks/start /tasks/exit /tasks/delete]; $(grep -c . "$T/events.out") event lines"
+fi
+if grep -F '"container_id":"exit-code"' "$T/events.out" | grep -F '/tasks/exit' | grep -q '"exit_status":3'; then
+	pass exit-event-status
+else
+	fail exit-event-status "no /tasks/exit with exit_status 3 for exit-code: $(grep -F exit-code "$T/events.out" | head -c 600)"
+fi
+
+# Fast exits, repeated: the events of each run come in containerd's order.
+bad=""
+for i in $(seq 10); do
+	id=true-$i
+	run $id -- /bin/true || bad="$bad $id:rc=$?"
+done
+sleep 0.5
+for i in $(seq 10); do
+	topics=$(grep -F "\"container_id\":\"true-$i\"" "$T/events.out" | awk '{print $6}' | grep '^/tasks/' | xargs)
+	[ "$topics" = "/tasks/create /tasks/start /tasks/exit /tasks/delete" ] || bad="$bad true-$i:[$topics]"
+done
+if [ -z "$bad" ]; then pass event-order-true-x10; else fail event-order-true-x10 "$bad"; fi
+check_clean true-10
+
+# ---------------------------------------------------------------- one shim per pod
+# Two containers with the same CRI sandbox id share one shim, which stays while one is left.
+server_pids() { # the shim servers, not moor's helpers
+	local p
+	for p in $(shim_pids); do grep -q '^Name:.*moor-helper' "/proc/$p/status" 2>/dev/null || echo "$p"; done
+}
+task_status() { C task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
+wait_status() { # ID STATUS
+	local i
+	for i in $(seq 50); do [ "$(task_status "$1")" = "$2" ] && return 0; sleep 0.1; done
+	return 1
+}
+POD=pod-$$
+for id in g1 g2; do
+	C run "${FIFO[@]}" -d --runtime "$RTYPE" --cgroup "$CG/$id" --annotation "io.kubernetes.cri.sandbox-id=$POD" \
+		"$IMG" $id sleep 1000 >"$T/$id.out" 2>&1
+done
+if wait_status g1 RUNNING && wait_status g2 RUNNING; then
+	n=$(server_pids | wc -l)
+	if [ "$n" -eq 1 ]; then
+		pass one-shim-per-pod
+	else
+		fail one-shim-per-pod "$n shim servers for one pod: $(server_pids | xargs)"
+	fi
+	C task kill -s SIGKILL g1 >/dev/null 2>&1
+	if wait_status g1 STOPPED && C task rm g1 >/dev/null 2>&1 && C container rm g1 >/dev/null 2>&1 &&
+		[ "$(task_status g2)" = RUNNING ] && [ -n "$(server_pids)" ]; then
+		pass pod-shim-outlives-first-delete
+	else
+		fail pod-shim-outlives-first-delete "g1=$(task_status g1) g2=$(task_status g2) shims=$(server_pids | xargs)"
+	fi
+	C task kill -s SIGKILL g2 >/dev/null 2>&1
+	wait_status g2 STOPPED
+	C task rm g2 >/dev/null 2>&1
+	C container rm g2 >/dev/null 2>&1
+	GROUP=$POD check_clean g2
+else
+	fail one-shim-per-pod "g1=$(task_status g1) g2=$(task_status g2); $(cat "$T/g1.out" "$T/g2.out"); $(shim_errors)"
+fi
+
+# ---------------------------------------------------------------- a detached task
+id=detached
+C run "${FIFO[@]}" -d --runtime "$RTYPE" --cgroup "$CG/$id" "$IMG" $id sleep 1000 >"$T/$id.out" 2>&1
+status=
+for _ in $(seq 50); do
+	status=$(C task ls 2>/dev/null | awk -v id=$id '$1 == id {print $3}')
+	[ "$status" = RUNNING ] && break
+	sleep 0.1
+done
+if [ "$status" = RUNNING ]; then
+	pass detached-running
+	pid=$(C task ls | awk -v id=$id '$1 == id {print $2}')
+	# Not a check: the shim's memory with one container, for the record.
+	for p in $(shim_pids); do
+		grep -q '^Name:.*moor-helper' "/proc/$p/status" 2>/dev/null && continue
+		info "$SHIM_NAME pid $p: $(grep -E '^(Rss|Pss|Private_Clean|Private_Dirty):' "/proc/$p/smaps_rollup" | xargs)"
+		for c in $(xargs 2>/dev/null <"/proc/$p/task/$p/children"); do
+			grep -q "^Name:.*moor-helper" "/proc/$c/status" 2>/dev/null &&
+				info "  helper pid $c: $(grep -E '^(Rss|Pss|Private_Clean|Private_Dirty):' "/proc/$c/smaps_rollup" | xargs)"
+		done
+	done
+	if C task ps $id 2>&1 | grep -q "^$pid\b"; then pass task-ps; else fail task-ps "$(C task ps $id 2>&1)"; fi
+	# exec: output, exit code, and its events (added, started, exit) in order.
+	C task exec "${FIFO[@]}" --exec-id e1 $id sh -c 'echo exec-out; exit 5' </dev/null >"$T/e1.out" 2>&1
+	rc=$?
+	if [ $rc -eq 5 ] && [ "$(out e1)" = exec-out ]; then
+		pass exec-output-exit-code
+	else
+		fail exec-output-exit-code "rc=$rc (want 5) output: $(out e1); $(shim_errors)"
+	fi
+	sleep 0.5
+	topics=$(grep -F '"container_id":"detached"' "$T/events.out" | grep -E '"(exec_)?id":"e1"' |
+		awk '{print $6}' | xargs)
+	if [ "$topics" = "/tasks/exec-added /tasks/exec-started /tasks/exit" ]; then
+		pass exec-event-order
+	else
+		fail exec-event-order "got [$topics], want [/tasks/exec-added /tasks/exec-started /tasks/exit]"
+	fi
+	if [ "$(C task ls 2>/dev/null | awk -v id=$id '$1 == id {print $3}')" = RUNNING ]; then
+		pass exec-leaves-task-running
+	else
+		fail exec-leaves-task-running "$(C task ls 2>&1)"
+	fi
+	# Not implemented yet: the RPC says so, it does not claim the task is missing.
+	C task pause $id >"$T/pause.out" 2>&1
+	if [ "$REFERENCE" = runc ]; then
+		skip unimplemented-pause "the runc shim implements Pause (a gap of moor's shim, issue 15)"
+		C task resume $id >/dev/null 2>&1
+	# containerd turns the ttrpc code Unimplemented into errdefs' ErrNotImplemented, whose text
+	# ends ctr's message (the shim's own text ends in "yet").
+	elif grep -q ': not implemented$' "$T/pause.out" && ! grep -qi 'not found' "$T/pause.out"; then
+		pass unimplemented-pause
+	else
+		fail unimplemented-pause "$(cat "$T/pause.out")"
+	fi
+	# The shim dies: containerd runs `containerd-shim-moor-v2 ... delete`, which removes the
+	# container (killing its processes) and unmounts the rootfs.
+	# The server, not its helper (a fork with the same command line, named moor-helper).
+	shim=
+	for p in $(shim_pids); do grep -q '^Name:.*moor-helper' "/proc/$p/status" 2>/dev/null || shim=$p; done
+	if [ -n "$shim" ]; then
+		kill -9 "$shim"
+		for _ in $(seq 50); do
+			C task ls -q 2>/dev/null | grep -qx $id || break
+			sleep 0.2
+		done
+		# Killed, it may stay a zombie a moment until its new parent reaps it.
+		running() { [ -n "$(awk '$3 != "Z" {print $3}' 2>/dev/null <"/proc/$1/stat")" ]; }
+		for _ in $(seq 50); do running "$pid" || break; sleep 0.1; done
+		if running "$pid"; then
+			fail shim-killed-cleanup "container init $pid still runs after its shim was killed"
+		else
+			pass shim-killed-init-gone
+		fi
+		C container rm $id >/dev/null 2>&1
+		if [ "$REFERENCE" = runc ]; then
+			skip shim-killed-socket "containerd-shim-runc-v2 1.6 leaves its socket behind after kill -9 (moor's shim removes it)"
+			ALLOW_SOCKET=1 check_clean $id
+		else
+			check_clean $id
+		fi
+	else
+		fail shim-killed-cleanup "no shim process found for the running task"
+	fi
+else
+	fail detached-running "status=$status $(cat "$T/$id.out"); $(shim_errors)"
+fi
+
+cp "$T/events.out" "$LOGDIR/" 2>/dev/null
+summary

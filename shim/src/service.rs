@@ -1,0 +1,531 @@
+//! The Task service (`containerd.task.v2.Task`) over ttrpc. Handlers run on ttrpc's threads;
+//! create and exec go through the moor helper (spawned before any thread), exits come from the
+//! reaper thread, the order of events is kept by the table (table.rs). One shim serves every
+//! container of its group.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use containerd_shim_protos::api::{self, Status};
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecAdded, TaskIO};
+use containerd_shim_protos::ttrpc::{Code, TtrpcContext};
+use containerd_shim_protos::{topics, Task};
+use protobuf::MessageField;
+
+use crate::log;
+use crate::reaper::Reaper;
+use crate::rpc::{moor_status, not_found, status, timestamp, unimplemented, RpcResult};
+use crate::table::{Container, ExecProc, Proc, Table};
+
+pub struct Service {
+    helper: Mutex<Option<moor::Helper>>,
+    runtime: moor::Runtime,
+    table: Arc<Table>,
+    reaper: Arc<Reaper>,
+    shutdown: Mutex<mpsc::Sender<()>>,
+}
+
+impl Service {
+    pub fn new(
+        helper: moor::Helper,
+        root: PathBuf,
+        table: Arc<Table>,
+        reaper: Arc<Reaper>,
+        shutdown: mpsc::Sender<()>,
+    ) -> Service {
+        Service {
+            helper: Mutex::new(Some(helper)),
+            runtime: moor::Runtime::new(root),
+            table,
+            reaper,
+            shutdown: Mutex::new(shutdown),
+        }
+    }
+
+    /// Ends the helper (it exits at EOF and is reaped): the last step before the shim exits.
+    pub fn close(&self) {
+        drop(self.helper.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+
+    fn with_helper<T>(&self, f: impl FnOnce(&moor::Helper) -> moor::Result<T>) -> RpcResult<T> {
+        let helper = self.helper.lock().unwrap_or_else(|p| p.into_inner());
+        match helper.as_ref() {
+            Some(h) => f(h).map_err(moor_status),
+            None => Err(status(Code::UNAVAILABLE, "the shim is shutting down")),
+        }
+    }
+
+    fn create_task(&self, req: &api::CreateTaskRequest) -> RpcResult<u32> {
+        if req.terminal {
+            return Err(unimplemented("Create with a terminal"));
+        }
+        if !req.checkpoint.is_empty() {
+            return Err(unimplemented("Create from a checkpoint"));
+        }
+        let claimed = {
+            let containers = self.table.lock();
+            let mut creating = self.table.creating.lock().unwrap_or_else(|p| p.into_inner());
+            !containers.contains_key(&req.id) && creating.insert(req.id.clone())
+        };
+        if !claimed {
+            return Err(status(
+                Code::ALREADY_EXISTS,
+                format!("container {} already exists", req.id),
+            ));
+        }
+        let created = self.create_claimed(req);
+        self.table
+            .creating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&req.id);
+        created
+    }
+
+    fn create_claimed(&self, req: &api::CreateTaskRequest) -> RpcResult<u32> {
+        let bundle = PathBuf::from(&req.bundle);
+        let rootfs = bundle.join("rootfs");
+        if !req.rootfs.is_empty() {
+            crate::mount::mount_all(&req.rootfs, &rootfs).map_err(|e| status(Code::UNKNOWN, e))?;
+        }
+        let created = open_stdio(&req.stdin, &req.stdout, &req.stderr).and_then(|stdio| {
+            let opts = moor::CreateOptions {
+                bundle: bundle.clone(),
+                stdio: Some(stdio),
+                ..Default::default()
+            };
+            // The stdio fds are dropped with `opts` once the helper has passed them on: the
+            // readers see EOF when the container's copies close.
+            self.with_helper(|h| h.create(&req.id, &opts))
+        });
+        let created = match created {
+            Ok(c) => c,
+            Err(e) => {
+                if !req.rootfs.is_empty() {
+                    let _ = crate::mount::unmount_all(&rootfs);
+                }
+                return Err(e);
+            }
+        };
+        let pid = u32::try_from(created.init.pid).unwrap_or(0);
+        let mut containers = self.table.lock();
+        containers.insert(
+            req.id.clone(),
+            Container {
+                bundle,
+                rootfs_mounted: !req.rootfs.is_empty(),
+                init: Proc {
+                    pid,
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    ..Default::default()
+                },
+                execs: Default::default(),
+            },
+        );
+        let mut e = TaskCreate::new();
+        e.container_id = req.id.clone();
+        e.bundle = req.bundle.clone();
+        e.rootfs = req.rootfs.clone();
+        let mut io = TaskIO::new();
+        io.stdin = req.stdin.clone();
+        io.stdout = req.stdout.clone();
+        io.stderr = req.stderr.clone();
+        io.terminal = req.terminal;
+        e.io = MessageField::some(io);
+        e.pid = pid;
+        self.table.publish(topics::TASK_CREATE_EVENT_TOPIC, &e);
+        // After TaskCreate is queued: its TaskExit can only come later.
+        self.reaper.watch((req.id.clone(), String::new()), created.init);
+        Ok(pid)
+    }
+
+    fn start_init(&self, id: &str) -> RpcResult<u32> {
+        let pid = self.table.starting(id, "")?;
+        let started = self.with_helper(|h| h.start(id));
+        self.table.started(id, "", started.is_ok().then_some(pid))?;
+        started.map(|()| pid)
+    }
+
+    /// Starts an exec'd process: the library creates and starts it in one step.
+    fn start_exec(&self, id: &str, exec_id: &str) -> RpcResult<u32> {
+        self.table.starting(id, exec_id)?;
+        let spawned = self.spawn_exec(id, exec_id);
+        let pid = spawned.as_ref().ok().map(|c| u32::try_from(c.pid).unwrap_or(0));
+        if let Ok(child) = &spawned {
+            // Kill finds the pidfd from now on.
+            if let Some(e) = self.table.lock().get_mut(id).and_then(|c| c.execs.get_mut(exec_id)) {
+                e.pidfd = child.pidfd.as_fd().try_clone_to_owned().ok();
+            }
+        }
+        if let Err(e) = self.table.started(id, exec_id, pid) {
+            // The exec was deleted meanwhile: its process must not run on unknown.
+            if let Ok(child) = spawned {
+                let _ = child.signal(libc::SIGKILL);
+                let _ = child.wait();
+            }
+            return Err(e);
+        }
+        let child = spawned?;
+        let pid = u32::try_from(child.pid).unwrap_or(0);
+        // After TaskExecStarted is queued: its TaskExit can only come later.
+        self.reaper.watch((id.to_string(), exec_id.to_string()), child);
+        Ok(pid)
+    }
+
+    fn spawn_exec(&self, id: &str, exec_id: &str) -> RpcResult<moor::Child> {
+        let (spec, stdin, stdout, stderr) = {
+            let containers = self.table.lock();
+            let e = containers
+                .get(id)
+                .and_then(|c| c.execs.get(exec_id))
+                .ok_or_else(|| not_found(id, exec_id))?;
+            let p = &e.proc;
+            (e.spec.clone(), p.stdin.clone(), p.stdout.clone(), p.stderr.clone())
+        };
+        let stdio = open_stdio(&stdin, &stdout, &stderr)?;
+        let opts = moor::ExecOptions {
+            process: Some(spec),
+            detach: true,
+            stdio: Some(stdio),
+            ..Default::default()
+        };
+        self.with_helper(|h| h.exec(id, &opts))
+    }
+
+    fn add_exec(&self, req: &api::ExecProcessRequest) -> RpcResult<()> {
+        if req.terminal {
+            return Err(unimplemented("Exec with a terminal"));
+        }
+        let spec: oci_spec::runtime::Process = serde_json::from_slice(&req.spec.value).map_err(|e| {
+            status(
+                Code::INVALID_ARGUMENT,
+                format!("exec {}: process spec: {e}", req.exec_id),
+            )
+        })?;
+        if req.exec_id.is_empty() {
+            return Err(status(Code::INVALID_ARGUMENT, "exec: empty exec id"));
+        }
+        let mut containers = self.table.lock();
+        let c = containers.get_mut(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
+        if c.execs.contains_key(&req.exec_id) {
+            return Err(status(
+                Code::ALREADY_EXISTS,
+                format!("exec {} already exists", req.exec_id),
+            ));
+        }
+        c.execs.insert(
+            req.exec_id.clone(),
+            ExecProc {
+                proc: Proc {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    ..Default::default()
+                },
+                spec,
+                pidfd: None,
+            },
+        );
+        let mut e = TaskExecAdded::new();
+        e.container_id = req.id.clone();
+        e.exec_id = req.exec_id.clone();
+        self.table.publish(topics::TASK_EXEC_ADDED_EVENT_TOPIC, &e);
+        Ok(())
+    }
+
+    fn delete_exec(&self, id: &str, exec_id: &str) -> RpcResult<api::DeleteResponse> {
+        {
+            let containers = self.table.lock();
+            let p = containers
+                .get(id)
+                .and_then(|c| c.proc(exec_id))
+                .ok_or_else(|| not_found(id, exec_id))?;
+            if p.started && !p.exit_published {
+                return Err(status(
+                    Code::FAILED_PRECONDITION,
+                    format!("cannot delete exec {exec_id} of {id}: it is running"),
+                ));
+            }
+        }
+        let mut containers = self.table.lock();
+        let e = containers
+            .get_mut(id)
+            .and_then(|c| c.execs.remove(exec_id))
+            .ok_or_else(|| not_found(id, exec_id))?;
+        self.table.notify();
+        let mut r = api::DeleteResponse::new();
+        r.pid = e.proc.pid;
+        if let Some(exit) = e.proc.exit {
+            r.exit_status = exit.status;
+            r.exited_at = MessageField::some(timestamp(exit.at));
+        }
+        Ok(r)
+    }
+
+    fn delete_task(&self, id: &str) -> RpcResult<api::DeleteResponse> {
+        let (created_only, exited) = {
+            let containers = self.table.lock();
+            let c = containers.get(id).ok_or_else(|| not_found(id, ""))?;
+            (!c.init.started && !c.init.starting, c.init.exit_published)
+        };
+        if !exited {
+            if !created_only {
+                return Err(status(
+                    Code::FAILED_PRECONDITION,
+                    format!("cannot delete container {id}: it is running"),
+                ));
+            }
+            // Never started: the library kills init; its exit comes through the reaper.
+            self.with_helper(|h| h.delete(id, true))?;
+        }
+        let exit = self.table.wait_exit(id, "", Some(Duration::from_secs(10)))?;
+        self.with_helper(|h| h.delete(id, true))?;
+        let c = self.table.lock().remove(id).ok_or_else(|| not_found(id, ""))?;
+        if c.rootfs_mounted {
+            if let Err(e) = crate::mount::unmount_all(&c.bundle.join("rootfs")) {
+                log::error(&format!("{id}: {e}"));
+            }
+        }
+        let mut e = TaskDelete::new();
+        e.container_id = id.to_string();
+        e.id = id.to_string();
+        e.pid = c.init.pid;
+        e.exit_status = exit.status;
+        e.exited_at = MessageField::some(timestamp(exit.at));
+        self.table.publish(topics::TASK_DELETE_EVENT_TOPIC, &e);
+        self.table.notify();
+        let mut r = api::DeleteResponse::new();
+        r.pid = c.init.pid;
+        r.exit_status = exit.status;
+        r.exited_at = MessageField::some(timestamp(exit.at));
+        Ok(r)
+    }
+
+    fn kill_exec(&self, id: &str, exec_id: &str, signal: i32) -> RpcResult<()> {
+        let containers = self.table.lock();
+        let e = containers
+            .get(id)
+            .and_then(|c| c.execs.get(exec_id))
+            .ok_or_else(|| not_found(id, exec_id))?;
+        let pidfd = match (&e.pidfd, e.proc.exit) {
+            (Some(fd), None) => fd.try_clone().map_err(|e| status(Code::UNKNOWN, e))?,
+            (None, None) => {
+                return Err(status(
+                    Code::FAILED_PRECONDITION,
+                    format!("exec {exec_id} of {id} is not started"),
+                ))
+            }
+            (_, Some(_)) => return Err(status(Code::NOT_FOUND, "process already finished")),
+        };
+        let pid = i32::try_from(e.proc.pid).unwrap_or(0);
+        drop(containers);
+        moor::Child { pid, pidfd }.signal(signal).map_err(moor_status)
+    }
+}
+
+impl Task for Service {
+    fn connect(&self, _ctx: &TtrpcContext, req: api::ConnectRequest) -> RpcResult<api::ConnectResponse> {
+        let mut r = api::ConnectResponse::new();
+        r.shim_pid = std::process::id();
+        r.task_pid = self.table.lock().get(&req.id).map_or(0, |c| c.init.pid);
+        r.version = env!("CARGO_PKG_VERSION").to_string();
+        Ok(r)
+    }
+
+    fn create(&self, _ctx: &TtrpcContext, req: api::CreateTaskRequest) -> RpcResult<api::CreateTaskResponse> {
+        log::debug(&format!("create {} in {}", req.id, req.bundle));
+        let pid = self.create_task(&req)?;
+        let mut r = api::CreateTaskResponse::new();
+        r.pid = pid;
+        Ok(r)
+    }
+
+    fn start(&self, _ctx: &TtrpcContext, req: api::StartRequest) -> RpcResult<api::StartResponse> {
+        let pid = if req.exec_id.is_empty() {
+            self.start_init(&req.id)?
+        } else {
+            self.start_exec(&req.id, &req.exec_id)?
+        };
+        let mut r = api::StartResponse::new();
+        r.pid = pid;
+        Ok(r)
+    }
+
+    fn state(&self, _ctx: &TtrpcContext, req: api::StateRequest) -> RpcResult<api::StateResponse> {
+        let (mut r, live) = {
+            let containers = self.table.lock();
+            let c = containers.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
+            let p = c.proc(&req.exec_id).ok_or_else(|| not_found(&req.id, &req.exec_id))?;
+            let mut r = api::StateResponse::new();
+            r.id = req.id.clone();
+            r.exec_id = req.exec_id.clone();
+            r.bundle = c.bundle.display().to_string();
+            r.pid = p.pid;
+            r.stdin = p.stdin.clone();
+            r.stdout = p.stdout.clone();
+            r.stderr = p.stderr.clone();
+            let status = match p.exit {
+                Some(exit) => {
+                    r.exit_status = exit.status;
+                    r.exited_at = MessageField::some(timestamp(exit.at));
+                    Some(Status::STOPPED)
+                }
+                None if !p.started => Some(Status::CREATED),
+                None if !req.exec_id.is_empty() => Some(Status::RUNNING),
+                None => None,
+            };
+            if let Some(s) = status {
+                r.status = s.into();
+            }
+            (r, status.is_none())
+        };
+        if live {
+            // Running or paused: only the library can tell (the cgroup's freezer).
+            let state = self.with_helper(|h| h.state(&req.id))?;
+            r.status = match state.status {
+                moor::Status::Paused => Status::PAUSED,
+                moor::Status::Stopped => Status::STOPPED,
+                moor::Status::Created | moor::Status::Creating => Status::CREATED,
+                moor::Status::Running => Status::RUNNING,
+            }
+            .into();
+        }
+        Ok(r)
+    }
+
+    fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> RpcResult<api::WaitResponse> {
+        let exit = self.table.wait_exit(&req.id, &req.exec_id, None)?;
+        let mut r = api::WaitResponse::new();
+        r.exit_status = exit.status;
+        r.exited_at = MessageField::some(timestamp(exit.at));
+        Ok(r)
+    }
+
+    fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> RpcResult<api::Empty> {
+        let signal = i32::try_from(req.signal)
+            .map_err(|_| status(Code::INVALID_ARGUMENT, format!("signal {} out of range", req.signal)))?;
+        if !req.exec_id.is_empty() {
+            self.kill_exec(&req.id, &req.exec_id, signal)?;
+            return Ok(api::Empty::new());
+        }
+        {
+            let containers = self.table.lock();
+            let c = containers.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
+            if c.init.exit.is_some() && !req.all {
+                return Err(status(Code::NOT_FOUND, "process already finished"));
+            }
+        }
+        self.with_helper(|h| h.kill(&req.id, signal, req.all))?;
+        Ok(api::Empty::new())
+    }
+
+    fn delete(&self, _ctx: &TtrpcContext, req: api::DeleteRequest) -> RpcResult<api::DeleteResponse> {
+        if req.exec_id.is_empty() {
+            self.delete_task(&req.id)
+        } else {
+            self.delete_exec(&req.id, &req.exec_id)
+        }
+    }
+
+    fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> RpcResult<api::PidsResponse> {
+        let init = self
+            .table
+            .lock()
+            .get(&req.id)
+            .ok_or_else(|| not_found(&req.id, ""))?
+            .init
+            .pid;
+        let pids = match self.runtime.load(&req.id) {
+            Ok((state, _)) => state.cgroup().and_then(|c| c.pids().ok()),
+            Err(e) => return Err(moor_status(e)),
+        };
+        let pids = pids.unwrap_or_else(|| i32::try_from(init).into_iter().collect());
+        let mut r = api::PidsResponse::new();
+        for pid in pids {
+            let mut p = api::ProcessInfo::new();
+            p.pid = u32::try_from(pid).unwrap_or(0);
+            r.processes.push(p);
+        }
+        Ok(r)
+    }
+
+    fn shutdown(&self, _ctx: &TtrpcContext, req: api::ShutdownRequest) -> RpcResult<api::Empty> {
+        // The shim serves its whole group: it stays while a container is left.
+        if req.now || self.table.lock().is_empty() {
+            let _ = self.shutdown.lock().unwrap_or_else(|p| p.into_inner()).send(());
+        }
+        Ok(api::Empty::new())
+    }
+
+    fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> RpcResult<api::Empty> {
+        self.add_exec(&req)?;
+        Ok(api::Empty::new())
+    }
+
+    fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> RpcResult<api::Empty> {
+        Err(unimplemented("Pause"))
+    }
+
+    fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> RpcResult<api::Empty> {
+        Err(unimplemented("Resume"))
+    }
+
+    fn checkpoint(&self, _ctx: &TtrpcContext, _req: api::CheckpointTaskRequest) -> RpcResult<api::Empty> {
+        Err(unimplemented("Checkpoint"))
+    }
+
+    fn resize_pty(&self, _ctx: &TtrpcContext, _req: api::ResizePtyRequest) -> RpcResult<api::Empty> {
+        Err(unimplemented("ResizePty"))
+    }
+
+    fn close_io(&self, _ctx: &TtrpcContext, _req: api::CloseIORequest) -> RpcResult<api::Empty> {
+        Err(unimplemented("CloseIO"))
+    }
+
+    fn update(&self, _ctx: &TtrpcContext, _req: api::UpdateTaskRequest) -> RpcResult<api::Empty> {
+        Err(unimplemented("Update"))
+    }
+
+    fn stats(&self, _ctx: &TtrpcContext, _req: api::StatsRequest) -> RpcResult<api::StatsResponse> {
+        Err(unimplemented("Stats"))
+    }
+}
+
+/// A process's stdio from the request's fifo paths (empty: /dev/null). The fifos' other ends
+/// are already open (containerd's client opens them before Create and Exec), so non-blocking
+/// opens succeed at once; the fds are made blocking again for the process.
+fn open_stdio(stdin: &str, stdout: &str, stderr: &str) -> RpcResult<moor::Stdio> {
+    fn open(path: &str, write: bool) -> RpcResult<OwnedFd> {
+        if path.contains("://") {
+            return Err(unimplemented("stdio log URIs (binary://, file://)"));
+        }
+        let path = if path.is_empty() { "/dev/null" } else { path };
+        let file = std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(Path::new(path))
+            .map_err(|e| status(Code::UNKNOWN, format!("open stdio {path}: {e}")))?;
+        let fd = OwnedFd::from(file);
+        // SAFETY: F_GETFL/F_SETFL on an fd we own.
+        let blocking = unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            flags >= 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+        };
+        if !blocking {
+            let e = std::io::Error::last_os_error();
+            return Err(status(Code::UNKNOWN, format!("make stdio {path} blocking: {e}")));
+        }
+        Ok(fd)
+    }
+    Ok(moor::Stdio {
+        stdin: open(stdin, false)?,
+        stdout: open(stdout, true)?,
+        stderr: open(stderr, true)?,
+    })
+}
