@@ -108,6 +108,7 @@ pub use spawn::child::Child;
 pub use spawn::create::CreateOptions;
 pub use spawn::exec::ExecOptions;
 pub use sys::fds::Stdio;
+pub use sys::sha256::hex as sha256_hex;
 pub use sys::time::now_rfc3339;
 
 /// What a caller applies to its own process before it creates or enters a container: the

@@ -51,7 +51,7 @@ pub fn grouping_key(bundle: &Path, id: &str) -> Result<String> {
 /// address, the namespace and the group, so one containerd never mixes two groups.
 pub fn socket_path(address: &str, namespace: &str, group: &str) -> PathBuf {
     let key = Path::new(address).join(namespace).join(group);
-    Path::new(SOCKET_DIR).join(crate::sha256::hex_digest(key.as_os_str().as_encoded_bytes()))
+    Path::new(SOCKET_DIR).join(moor::sha256_hex(key.as_os_str().as_encoded_bytes()))
 }
 
 fn address_of(path: &Path) -> String {
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn socket_path_is_containerd_style_and_stable() {
         let a = socket_path("/run/containerd/containerd.sock", "default", "c1");
-        let hex = crate::sha256::hex_digest(b"/run/containerd/containerd.sock/default/c1");
+        let hex = moor::sha256_hex(b"/run/containerd/containerd.sock/default/c1");
         assert_eq!(a, Path::new(SOCKET_DIR).join(hex));
         assert_ne!(a, socket_path("/run/containerd/containerd.sock", "other", "c1"));
     }

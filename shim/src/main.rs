@@ -11,7 +11,6 @@ mod reaper;
 mod rpc;
 mod server;
 mod service;
-mod sha256;
 mod table;
 
 use error::Error;

@@ -21,7 +21,6 @@ pub mod pss;
 mod render;
 mod root;
 mod seccomp;
-mod sha256;
 
 use serde::Serialize;
 

@@ -98,7 +98,7 @@ pub fn analyse(profile: &LinuxSeccomp) -> Result<Profile> {
         syscall_names: syscalls.iter().map(|s| s.names().len()).sum(),
         architectures: profile.architectures().iter().flatten().map(to_name).collect(),
         instructions: compiled.instructions().len(),
-        digest: format!("sha256:{}", super::sha256::hex(&bytes)),
+        digest: format!("sha256:{}", crate::sys::sha256::hex(&bytes)),
         dangerous_allowed,
         uses_notify: compiled.needs_notify_fd(),
     })

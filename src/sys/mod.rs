@@ -4,6 +4,7 @@
 pub mod fault;
 pub mod fds;
 pub mod procfs;
+pub mod sha256;
 pub mod terminal;
 pub mod time;
 
