@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("moorlet: not built yet");
+    std::process::exit(1);
+}
