@@ -43,55 +43,14 @@ fn limit_memory(g: &Guard, bytes: i64, disable_oom_killer: bool) {
     g.cg().apply(&r).expect("apply memory limit");
 }
 
-/// Touches 64 MiB of anonymous memory, then returns 0 (only if nothing stopped it).
-fn touch_64m() -> i32 {
-    let len = 64usize << 20;
-    // SAFETY: anonymous private mapping; we only write inside it.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return 2;
-        }
-        let mut i = 0;
-        while i < len {
-            std::ptr::write_volatile((p as *mut u8).add(i), 1);
-            i += 4096;
-        }
-    }
-    0
-}
-
 /// Touches 8 MiB, then sleeps until killed.
 fn hold_8m() -> i32 {
-    let len = 8usize << 20;
-    // SAFETY: anonymous private mapping; we only write inside it; pause has no preconditions.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return 2;
-        }
-        let mut i = 0;
-        while i < len {
-            std::ptr::write_volatile((p as *mut u8).add(i), 1);
-            i += 4096;
-        }
-        loop {
-            libc::pause();
-        }
+    if !touch_anonymous(8 << 20) {
+        return 2;
+    }
+    loop {
+        // SAFETY: pause has no preconditions.
+        unsafe { libc::pause() };
     }
 }
 

@@ -200,30 +200,6 @@ fn pids_limit_stops_forks() {
     g.destroy();
 }
 
-fn touch_64m() -> i32 {
-    let len = 64usize << 20;
-    // SAFETY: anonymous private mapping; we only write inside it.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return 2;
-        }
-        let mut i = 0;
-        while i < len {
-            std::ptr::write_volatile((p as *mut u8).add(i), 1);
-            i += 4096;
-        }
-    }
-    0
-}
-
 #[test]
 fn memory_limit_ooms_and_is_counted() {
     need_root!("memory_limit_ooms_and_is_counted");

@@ -182,3 +182,38 @@ pub fn exited_with(st: i32) -> Option<i32> {
 pub fn killed_by(st: i32) -> Option<i32> {
     libc::WIFSIGNALED(st).then(|| libc::WTERMSIG(st))
 }
+
+/// Writes one byte in every page of a fresh anonymous mapping of `len` bytes, so that the
+/// memory is charged to the caller's cgroup. False when the mapping cannot be made.
+pub fn touch_anonymous(len: usize) -> bool {
+    // SAFETY: a fresh anonymous private mapping; we only write inside it and never unmap it
+    // (the caller is a short-lived child that exits or is killed).
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        let mut i = 0;
+        while i < len {
+            std::ptr::write_volatile(p.cast::<u8>().add(i), 1);
+            i += 4096;
+        }
+    }
+    true
+}
+
+/// Touches 64 MiB of anonymous memory, then returns 0 (only if nothing stopped it).
+pub fn touch_64m() -> i32 {
+    if touch_anonymous(64 << 20) {
+        0
+    } else {
+        2
+    }
+}
