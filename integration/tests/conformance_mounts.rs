@@ -5,6 +5,7 @@
 //! test says why and skips that part for runc.
 
 use moor_integration::bundle::temp_dir;
+use moor_integration::mountinfo::{fs_type, has_tag, super_opts, HostMount};
 use moor_integration::{host, poll_for, require_root, runtime_is, skip, Bundle, Ctx, Output, TIMEOUT};
 use serde_json::{json, Value};
 use std::fs;
@@ -55,65 +56,6 @@ fn must_line<'a>(out: &'a str, mp: &str, err: &str) -> &'a str {
 /// Per-mount options (field 6) of a mountinfo line.
 fn mount_opts(line: &str) -> Vec<&str> {
     line.split_whitespace().nth(5).unwrap_or("").split(',').collect()
-}
-
-/// Optional fields (propagation tags) of a mountinfo line.
-fn tags(line: &str) -> Vec<&str> {
-    line.split_whitespace().skip(6).take_while(|f| *f != "-").collect()
-}
-
-fn has_tag(line: &str, prefix: &str) -> bool {
-    tags(line).iter().any(|t| t.starts_with(prefix))
-}
-
-/// Super-block options (last field) of a mountinfo line.
-fn super_opts(line: &str) -> Vec<&str> {
-    line.split_whitespace().last().unwrap_or("").split(',').collect()
-}
-
-fn fs_type(line: &str) -> &str {
-    let mut it = line.split_whitespace().skip_while(|f| *f != "-");
-    it.next();
-    it.next().unwrap_or("")
-}
-
-/// A host mount made by the test, lazily unmounted on drop (declare after the `Ctx`).
-struct HostMount(PathBuf);
-
-impl HostMount {
-    fn tmpfs(at: &Path) -> HostMount {
-        nix::mount::mount(
-            Some("moor-it-sub"),
-            at,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            Some("size=1m"),
-        )
-        .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", at.display()));
-        HostMount(at.to_path_buf())
-    }
-
-    /// `d` bound onto itself and made shared, so that propagation is observable.
-    fn shared_self_bind(d: &Path) -> HostMount {
-        nix::mount::mount(Some(d), d, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-            .unwrap_or_else(|e| panic!("bind {}: {e}", d.display()));
-        let m = HostMount(d.to_path_buf());
-        nix::mount::mount(
-            None::<&str>,
-            d,
-            None::<&str>,
-            nix::mount::MsFlags::MS_SHARED,
-            None::<&str>,
-        )
-        .unwrap_or_else(|e| panic!("make-shared {}: {e}", d.display()));
-        m
-    }
-}
-
-impl Drop for HostMount {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
 }
 
 /// The suite runs crun in a private mount namespace (see the README): host propagation is then

@@ -3,6 +3,7 @@
 
 use moor_integration::bundle::temp_dir;
 use moor_integration::console::{pty_number, read_until};
+use moor_integration::mountinfo::{fs_type, optional_fields, super_opts, HostMount};
 use moor_integration::{require_root, runtime_is, skip, Bundle, ConsoleReceiver, Ctx, TIMEOUT};
 use serde_json::{json, Value};
 use std::fs;
@@ -40,46 +41,6 @@ fn mi_line<'a>(out: &'a str, mp: &str) -> Option<&'a str> {
 /// Per-mount options (field 6) of a mountinfo line.
 fn mount_opts(line: &str) -> Vec<&str> {
     line.split_whitespace().nth(5).unwrap_or("").split(',').collect()
-}
-
-/// Optional fields (between field 6 and the "-" separator) of a mountinfo line.
-fn optional_fields(line: &str) -> Vec<&str> {
-    line.split_whitespace().skip(6).take_while(|f| *f != "-").collect()
-}
-
-/// Super-block options (last field) of a mountinfo line.
-fn super_opts(line: &str) -> Vec<&str> {
-    line.split_whitespace().last().unwrap_or("").split(',').collect()
-}
-
-/// Fs type (after the "-") of a mountinfo line.
-fn fs_type(line: &str) -> &str {
-    let mut it = line.split_whitespace().skip_while(|f| *f != "-");
-    it.next();
-    it.next().unwrap_or("")
-}
-
-/// Unmounts a host mount this test made (lazily), on drop. Declare after the `Ctx`.
-struct HostMount(PathBuf);
-
-impl HostMount {
-    fn tmpfs(at: &Path) -> HostMount {
-        nix::mount::mount(
-            Some("moor-it-sub"),
-            at,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            Some("size=1m"),
-        )
-        .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", at.display()));
-        HostMount(at.to_path_buf())
-    }
-}
-
-impl Drop for HostMount {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
 }
 
 #[test]
@@ -370,22 +331,6 @@ fn overlay_mount() {
     assert!(!d.join("lower/new").exists());
 }
 
-/// Makes `d` a shared bind mount of itself on the host (unmounted on drop).
-fn shared_self_bind(d: &Path) -> HostMount {
-    nix::mount::mount(Some(d), d, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-        .unwrap_or_else(|e| panic!("bind {}: {e}", d.display()));
-    let m = HostMount(d.to_path_buf());
-    nix::mount::mount(
-        None::<&str>,
-        d,
-        None::<&str>,
-        nix::mount::MsFlags::MS_SHARED,
-        None::<&str>,
-    )
-    .unwrap_or_else(|e| panic!("make-shared {}: {e}", d.display()));
-    m
-}
-
 /// The suite runs crun inside `unshare -m --propagation private` (see README), which turns the
 /// host's shared mounts private before crun starts: propagation from the host is then not
 /// observable, whatever crun does.
@@ -405,8 +350,8 @@ fn per_mount_propagation() {
     let p = host_dir(&ctx, "priv");
     let sl = host_dir(&ctx, "slave");
     let s = host_dir(&ctx, "shared");
-    let _mp = shared_self_bind(&p);
-    let _msl = shared_self_bind(&sl);
+    let _mp = HostMount::shared_self_bind(&p);
+    let _msl = HostMount::shared_self_bind(&sl);
     let (id, mut b) = ctx.bundle(&[]);
     b.push_mount(bind(&p, "/p", &["rbind", "rprivate"]));
     b.push_mount(bind(&sl, "/sl", &["rbind", "rslave"]));
@@ -439,7 +384,7 @@ fn rootfs_propagation_run(ctx: &Ctx, prop: Option<&str>) -> (String, bool) {
     let (id, mut b) = ctx.bundle(&[]);
     let rootfs = b.rootfs();
     fs::create_dir(rootfs.join("mnt/late")).unwrap();
-    let _root_bind = shared_self_bind(&rootfs);
+    let _root_bind = HostMount::shared_self_bind(&rootfs);
     if let Some(p) = prop {
         b.set("/linux/rootfsPropagation", json!(p));
     }
