@@ -22,6 +22,7 @@ pub mod agent;
 pub mod api;
 pub mod client;
 pub mod events;
+pub mod image;
 pub mod logs;
 pub mod monitor;
 pub mod store;
