@@ -25,8 +25,10 @@ pub mod events;
 pub mod image;
 pub mod logs;
 pub mod monitor;
+pub mod net;
 pub mod store;
 pub mod util;
+pub mod volume;
 
 /// The agent's socket unless --socket or MOORLET_SOCKET says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/moorlet/moorlet.sock";
