@@ -24,8 +24,10 @@ pub mod client;
 pub mod events;
 pub mod image;
 pub mod logs;
+pub mod manifest;
 pub mod monitor;
 pub mod net;
+pub mod spec;
 pub mod store;
 pub mod util;
 pub mod volume;
@@ -42,6 +44,3 @@ macro_rules! log {
     }};
 }
 
-// Stubs of the contract's API until s22-spec is merged.
-pub mod manifest;
-pub mod spec;
