@@ -64,10 +64,6 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
     /// Reads what is left (a tar stream's padding after its end marker counts in a diff id),
     /// then returns the digest and the byte count.
     pub fn finish(mut self) -> std::io::Result<(Digest, u64)> {

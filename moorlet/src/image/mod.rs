@@ -1,5 +1,3 @@
-// TEMPORARY (skeleton commit): removed once import, pull and unpack use these.
-#![allow(dead_code)]
 //! The image store: OCI and Docker images imported from archives or pulled from a registry v2,
 //! kept as digest-verified blobs, with each layer unpacked once (per diff id) and shared by every
 //! image that has it; a container's rootfs is an overlayfs over those layers.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::digest::Digest;
+use super::store::{NewImage, Staging};
 use super::{ImageConfig, ImageError};
 
 pub(crate) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -195,4 +196,52 @@ pub(crate) fn parse_config(
         stop_signal: c.stop_signal.filter(|s| !s.is_empty()),
     };
     Ok((config, diff_ids))
+}
+
+/// Where an image's blobs come from (a layout, an archive, a registry).
+pub(crate) trait Blobs {
+    /// Copies the blob a descriptor names into staging (unless it is there), checking its size
+    /// and digest.
+    fn put(&self, staging: &mut Staging, desc: &Descriptor) -> Result<Digest, ImageError>;
+}
+
+/// The image a descriptor names (an index resolved to its linux/amd64 manifest): its blobs
+/// verified into staging and its layers unpacked.
+pub(crate) fn fetch(
+    blobs: &dyn Blobs,
+    staging: &mut Staging,
+    desc: &Descriptor,
+    names: Vec<String>,
+    depth: usize,
+) -> Result<NewImage, ImageError> {
+    let digest = blobs.put(staging, desc)?;
+    let what = format!("manifest {digest}");
+    match parse_document(&what, &staging.read_document(&what, &digest)?)? {
+        Parsed::Index(manifests) => {
+            if depth >= 4 {
+                return Err(ImageError::format(what, "image indexes nested more than 4 deep"));
+            }
+            let chosen = select_platform(&what, &manifests)?.clone();
+            fetch(blobs, staging, &chosen, names, depth + 1)
+        }
+        Parsed::Manifest { config, layers } => {
+            let id = blobs.put(staging, &config)?;
+            let config_what = format!("config {id}");
+            let (config, diff_ids) =
+                parse_config(&config_what, &staging.read_document(&config_what, &id)?, layers.len())?;
+            let mut out = Vec::new();
+            for (layer, diff_id) in layers.iter().zip(diff_ids) {
+                let blob = blobs.put(staging, layer)?;
+                staging.unpack(&blob, &diff_id)?;
+                out.push((blob, diff_id));
+            }
+            Ok(NewImage {
+                id,
+                names,
+                manifest: digest,
+                layers: out,
+                config,
+            })
+        }
+    }
 }

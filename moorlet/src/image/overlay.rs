@@ -1,17 +1,235 @@
-//! Each container's rootfs: an overlayfs over the image's layers.
+//! Each container's rootfs: an overlayfs whose lower layers are the image's unpacked layers,
+//! with `upper/` and `work/` under the container's directory, mounted at `rootfs/`.
+//!
+//! Layers are given one by one with the new mount API's `lowerdir+` (Linux 6.8): each path is a
+//! parameter of its own, so an image's layer count is not bounded by mount(2)'s one-page option
+//! string (about 40 store paths). Older kernels get that option string, refused up front when it
+//! would not fit.
 
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::store::ImageStore;
+use super::store::{io_err, ImageStore};
 use super::{Image, ImageError};
 
-pub fn mount_rootfs(_store: &ImageStore, _image: &Image, container_dir: &Path) -> Result<PathBuf, ImageError> {
-    Err(ImageError::format(
-        container_dir.display().to_string(),
-        "mount is not implemented yet",
-    ))
+pub fn mount_rootfs(store: &ImageStore, image: &Image, container_dir: &Path) -> Result<PathBuf, ImageError> {
+    let rootfs = container_dir.join("rootfs");
+    let upper = container_dir.join("upper");
+    let work = container_dir.join("work");
+    for d in [&rootfs, &upper, &work] {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(d)
+            .map_err(io_err("create directory", d))?;
+    }
+    if is_overlay_mount(container_dir, &rootfs)? {
+        return Ok(rootfs); // mounted by an earlier call (an agent that restarted)
+    }
+    let mut lowers = store.layer_dirs(image)?;
+    lowers.reverse(); // overlayfs lists the top layer first
+    if lowers.is_empty() {
+        return Err(ImageError::format(image.id.clone(), "the image has no layers"));
+    }
+    match mount_new_api(&lowers, &upper, &work, &rootfs) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::ENOSYS) => {
+            mount_legacy(&lowers, &upper, &work, &rootfs)
+        }
+        Err(e) => Err(ImageError::Mount {
+            op: "mount overlayfs on",
+            path: rootfs.clone(),
+            source: e,
+        }),
+        Ok(()) => Ok(()),
+    }?;
+    Ok(rootfs)
 }
 
-pub fn unmount_rootfs(_container_dir: &Path) -> Result<(), ImageError> {
-    Ok(())
+/// Unmounts `container_dir/rootfs` and removes it with `upper/` and `work/`; nothing there is
+/// not an error.
+pub fn unmount_rootfs(container_dir: &Path) -> Result<(), ImageError> {
+    let rootfs = container_dir.join("rootfs");
+    let c = cstring(&rootfs)?;
+    // SAFETY: c is a NUL-terminated path that outlives the call.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINVAL | libc::ENOENT) => {} // not mounted, or already gone
+            Some(libc::EBUSY) => {
+                // SAFETY: as above.
+                if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+                    return Err(ImageError::Mount {
+                        op: "unmount (detach)",
+                        path: rootfs,
+                        source: std::io::Error::last_os_error(),
+                    });
+                }
+            }
+            _ => {
+                return Err(ImageError::Mount {
+                    op: "unmount",
+                    path: rootfs,
+                    source: e,
+                })
+            }
+        }
+    }
+    for d in [container_dir.join("upper"), container_dir.join("work")] {
+        match fs::remove_dir_all(&d) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(ImageError::io("remove", &d, e)),
+            _ => {}
+        }
+    }
+    // rmdir, never a recursive removal: were it somehow still mounted, the upper layer stays.
+    match fs::remove_dir(&rootfs) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ImageError::io("remove", &rootfs, e)),
+        _ => Ok(()),
+    }
+}
+
+fn cstring(path: &Path) -> Result<CString, ImageError> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        ImageError::io(
+            "use",
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL byte in the path"),
+        )
+    })
+}
+
+fn is_overlay_mount(parent: &Path, dir: &Path) -> Result<bool, ImageError> {
+    let pm = fs::metadata(parent).map_err(io_err("stat", parent))?;
+    let dm = fs::metadata(dir).map_err(io_err("stat", dir))?;
+    if pm.dev() == dm.dev() {
+        return Ok(false);
+    }
+    let st = nix::sys::statfs::statfs(dir).map_err(|e| ImageError::io("statfs", dir, e.into()))?;
+    Ok(st.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
+}
+
+fn last_error<T>() -> std::io::Result<T> {
+    Err(std::io::Error::last_os_error())
+}
+
+fn fsconfig_string(fs_fd: &OwnedFd, key: &str, value: &Path) -> std::io::Result<()> {
+    let key = CString::new(key).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let value =
+        CString::new(value.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: fs_fd is an open fs context; key and value are NUL-terminated and outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs_fd.as_raw_fd(),
+            libc::FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        last_error()
+    }
+}
+
+fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> std::io::Result<()> {
+    // SAFETY: the name is a NUL-terminated literal; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), libc::FSOPEN_CLOEXEC) };
+    let fd = i32::try_from(fd).map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+    if fd < 0 {
+        return last_error();
+    }
+    // SAFETY: fsopen just returned this fd, and nothing else owns it.
+    let fs_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    for lower in lowers {
+        fsconfig_string(&fs_fd, "lowerdir+", lower)?;
+    }
+    fsconfig_string(&fs_fd, "upperdir", upper)?;
+    fsconfig_string(&fs_fd, "workdir", work)?;
+    // SAFETY: fs_fd is an open fs context; no key or value is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs_fd.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if r != 0 {
+        return last_error();
+    }
+    // SAFETY: fs_fd is a created fs context; the result is checked.
+    let m = unsafe { libc::syscall(libc::SYS_fsmount, fs_fd.as_raw_fd(), libc::FSMOUNT_CLOEXEC, 0) };
+    let m = i32::try_from(m).map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+    if m < 0 {
+        return last_error();
+    }
+    // SAFETY: fsmount just returned this fd, and nothing else owns it.
+    let mnt = unsafe { OwnedFd::from_raw_fd(m) };
+    let target =
+        CString::new(target.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: mnt is a detached mount; the empty path and the target are NUL-terminated and
+    // outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        last_error()
+    }
+}
+
+fn mount_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), ImageError> {
+    let all: Vec<&Path> = lowers.iter().map(PathBuf::as_path).chain([upper, work]).collect();
+    if let Some(bad) = all
+        .iter()
+        .find(|p| p.as_os_str().as_bytes().iter().any(|b| b":,\\".contains(b)))
+    {
+        return Err(ImageError::format(
+            bad.display().to_string(),
+            "a path with ':', ',' or '\\' cannot be an overlayfs option on this kernel",
+        ));
+    }
+    let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    if options.len() >= page {
+        return Err(ImageError::format(
+            target.display().to_string(),
+            format!("{} layers do not fit in one page of mount options on a kernel without overlayfs' lowerdir+ (Linux 6.8)", lowers.len()),
+        ));
+    }
+    nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .map_err(|e| ImageError::Mount {
+        op: "mount overlayfs on",
+        path: target.to_path_buf(),
+        source: e.into(),
+    })
 }

@@ -466,6 +466,15 @@ impl<'s> Staging<'s> {
         read_bounded(what, &path, super::oci::MAX_DOCUMENT)
     }
 
+    /// A staged or stored blob's compression.
+    pub fn compression(&self, digest: &Digest) -> Result<super::unpack::Compression, ImageError> {
+        let path = self
+            .blob(digest)
+            .ok_or_else(|| ImageError::format(format!("blob {digest}"), "missing"))?;
+        let mut file = File::open(&path).map_err(io_err("open", &path))?;
+        super::unpack::compression(&mut file).map_err(io_err("read", &path))
+    }
+
     /// Unpacks a layer blob unless its diff id is already unpacked in the store or staged.
     pub fn unpack(&mut self, blob: &Digest, diff_id: &Digest) -> Result<(), ImageError> {
         if self.layers.contains(diff_id) || self.store.layer_path(diff_id).join("root").is_dir() {
