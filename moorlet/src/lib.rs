@@ -14,3 +14,6 @@
 //! - `spec`: a pod's container turned into an OCI runtime spec for moor (process, env, security
 //!   context, resources, mounts, namespaces), and the RuntimeDefault seccomp profile.
 //! - the agent (desired state, reconciler, per-pod monitors, restarts, logs) and its client.
+
+pub mod manifest;
+pub mod spec;
