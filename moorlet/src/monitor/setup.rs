@@ -192,6 +192,7 @@ impl Monitor {
         let nss = self.net.namespaces.as_ref();
         let etc = self.net.etc.as_ref();
         let objects = Objects(&self.store);
+        let seccomp_dir = self.store.root.join("seccomp");
         let input = crate::spec::ContainerInput {
             pod: &self.pod,
             container: &c.spec,
@@ -208,6 +209,9 @@ impl Monitor {
             env_sources: &objects,
             pod_ip: self.net.ip,
             cgroups_path: format!("{}/{}", self.cgroup_parent.trim_end_matches('/'), c.id),
+            shm: None,
+            seccomp_dir: Some(&seccomp_dir),
+            termination_log: None,
         };
         let spec = crate::spec::container_spec(&input);
         if spec.is_err() {
