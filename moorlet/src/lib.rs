@@ -43,4 +43,3 @@ macro_rules! log {
         eprintln!("{} {}", $crate::util::rfc3339(now, true), format!($($arg)*));
     }};
 }
-

@@ -186,12 +186,17 @@ impl Agent {
     }
 
     pub fn wait_running(&self, name: &str) -> Value {
-        self.wait_pod(name, Duration::from_secs(30), "Running with every container ready", |p| {
-            p["status"]["phase"] == "Running"
-                && p["status"]["containerStatuses"]
-                    .as_array()
-                    .is_some_and(|cs| cs.iter().all(|c| c["ready"] == true))
-        })
+        self.wait_pod(
+            name,
+            Duration::from_secs(30),
+            "Running with every container ready",
+            |p| {
+                p["status"]["phase"] == "Running"
+                    && p["status"]["containerStatuses"]
+                        .as_array()
+                        .is_some_and(|cs| cs.iter().all(|c| c["ready"] == true))
+            },
+        )
     }
 
     /// The host pid of a container's process, from moor's own state.
@@ -214,17 +219,25 @@ impl Agent {
 
     /// The busybox image, imported; returns the reference pods use.
     pub fn import_busybox(&self) -> String {
-        let layout = busybox_layout();
+        let reference = "moorlet-it/busybox:1";
+        let layout = moor_integration::images::busybox_oci_layout(&self.dir, reference);
         let out = self.ok(&["images", "import", layout.to_str().expect("utf-8 path")]);
         let ls = self.ok(&["images", "ls"]);
-        assert!(ls.contains("busybox"), "images ls after import: {ls}\nimport said: {out}");
-        "moorlet-it/busybox:1".into()
+        assert!(
+            ls.contains("busybox"),
+            "images ls after import: {ls}\nimport said: {out}"
+        );
+        reference.into()
     }
 
     /// Monitor pids of every pod, from the state dir.
     pub fn monitor_pids(&self) -> Vec<i32> {
         let mut pids = Vec::new();
-        for e in std::fs::read_dir(self.state.join("run")).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(self.state.join("run"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if let Ok(t) = std::fs::read_to_string(e.path().join("monitor.pid")) {
                 pids.extend(t.split_whitespace().next().and_then(|p| p.parse::<i32>().ok()));
             }
@@ -252,50 +265,18 @@ impl Drop for Agent {
         for d in moor_integration::host::cgroup_dirs(&self.cgroup_parent) {
             let _ = std::fs::remove_dir(d);
         }
+        // The net module keeps its namespace files under a bind mount of its own (as `ip netns`
+        // does with /run/netns): a state-dir-wide mount, gone with the state dir.
+        let ns_dir = self.state.join("run/ns");
+        if !moor_integration::host::mounts_mentioning(&ns_dir.display().to_string()).is_empty() {
+            let _ = nix::mount::umount2(&ns_dir, nix::mount::MntFlags::MNT_DETACH);
+        }
         if moor_integration::host::mounts_mentioning(&self.dir.display().to_string()).is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
             eprintln!("{} keeps mounts: not removed", self.dir.display());
         }
     }
-}
-
-/// An OCI image layout of busybox-static (built once per test process with umoci): sh and the
-/// applets the tests use, Cmd sh, PATH=/bin.
-pub fn busybox_layout() -> PathBuf {
-    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("moorlet-it-image-{}", std::process::id()));
-        let layout = dir.join("layout");
-        let bundle = dir.join("bundle");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("image dir");
-        let umoci = |args: &[&str]| {
-            let out = Command::new("umoci").args(args).output().expect("umoci (apt install umoci)");
-            assert!(out.status.success(), "umoci {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        let l = layout.display().to_string();
-        umoci(&["init", "--layout", &l]);
-        umoci(&["new", "--image", &format!("{l}:1")]);
-        umoci(&["unpack", "--image", &format!("{l}:1"), &bundle.display().to_string()]);
-        let bin = bundle.join("rootfs/bin");
-        std::fs::create_dir_all(&bin).expect("rootfs/bin");
-        std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox (apt install busybox-static)");
-        for applet in [
-            "sh", "sleep", "echo", "cat", "ls", "env", "dd", "true", "false", "date", "id", "ip", "hostname", "kill",
-            "ps", "grep", "wc", "touch", "mkdir", "test", "printf",
-        ] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
-        }
-        for d in ["proc", "sys", "dev", "etc", "tmp"] {
-            std::fs::create_dir_all(bundle.join("rootfs").join(d)).expect("rootfs dir");
-        }
-        umoci(&["repack", "--image", &format!("{l}:1"), &bundle.display().to_string()]);
-        umoci(&["config", "--image", &format!("{l}:1"), "--config.cmd", "sh", "--config.env", "PATH=/bin"]);
-        let _ = std::fs::remove_dir_all(&bundle);
-        layout
-    })
-    .clone()
 }
 
 /// A pod manifest: `containers` as (name, shell script) on busybox.
