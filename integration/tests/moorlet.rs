@@ -91,3 +91,151 @@ fn two_container_pod_runs_and_reapply_is_a_noop() {
 fn is_zombie_free(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
 }
+
+/// After `delete` returns nothing of the pod is left: no veth on the bridge, no namespace
+/// file, no mount, no cgroup, no IPAM lease, no hostPort rule.
+#[test]
+fn delete_leaves_nothing() {
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let mut yaml = pod_yaml(
+        "gone",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", "trap 'exit 0' TERM; while true; do sleep 0.2; done")],
+    );
+    yaml.push_str("    ports:\n    - containerPort: 80\n      hostPort: 28471\n");
+    agent.apply(&yaml);
+    let pod = agent.wait_running("gone");
+    let uid = pod["metadata"]["uid"].as_str().expect("uid").to_string();
+    let ip = pod["status"]["podIP"].as_str().expect("podIP").to_string();
+    let id = format!("default_gone_app_{}", &uid[..8]);
+    let cgroup = format!("{}/{id}", agent.cgroup_parent);
+    let veths = || {
+        let out = Command::new("ip")
+            .args(["-o", "link", "show", "master", &agent.bridge])
+            .output()
+            .expect("ip link");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let rules = || {
+        let out = Command::new("iptables-save").output().expect("iptables-save");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&ip) || l.contains("28471"))
+            .count()
+    };
+    let leases = || {
+        walk(&agent.state.join("cni"))
+            .into_iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == ip.as_str()))
+            .count()
+    };
+    // What the pod has while it runs, so that the checks below can fail.
+    assert_eq!(veths(), 1, "no veth of the pod on {}", agent.bridge);
+    assert!(
+        !moor_integration::host::cgroup_dirs(&cgroup).is_empty(),
+        "no cgroup {cgroup}"
+    );
+    assert!(rules() > 0, "no hostPort rule for {ip}:28471");
+    assert_eq!(leases(), 1, "no IPAM lease of {ip}");
+    let run = agent.state.join("run").join(&uid);
+    assert!(!moor_integration::host::mounts_mentioning(&uid).is_empty());
+
+    agent.ok(&["delete", "pod", "gone"]);
+    assert_eq!(veths(), 0, "a veth is left on {}", agent.bridge);
+    assert!(
+        moor_integration::host::cgroup_dirs(&cgroup).is_empty(),
+        "cgroup {cgroup} is left"
+    );
+    assert_eq!(rules(), 0, "iptables rules of the pod are left");
+    assert_eq!(leases(), 0, "the IPAM lease of {ip} is left");
+    assert_eq!(
+        moor_integration::host::mounts_mentioning(&uid),
+        Vec::<String>::new(),
+        "mounts are left"
+    );
+    assert!(
+        !agent.state.join("run/ns").join(&uid).exists(),
+        "the namespace files are left"
+    );
+    assert!(!run.exists(), "the pod's run dir is left");
+    assert!(
+        !agent.state.join("moor").join(&id).exists(),
+        "moor's container state is left"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// A changed pod spec replaces the pod (new uid, new processes); the old one is gone first.
+#[test]
+fn changed_spec_replaces_the_pod() {
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let script = "trap 'exit 0' TERM; while true; do sleep 0.2; done";
+    agent.apply(&pod_yaml(
+        "p",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", script)],
+    ));
+    let old = agent.wait_running("p");
+    let old_pid = agent.container_pid(&old, "app");
+    let out = agent.apply(&pod_yaml(
+        "p",
+        &image,
+        "  terminationGracePeriodSeconds: 2\n",
+        &[("app", script)],
+    ));
+    assert!(out.contains("pod/p configured"), "apply said: {out}");
+    let new = agent.wait_running("p");
+    assert_ne!(new["metadata"]["uid"], old["metadata"]["uid"]);
+    assert_ne!(agent.container_pid(&new, "app"), old_pid);
+    assert!(!std::path::Path::new(&format!("/proc/{old_pid}")).exists() || is_zombie_free(old_pid));
+}
+
+/// `validate` lists the fields moorlet does not honour, by path; --strict fails on them.
+#[test]
+fn validate_lists_unhonoured_fields() {
+    let dir = std::env::temp_dir().join(format!("moorlet-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("pod.yaml");
+    let mut yaml = pod_yaml("v", "busybox", "", &[("app", "true")]);
+    yaml.push_str("    readinessProbe:\n      exec:\n        command: [\"true\"]\n");
+    std::fs::write(&file, yaml).expect("write");
+    let run = |strict: bool| {
+        let mut args = vec!["validate", "-f", file.to_str().expect("path")];
+        if strict {
+            args.push("--strict");
+        }
+        Command::new(moorlet_common::moorlet_bin())
+            .args(&args)
+            .output()
+            .expect("moorlet validate")
+    };
+    let loose = run(false);
+    let text = String::from_utf8_lossy(&loose.stdout);
+    assert!(loose.status.success(), "validate failed: {text}");
+    assert!(
+        text.contains("spec.containers[0].readinessProbe"),
+        "validate said: {text}"
+    );
+    assert!(
+        !run(true).status.success(),
+        "validate --strict passed with an unhonoured field"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -267,6 +267,8 @@ impl Monitor {
         let Some(mut run) = self.ctrs[i].run.take() else {
             return;
         };
+        // The backoff counts from the exit, not from the end of the cleanup below.
+        let exited = Instant::now();
         let code = run.child.wait().unwrap_or(255);
         drain(&mut run.out, &mut run.out_lines, &mut run.log, "stdout", true);
         drain(&mut run.err, &mut run.err_lines, &mut run.log, "stderr", true);
@@ -325,7 +327,7 @@ impl Monitor {
                     self.ns,
                     self.uid
                 ),
-                until: Some(Instant::now() + self.backoff.scaled(delay)),
+                until: Some(exited + self.backoff.scaled(delay)),
             };
             let msg = format!("Back-off restarting failed container {name}");
             self.event(true, "BackOff", &msg);
