@@ -115,6 +115,37 @@ fn docker_archive_alone_imports() {
 }
 
 #[test]
+fn compressed_archives_import() {
+    need_busybox!();
+    let t = TempDir::new("gz");
+    let docker = images::busybox_docker_archive(t.path(), "busybox:gz");
+    let oci = images::busybox_oci_archive(t.path(), "busybox:zst");
+    let gz = t.join("saved.tar.gz");
+    let mut enc = flate2::write::GzEncoder::new(fs::File::create(&gz).expect("create"), flate2::Compression::fast());
+    std::io::copy(&mut fs::File::open(&docker).expect("open"), &mut enc).expect("gzip");
+    enc.finish().expect("gzip");
+    let zst = t.join("oci.tar.zst");
+    let data = ruzstd::encoding::compress_to_vec(
+        fs::File::open(&oci).expect("open"),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
+    fs::write(&zst, data).expect("write");
+    let store = t.store();
+    let a = store.import(&gz).expect("import a gzip'd docker-archive").remove(0);
+    let b = store.import(&zst).expect("import a zstd oci-archive").remove(0);
+    assert_eq!(a.id, b.id);
+    assert_eq!(
+        b.names,
+        vec![
+            "docker.io/library/busybox:gz".to_string(),
+            "docker.io/library/busybox:zst".to_string()
+        ]
+    );
+    check_busybox_layers(&store, &b);
+    assert!(names(&t.join("store/tmp")).is_empty(), "the decompressed copy is gone");
+}
+
+#[test]
 fn multi_platform_index_gives_the_amd64_image() {
     need_busybox!();
     let t = TempDir::new("multiarch");
