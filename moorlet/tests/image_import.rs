@@ -259,22 +259,40 @@ fn assert_nothing_stored(t: &TempDir, store: &ImageStore) {
 #[test]
 fn corrupted_blob_is_rejected_and_nothing_stored() {
     need_busybox!();
-    let t = TempDir::new("corrupt");
     let img = images::busybox_image();
-    let layout = images::write_oci_layout(&img, t.path(), "busybox");
-    // flip one byte of the last layer (same size, other digest)
-    let digest = images::sha256(&img.layers[2].0);
-    let blob = layout.join("blobs/sha256").join(&digest[7..]);
-    let mut data = fs::read(&blob).expect("blob");
-    let last = data.len() - 1;
-    data[last] ^= 0xff;
-    fs::write(&blob, &data).expect("corrupt the blob");
-    let store = t.store();
-    let err = store.import(&layout).expect_err("a corrupted blob must be refused");
-    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
-    assert!(err.to_string().contains(&digest), "the error names the blob: {err}");
-    assert_nothing_stored(&t, &store);
-    assert_eq!(store.get("busybox").expect("get"), None);
+    // a layer with one byte flipped, and a config still valid JSON but saying another Cmd
+    let cases: Vec<(String, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+        (
+            images::sha256(&img.layers[2].0),
+            Box::new(|data: &mut Vec<u8>| {
+                let last = data.len() - 1;
+                data[last] ^= 0xff;
+            }),
+        ),
+        (
+            img.id(),
+            Box::new(|data: &mut Vec<u8>| {
+                let text = String::from_utf8(data.clone()).expect("config text").replace("/bin/sh", "/bin/xx");
+                *data = text.into_bytes();
+            }),
+        ),
+    ];
+    for (digest, corrupt) in cases {
+        let t = TempDir::new("corrupt");
+        let layout = images::write_oci_layout(&img, t.path(), "busybox");
+        let blob = layout.join("blobs/sha256").join(&digest[7..]);
+        let mut data = fs::read(&blob).expect("blob");
+        let size = data.len();
+        corrupt(&mut data);
+        assert_eq!(data.len(), size, "same size, other content");
+        fs::write(&blob, &data).expect("corrupt the blob");
+        let store = t.store();
+        let err = store.import(&layout).expect_err("a corrupted blob must be refused");
+        assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+        assert!(err.to_string().contains(&digest), "the error names the blob: {err}");
+        assert_nothing_stored(&t, &store);
+        assert_eq!(store.get("busybox").expect("get"), None);
+    }
 }
 
 #[test]
