@@ -248,6 +248,64 @@ fn many_layers_mount() {
     unmount_rootfs(&c).expect("unmount");
 }
 
+#[test]
+fn ownership_modes_xattrs_and_nodes_are_kept() {
+    require_root!();
+    let t = TempDir::new("attrs");
+    let tar = Tar::new()
+        .file_owned("setuid", 0o4755, 1234, 5678, b"#!/bin/sh\n")
+        .pax(&[
+            ("SCHILY.xattr.user.origin", b"layer"),
+            ("SCHILY.xattr.trusted.overlay.redirect", b"/etc"),
+        ])
+        .file("xattrs", 0o640, b"x")
+        .pax(&[("uid", b"3000000000"), ("gid", b"3000000001")])
+        .file("big-ids", 0o600, b"y")
+        .dir("d", 0o750)
+        .node("d/null", tar::EntryType::Char, 0o666, 1, 3)
+        .node("d/fifo", tar::EntryType::Fifo, 0o644, 0, 0)
+        .finish();
+    let img = images::image(
+        vec![Layer {
+            tar,
+            compression: Compression::Zstd,
+        }],
+        json!({"User": "1234:5678"}),
+    );
+    let store = t.store();
+    let image = store
+        .import(&images::write_oci_layout(&img, t.path(), "attrs"))
+        .expect("import")
+        .remove(0);
+    assert_eq!(image.config.user.as_deref(), Some("1234:5678"));
+    let root = &store.layer_dirs(&image).expect("layers")[0];
+    let m = fs::metadata(root.join("setuid")).expect("setuid");
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777),
+        (1234, 5678, 0o4755),
+        "owner, then mode: set-id kept"
+    );
+    assert_eq!(
+        xattr(&root.join("xattrs"), "user.origin").as_deref(),
+        Some(&b"layer"[..])
+    );
+    assert_eq!(
+        xattr(&root.join("xattrs"), "trusted.overlay.redirect"),
+        None,
+        "overlay's own xattrs are not taken"
+    );
+    let m = fs::metadata(root.join("big-ids")).expect("big-ids");
+    assert_eq!((m.uid(), m.gid()), (3_000_000_000, 3_000_000_001), "pax uid/gid");
+    assert_eq!(fs::metadata(root.join("d")).expect("d").mode() & 0o7777, 0o750);
+    let null = fs::metadata(root.join("d/null")).expect("null");
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&null.file_type()));
+    assert_eq!((null.rdev(), null.mode() & 0o777), (libc::makedev(1, 3), 0o666));
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+        &fs::metadata(root.join("d/fifo")).expect("fifo").file_type()
+    ));
+    assert_eq!(m.mtime(), 1_700_000_000);
+}
+
 fn assert_nothing_stored(t: &TempDir, store: &ImageStore) {
     let (blobs, layers, tmp, images) = contents(&t.join("store"), store);
     assert!(
@@ -272,7 +330,9 @@ fn corrupted_blob_is_rejected_and_nothing_stored() {
         (
             img.id(),
             Box::new(|data: &mut Vec<u8>| {
-                let text = String::from_utf8(data.clone()).expect("config text").replace("/bin/sh", "/bin/xx");
+                let text = String::from_utf8(data.clone())
+                    .expect("config text")
+                    .replace("/bin/sh", "/bin/xx");
                 *data = text.into_bytes();
             }),
         ),
