@@ -319,7 +319,8 @@ fn corrupted_blob_is_rejected_and_nothing_stored() {
     need_busybox!();
     let img = images::busybox_image();
     // a layer with one byte flipped, and a config still valid JSON but saying another Cmd
-    let cases: Vec<(String, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Corrupt = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(String, Corrupt)> = vec![
         (
             images::sha256(&img.layers[2].0),
             Box::new(|data: &mut Vec<u8>| {
