@@ -168,6 +168,8 @@ fn yaml_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
             max_total_scalar_bytes: MAX_MANIFEST_BYTES,
         },
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        // YAML 1.2's booleans: a container or volume named `n` or `no` stays a name.
+        strict_booleans: true,
         // A snippet of the input could hold a Secret's data: errors carry positions only.
         with_snippet: false,
     };
