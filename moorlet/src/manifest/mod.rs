@@ -106,8 +106,10 @@ pub fn parse(text: &str) -> Result<Vec<Object>, ManifestError> {
             limit: MAX_MANIFEST_BYTES,
         });
     }
+    // JSON is read as JSON (exact numbers, its own errors); `{...}` documents between YAML
+    // separators are YAML.
     let documents = if text.trim_start().starts_with('{') {
-        json_documents(text)?
+        json_documents(text).or_else(|_| yaml_documents(text))?
     } else {
         yaml_documents(text)?
     };

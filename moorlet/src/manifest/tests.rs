@@ -70,6 +70,16 @@ fn every_kind_and_form() {
         .map(|o| o.name().to_string())
         .collect();
     assert_eq!(names, ["a", "b"]);
+    let json_in_yaml = "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"a\"}}\n---\n{apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n";
+    assert_eq!(
+        parse(json_in_yaml)
+            .expect("JSON documents between YAML separators")
+            .len(),
+        2
+    );
+    // YAML 1.2 booleans: `no` and `n` are names, not false.
+    parse(&POD.replace("name: app", "name: n")).expect("a container named n");
+    parse(&POD.replace("name: app", "name: no")).expect("a container named no");
     // Numbers where Kubernetes takes quantities, as kubectl accepts them.
     let q = POD.replace(
         "image: busybox",
@@ -106,6 +116,7 @@ fn errors_name_document_object_and_field() {
             &["spec.volumes[0].name"],
         ),
         ("- just\n- a list\n", &["document 1", "not a Kubernetes object"]),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {hostname: ../../x, containers: [{name: a, image: i}]}\n", &["spec.hostname"]),
         ("apiVersion: v1\nkind: ConfigMap\nkind: Secret\nmetadata: {name: a}\n", &["document 1"]),
         ("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Nope, metadata: {name: n}}\n", &["document 1 items[0]", "Nope"]),
         ("{\"apiVersion\": \"v1\", ", &["document 1"]),

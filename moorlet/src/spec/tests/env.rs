@@ -40,6 +40,7 @@ fn env_from_and_env_with_references() {
         ("    env:\n    - {name: A}\n    - {name: B, valueFrom: {secretKeyRef: {name: creds, key: NOPE}}}\n", Err("spec.containers[0].env[1].valueFrom.secretKeyRef")),
         ("    env:\n    - {name: A, valueFrom: {configMapKeyRef: {name: gone, key: K}}}\n", Err("spec.containers[0].env[0].valueFrom.configMapKeyRef")),
         ("    env:\n    - {name: 'A=B', value: x}\n", Err("spec.containers[0].env[0].name")),
+        ("    env:\n    - {name: F, valueFrom: {fileKeyRef: {volumeName: v, path: p, key: k}}}\n", Err("spec.containers[0].env[0].valueFrom")),
         ("    env:\n    - {name: EMPTY}\n    - {name: E2, value: ''}\n", Ok(&["EMPTY=", "E2="])),
     ];
     for (fields, want) in cases {
