@@ -116,6 +116,34 @@ impl Tar {
         self.append(&h, &[])
     }
 
+    /// A regular file with an owner.
+    pub fn file_owned(&mut self, name: &str, mode: u32, uid: u64, gid: u64, data: &[u8]) -> &mut Tar {
+        let mut h = Self::header(name, tar::EntryType::Regular, mode, data.len() as u64, "");
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_cksum();
+        self.append(&h, data)
+    }
+
+    /// A character device, block device or fifo (`kind`).
+    pub fn node(&mut self, name: &str, kind: tar::EntryType, mode: u32, major: u32, minor: u32) -> &mut Tar {
+        let mut h = Self::header(name, kind, mode, 0, "");
+        h.set_device_major(major).expect("major");
+        h.set_device_minor(minor).expect("minor");
+        h.set_cksum();
+        self.append(&h, &[])
+    }
+
+    /// PAX records for the next entry (`SCHILY.xattr.NAME` for xattrs, `uid`, `gid`…).
+    pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Tar {
+        self.builder
+            .as_mut()
+            .expect("tar builder")
+            .append_pax_extensions(records.iter().copied())
+            .expect("append pax records");
+        self
+    }
+
     /// Docker's whiteout of `path` (`dir/.wh.name`).
     pub fn whiteout(&mut self, path: &str) -> &mut Tar {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));

@@ -115,6 +115,37 @@ fn docker_archive_alone_imports() {
 }
 
 #[test]
+fn compressed_archives_import() {
+    need_busybox!();
+    let t = TempDir::new("gz");
+    let docker = images::busybox_docker_archive(t.path(), "busybox:gz");
+    let oci = images::busybox_oci_archive(t.path(), "busybox:zst");
+    let gz = t.join("saved.tar.gz");
+    let mut enc = flate2::write::GzEncoder::new(fs::File::create(&gz).expect("create"), flate2::Compression::fast());
+    std::io::copy(&mut fs::File::open(&docker).expect("open"), &mut enc).expect("gzip");
+    enc.finish().expect("gzip");
+    let zst = t.join("oci.tar.zst");
+    let data = ruzstd::encoding::compress_to_vec(
+        fs::File::open(&oci).expect("open"),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
+    fs::write(&zst, data).expect("write");
+    let store = t.store();
+    let a = store.import(&gz).expect("import a gzip'd docker-archive").remove(0);
+    let b = store.import(&zst).expect("import a zstd oci-archive").remove(0);
+    assert_eq!(a.id, b.id);
+    assert_eq!(
+        b.names,
+        vec![
+            "docker.io/library/busybox:gz".to_string(),
+            "docker.io/library/busybox:zst".to_string()
+        ]
+    );
+    check_busybox_layers(&store, &b);
+    assert!(names(&t.join("store/tmp")).is_empty(), "the decompressed copy is gone");
+}
+
+#[test]
 fn multi_platform_index_gives_the_amd64_image() {
     need_busybox!();
     let t = TempDir::new("multiarch");
@@ -217,6 +248,64 @@ fn many_layers_mount() {
     unmount_rootfs(&c).expect("unmount");
 }
 
+#[test]
+fn ownership_modes_xattrs_and_nodes_are_kept() {
+    require_root!();
+    let t = TempDir::new("attrs");
+    let tar = Tar::new()
+        .file_owned("setuid", 0o4755, 1234, 5678, b"#!/bin/sh\n")
+        .pax(&[
+            ("SCHILY.xattr.user.origin", b"layer"),
+            ("SCHILY.xattr.trusted.overlay.redirect", b"/etc"),
+        ])
+        .file("xattrs", 0o640, b"x")
+        .pax(&[("uid", b"3000000000"), ("gid", b"3000000001")])
+        .file("big-ids", 0o600, b"y")
+        .dir("d", 0o750)
+        .node("d/null", tar::EntryType::Char, 0o666, 1, 3)
+        .node("d/fifo", tar::EntryType::Fifo, 0o644, 0, 0)
+        .finish();
+    let img = images::image(
+        vec![Layer {
+            tar,
+            compression: Compression::Zstd,
+        }],
+        json!({"User": "1234:5678"}),
+    );
+    let store = t.store();
+    let image = store
+        .import(&images::write_oci_layout(&img, t.path(), "attrs"))
+        .expect("import")
+        .remove(0);
+    assert_eq!(image.config.user.as_deref(), Some("1234:5678"));
+    let root = &store.layer_dirs(&image).expect("layers")[0];
+    let m = fs::metadata(root.join("setuid")).expect("setuid");
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777),
+        (1234, 5678, 0o4755),
+        "owner, then mode: set-id kept"
+    );
+    assert_eq!(
+        xattr(&root.join("xattrs"), "user.origin").as_deref(),
+        Some(&b"layer"[..])
+    );
+    assert_eq!(
+        xattr(&root.join("xattrs"), "trusted.overlay.redirect"),
+        None,
+        "overlay's own xattrs are not taken"
+    );
+    let m = fs::metadata(root.join("big-ids")).expect("big-ids");
+    assert_eq!((m.uid(), m.gid()), (3_000_000_000, 3_000_000_001), "pax uid/gid");
+    assert_eq!(fs::metadata(root.join("d")).expect("d").mode() & 0o7777, 0o750);
+    let null = fs::metadata(root.join("d/null")).expect("null");
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&null.file_type()));
+    assert_eq!((null.rdev(), null.mode() & 0o777), (libc::makedev(1, 3), 0o666));
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+        &fs::metadata(root.join("d/fifo")).expect("fifo").file_type()
+    ));
+    assert_eq!(m.mtime(), 1_700_000_000);
+}
+
 fn assert_nothing_stored(t: &TempDir, store: &ImageStore) {
     let (blobs, layers, tmp, images) = contents(&t.join("store"), store);
     assert!(
@@ -228,22 +317,43 @@ fn assert_nothing_stored(t: &TempDir, store: &ImageStore) {
 #[test]
 fn corrupted_blob_is_rejected_and_nothing_stored() {
     need_busybox!();
-    let t = TempDir::new("corrupt");
     let img = images::busybox_image();
-    let layout = images::write_oci_layout(&img, t.path(), "busybox");
-    // flip one byte of the last layer (same size, other digest)
-    let digest = images::sha256(&img.layers[2].0);
-    let blob = layout.join("blobs/sha256").join(&digest[7..]);
-    let mut data = fs::read(&blob).expect("blob");
-    let last = data.len() - 1;
-    data[last] ^= 0xff;
-    fs::write(&blob, &data).expect("corrupt the blob");
-    let store = t.store();
-    let err = store.import(&layout).expect_err("a corrupted blob must be refused");
-    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
-    assert!(err.to_string().contains(&digest), "the error names the blob: {err}");
-    assert_nothing_stored(&t, &store);
-    assert_eq!(store.get("busybox").expect("get"), None);
+    // a layer with one byte flipped, and a config still valid JSON but saying another Cmd
+    type Corrupt = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(String, Corrupt)> = vec![
+        (
+            images::sha256(&img.layers[2].0),
+            Box::new(|data: &mut Vec<u8>| {
+                let last = data.len() - 1;
+                data[last] ^= 0xff;
+            }),
+        ),
+        (
+            img.id(),
+            Box::new(|data: &mut Vec<u8>| {
+                let text = String::from_utf8(data.clone())
+                    .expect("config text")
+                    .replace("/bin/sh", "/bin/xx");
+                *data = text.into_bytes();
+            }),
+        ),
+    ];
+    for (digest, corrupt) in cases {
+        let t = TempDir::new("corrupt");
+        let layout = images::write_oci_layout(&img, t.path(), "busybox");
+        let blob = layout.join("blobs/sha256").join(&digest[7..]);
+        let mut data = fs::read(&blob).expect("blob");
+        let size = data.len();
+        corrupt(&mut data);
+        assert_eq!(data.len(), size, "same size, other content");
+        fs::write(&blob, &data).expect("corrupt the blob");
+        let store = t.store();
+        let err = store.import(&layout).expect_err("a corrupted blob must be refused");
+        assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+        assert!(err.to_string().contains(&digest), "the error names the blob: {err}");
+        assert_nothing_stored(&t, &store);
+        assert_eq!(store.get("busybox").expect("get"), None);
+    }
 }
 
 #[test]

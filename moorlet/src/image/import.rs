@@ -12,16 +12,17 @@ use super::digest::Digest;
 use super::oci::{self, Blobs, Descriptor, Parsed, MAX_DOCUMENT};
 use super::reference::normalize;
 use super::store::{io_err, merge_names, ImageStore, NewImage, Staging};
+use super::unpack::{compression, decoder, Compression};
 use super::{Image, ImageError};
 
 pub(crate) fn import(store: &ImageStore, path: &Path) -> Result<Vec<Image>, ImageError> {
     let meta = std::fs::metadata(path).map_err(io_err("stat", path))?;
+    let mut staging = Staging::new(store)?;
     let source = if meta.is_dir() {
         Source::Dir(path.to_path_buf())
     } else {
-        Source::tar(path)?
+        Source::tar(&decompressed(path, &staging)?)?
     };
-    let mut staging = Staging::new(store)?;
     let images = if source.has("manifest.json") {
         docker_archive(&source, &mut staging)?
     } else if source.has("index.json") {
@@ -33,6 +34,21 @@ pub(crate) fn import(store: &ImageStore, path: &Path) -> Result<Vec<Image>, Imag
         ));
     };
     staging.commit(merge_names(images))
+}
+
+/// The archive itself, or for a compressed one (`docker save | gzip`) a decompressed copy in
+/// staging: members are read at their offsets, which a compressed stream does not have.
+fn decompressed(path: &Path, staging: &Staging) -> Result<PathBuf, ImageError> {
+    let mut file = File::open(path).map_err(io_err("open", path))?;
+    if compression(&mut file).map_err(io_err("read", path))? == Compression::None {
+        return Ok(path.to_path_buf());
+    }
+    let copy = staging.dir().join("archive.tar");
+    let mut out = File::create(&copy).map_err(io_err("create", &copy))?;
+    let what = path.display().to_string();
+    std::io::copy(&mut decoder(&what, file)?, &mut out)
+        .map_err(|e| ImageError::format(what, format!("decompressing: {e}")))?;
+    Ok(copy)
 }
 
 /// Where the files of a layout or an archive are read from.

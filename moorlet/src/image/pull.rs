@@ -112,6 +112,13 @@ impl Registry {
                 authed = true;
                 continue;
             }
+            if status == 401 {
+                return Err(ImageError::Registry {
+                    url: url.to_string(),
+                    reason: "HTTP 401 even with the token its realm gave (only anonymous pulls are supported)"
+                        .to_string(),
+                });
+            }
             if !(200..300).contains(&status) {
                 let mut body = String::new();
                 let _ = resp.into_body().into_reader().take(512).read_to_string(&mut body);

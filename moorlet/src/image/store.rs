@@ -374,6 +374,11 @@ impl<'s> Staging<'s> {
         })
     }
 
+    /// The staging directory (removed with the staging).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Where a blob is, in the store or staged here.
     pub fn blob(&self, digest: &Digest) -> Option<PathBuf> {
         if self.blobs.contains(digest) {

@@ -30,21 +30,8 @@ const OPAQUE: &str = ".wh..wh..opq";
 /// regular files hold.
 pub(crate) fn unpack(blob: &Digest, src: &Path, diff_id: &Digest, dest: &Path) -> Result<u64, ImageError> {
     let layer = blob.to_string();
-    let mut file = File::open(src).map_err(|e| ImageError::io("open layer blob", src, e))?;
-    let kind = compression(&mut file).map_err(|e| ImageError::io("read", src, e))?;
-    let buffered = BufReader::with_capacity(1 << 16, file);
-    let decoder: Box<dyn Read> = match kind {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => {
-            Box::new(
-                ruzstd::decoding::StreamingDecoder::new(buffered).map_err(|e| ImageError::Format {
-                    what: format!("layer {layer}"),
-                    reason: format!("bad zstd stream: {e}"),
-                })?,
-            )
-        }
-        Compression::None => Box::new(buffered),
-    };
+    let file = File::open(src).map_err(|e| ImageError::io("open layer blob", src, e))?;
+    let decoder = decoder(&format!("layer {layer}"), file)?;
     std::fs::DirBuilder::new()
         .create(dest)
         .map_err(|e| ImageError::io("create directory", dest, e))?;
@@ -102,6 +89,20 @@ pub(crate) fn compression(file: &mut File) -> std::io::Result<Compression> {
         [0x1f, 0x8b, ..] => Compression::Gzip,
         [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
         _ => Compression::None,
+    })
+}
+
+/// The blob's content, decompressed as its first bytes say.
+pub(crate) fn decoder(what: &str, mut file: File) -> Result<Box<dyn Read>, ImageError> {
+    let kind = compression(&mut file).map_err(|e| ImageError::format(what, format!("read: {e}")))?;
+    let buffered = BufReader::with_capacity(1 << 16, file);
+    Ok(match kind {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(buffered)
+                .map_err(|e| ImageError::format(what, format!("bad zstd stream: {e}")))?,
+        ),
+        Compression::None => Box::new(buffered),
     })
 }
 

@@ -223,7 +223,7 @@ const PART_TWO: Node = Fields(&[
 ]);
 
 /// Every field set in `object` that moorlet does not honour, by path
-/// (`spec.containers[0].readinessProbe`), in document order.
+/// (`spec.containers[0].readinessProbe`), sorted by path within each object.
 pub fn unhonoured_fields(object: &Object) -> Vec<String> {
     let (value, node) = match object {
         Object::Pod(o) => (serde_json::to_value(o), &POD),
@@ -240,6 +240,31 @@ pub fn unhonoured_fields(object: &Object) -> Vec<String> {
         Err(_) => out.push(String::new()),
     }
     out
+}
+
+/// Fields whose Kubernetes default is what moorlet does anyway: written out by tools
+/// (`kubectl ... -o yaml`), they ask for nothing moorlet ignores.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("dnsPolicy", "ClusterFirst"),
+    ("terminationMessagePolicy", "File"),
+    ("schedulerName", "default-scheduler"),
+    ("procMount", "Default"),
+    ("enableServiceLinks", "true"),
+    ("enableServiceLinks", "false"),
+    ("automountServiceAccountToken", "false"),
+    ("stdin", "false"),
+    ("tty", "false"),
+    ("stdinOnce", "false"),
+    ("priority", "0"),
+];
+
+fn is_default(key: &str, v: &Value) -> bool {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(_) | Value::Number(_) => v.to_string(),
+        _ => return false,
+    };
+    DEFAULTS.iter().any(|(k, d)| *k == key && *d == text)
 }
 
 fn is_set(v: &Value) -> bool {
@@ -264,7 +289,7 @@ fn walk(v: &Value, node: &Node, path: &str, out: &mut Vec<String>) {
         (Any, _) => {}
         (Fields(fields), Value::Object(o)) => {
             for (k, child) in o {
-                if !is_set(child) {
+                if !is_set(child) || is_default(k, child) {
                     continue;
                 }
                 match fields.iter().find(|(name, _)| name == k) {

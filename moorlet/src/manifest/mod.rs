@@ -106,8 +106,10 @@ pub fn parse(text: &str) -> Result<Vec<Object>, ManifestError> {
             limit: MAX_MANIFEST_BYTES,
         });
     }
+    // JSON is read as JSON (exact numbers, its own errors); `{...}` documents between YAML
+    // separators are YAML.
     let documents = if text.trim_start().starts_with('{') {
-        json_documents(text)?
+        json_documents(text).or_else(|_| yaml_documents(text))?
     } else {
         yaml_documents(text)?
     };
@@ -168,6 +170,8 @@ fn yaml_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
             max_total_scalar_bytes: MAX_MANIFEST_BYTES,
         },
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        // YAML 1.2's booleans: a container or volume named `n` or `no` stays a name.
+        strict_booleans: true,
         // A snippet of the input could hold a Secret's data: errors carry positions only.
         with_snippet: false,
     };

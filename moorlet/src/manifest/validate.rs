@@ -19,6 +19,9 @@ pub(super) fn object(object: &Object) -> Result<(), Invalid> {
         let Some(spec) = &pod.spec else {
             return Err(("spec".into(), "is required".into()));
         };
+        if let Some(h) = spec.hostname.as_deref() {
+            dns_label(h).map_err(|m| ("spec.hostname".into(), m))?;
+        }
         if spec.containers.is_empty() {
             return Err(("spec.containers".into(), "at least one container is required".into()));
         }

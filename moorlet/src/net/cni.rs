@@ -73,14 +73,14 @@ impl Cni {
         let mappings = port_mappings(ports)?;
         let record_path = self.record_path(pod);
         {
-            let _lock = self.lock()?;
+            let lock = self.lock()?;
             if let Some(old) = read_record(&record_path)? {
                 if old.netns == netns {
                     if let Some(ip) = old.result.as_ref().and_then(result_ip) {
                         return Ok(ip);
                     }
                 }
-                drop(_lock);
+                drop(lock);
                 self.del(pod, netns)?;
                 return self.add(pod, netns, ports);
             }

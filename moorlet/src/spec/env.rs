@@ -230,7 +230,8 @@ fn value(cx: &Ctx, var: &EnvVar, env: &PodEnv, field: &str) -> Result<Option<Str
             .map(Some)
             .map_err(|m| SpecError::invalid(field, m));
     }
-    Ok(Some(String::new()))
+    let message = "no source moorlet supports (configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef)";
+    Err(SpecError::invalid(format!("{field}.valueFrom"), message))
 }
 
 /// The downward API's fieldRef for env (`metadata.labels['k']`, `status.podIP`, ...).

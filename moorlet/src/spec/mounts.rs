@@ -153,7 +153,7 @@ fn sub_path(volume: &Path, sub: &str, field: &str) -> Result<PathBuf, SpecError>
         path.push(name);
         let how = || {
             OpenHow::new()
-                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
                 .mode(Mode::empty())
                 .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS)
         };

@@ -19,8 +19,8 @@ const ALLOWED: &[&str] = &[
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
     "open", "openat", "openat2", "creat", "close", "close_range", "lseek", "_llseek", "dup", "dup2", "dup3",
     "pipe", "pipe2", "fcntl", "fcntl64", "ioctl", "flock", "fsync", "fdatasync", "sync", "syncfs",
-    "sync_file_range", "sync_file_range2", "arm_sync_file_range", "truncate", "truncate64", "ftruncate",
-    "ftruncate64", "fallocate", "fadvise64", "fadvise64_64", "arm_fadvise64_64", "readahead", "sendfile",
+    "sync_file_range", "truncate", "truncate64", "ftruncate",
+    "ftruncate64", "fallocate", "fadvise64", "fadvise64_64", "readahead", "sendfile",
     "sendfile64", "splice", "tee", "vmsplice", "copy_file_range",
     // file metadata and names
     "stat", "stat64", "lstat", "lstat64", "fstat", "fstat64", "newfstatat", "fstatat64", "statx", "statfs",
@@ -49,7 +49,7 @@ const ALLOWED: &[&str] = &[
     "sigaltstack", "signal", "sigpending", "sigprocmask", "sigsuspend", "pause", "restart_syscall", "getpid",
     "getppid", "gettid", "getpgid", "setpgid", "getpgrp", "getsid", "setsid", "set_tid_address",
     "set_robust_list", "get_robust_list", "futex", "futex_time64", "futex_waitv", "rseq", "arch_prctl", "prctl",
-    "set_thread_area", "get_thread_area", "set_tls", "cacheflush", "breakpoint", "seccomp", "pidfd_open",
+    "set_thread_area", "get_thread_area", "seccomp", "pidfd_open",
     "pidfd_send_signal", "pidfd_getfd", "capget", "capset", "landlock_create_ruleset", "landlock_add_rule",
     "landlock_restrict_self",
     // credentials
@@ -70,12 +70,24 @@ const ALLOWED: &[&str] = &[
     "uname", "sysinfo", "getcpu", "getrandom",
     // sockets (socket itself is below, with a condition)
     "socketpair", "bind", "connect", "listen", "accept", "accept4", "getsockname", "getpeername", "sendto",
-    "recvfrom", "send", "recv", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "recvmmsg_time64", "shutdown",
+    "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "recvmmsg_time64", "shutdown",
     "setsockopt", "getsockopt", "socketcall",
     // System V and POSIX IPC (namespaced)
     "shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semtimedop",
     "semtimedop_time64", "semctl", "ipc", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedsend_time64",
     "mq_timedreceive", "mq_timedreceive_time64", "mq_notify", "mq_getsetattr",
+];
+
+/// Names only the arm tables have.
+const ARM_ONLY: &[&str] = &[
+    "sync_file_range2",
+    "arm_sync_file_range",
+    "arm_fadvise64_64",
+    "set_tls",
+    "cacheflush",
+    "breakpoint",
+    "send",
+    "recv",
 ];
 
 /// Allowed only where ptrace can no longer bypass seccomp (Linux 4.8).
@@ -139,6 +151,9 @@ pub fn runtime_default_seccomp() -> LinuxSeccomp {
     use LinuxSeccompAction::{ScmpActAllow as Allow, ScmpActErrno as Errno};
     use LinuxSeccompOperator::{ScmpCmpEq as Eq, ScmpCmpMaskedEq as MaskedEq, ScmpCmpNe as Ne};
     let mut syscalls = vec![rule(ALLOWED, Allow, Vec::new())];
+    if cfg!(any(target_arch = "aarch64", target_arch = "arm")) {
+        syscalls.push(rule(ARM_ONLY, Allow, Vec::new()));
+    }
     if kernel_at_least(4, 8) {
         syscalls.push(rule(PTRACE, Allow, Vec::new()));
     }

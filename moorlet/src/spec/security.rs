@@ -296,7 +296,7 @@ fn sysctls(cx: &Ctx) -> Result<Vec<(String, String)>, SpecError> {
         if name.contains("..")
             || name
                 .bytes()
-                .any(|b| !(b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+                .any(|b| !(b.is_ascii_alphanumeric() || b"._-/".contains(&b)))
         {
             return Err(SpecError::invalid(
                 format!("{field}.name"),

@@ -1,0 +1,319 @@
+//! Runs containers from specs made by `moorlet::spec::container_spec` with the moor binary
+//! (create/start/delete through its CLI: cargo tests are threaded, so no in-process
+//! moor::Runtime), and checks from the workload's own /proc what a user would check.
+//!
+//! Needs root and the moor binary (`cargo build -p moor-cli`; `MOOR=/path/to/moor` overrides).
+//! The pods use the host's network and ipc namespaces, so that no pod namespaces (the net
+//! engineer's part) are needed; everything else comes from the generated spec as is.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use moorlet::manifest::{parse, Object};
+use moorlet::spec::{container_spec, ContainerInput, EnvSources, ImageDefaults};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "id", "sleep", "grep", "touch", "unshare", "ping", "true",
+];
+
+struct NoSources;
+
+impl EnvSources for NoSources {
+    fn config_map(&self, _: &str, _: &str) -> Option<ConfigMap> {
+        None
+    }
+    fn secret(&self, _: &str, _: &str) -> Option<Secret> {
+        None
+    }
+}
+
+fn moor() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MOOR") {
+        return Some(PathBuf::from(p));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let p = target.join("debug/moor");
+    p.exists().then_some(p)
+}
+
+/// None (after saying why, loudly) when the test cannot run here.
+fn runnable() -> Option<PathBuf> {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("SKIP: running containers needs root");
+        return None;
+    }
+    let m = moor();
+    if m.is_none() {
+        eprintln!("SKIP: no moor binary: build it with `cargo build -p moor-cli` or set MOOR");
+    }
+    m
+}
+
+/// A test's directories and container, removed (container deleted) on drop.
+struct Run {
+    moor: PathBuf,
+    id: String,
+    dir: PathBuf,
+}
+
+impl Run {
+    fn new(moor: PathBuf) -> Run {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let id = format!("moorlet-spec-{}-{n}", std::process::id());
+        let dir = std::env::temp_dir().join(&id);
+        let _ = std::fs::remove_dir_all(&dir);
+        let rootfs = dir.join("bundle/rootfs");
+        for d in ["bin", "dev", "proc", "sys", "tmp", "etc", "root"] {
+            std::fs::create_dir_all(rootfs.join(d)).expect("rootfs dir");
+        }
+        for d in [&dir, &dir.join("bundle"), &rootfs] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let bb = rootfs.join("bin/busybox");
+        std::fs::copy("/bin/busybox", &bb).expect("copy busybox (install busybox-static)");
+        for a in APPLETS {
+            std::fs::hard_link(&bb, rootfs.join("bin").join(a)).expect("applet");
+        }
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/tmp:/bin/sh\n",
+        )
+        .expect("passwd");
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\napp:x:1000:\n").expect("group");
+        Run { moor, id, dir }
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.join("bundle/rootfs")
+    }
+
+    fn cgroups_path(&self) -> String {
+        format!("/moor-it/{}", self.id)
+    }
+
+    /// Generates the spec for the pod's first container and runs it in the foreground; its
+    /// stdout and the exit status.
+    fn run(&self, pod: &Pod, image: &ImageDefaults) -> (String, bool) {
+        let input = ContainerInput {
+            pod,
+            container: &pod.spec.as_ref().expect("spec").containers[0],
+            image,
+            rootfs: &self.rootfs(),
+            netns: None,
+            ipcns: None,
+            utsns: None,
+            pidns: None,
+            volumes: &[],
+            etc_hosts: None,
+            etc_hostname: None,
+            resolv_conf: None,
+            env_sources: &NoSources,
+            pod_ip: None,
+            cgroups_path: self.cgroups_path(),
+            shm: None,
+            seccomp_dir: None,
+            termination_log: None,
+        };
+        let spec = container_spec(&input).unwrap_or_else(|e| panic!("container_spec: {e}"));
+        let config = serde_json::to_vec_pretty(&spec).expect("config");
+        std::fs::write(self.dir.join("bundle/config.json"), config).expect("config.json");
+        let mut child = Command::new(&self.moor)
+            .arg("--root")
+            .arg(self.dir.join("state"))
+            .args(["run", "--bundle"])
+            .arg(self.dir.join("bundle"))
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn moor");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("moor run did not finish within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("output");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !stderr.trim().is_empty() {
+            eprintln!("moor stderr: {stderr}");
+        }
+        (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.success())
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.moor)
+            .arg("--root")
+            .arg(self.dir.join("state"))
+            .args(["delete", "--force", &self.id])
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let leftover: Vec<_> = ["pids", "memory", "cpu", "devices", "freezer", "unified"]
+            .iter()
+            .map(|c| Path::new("/sys/fs/cgroup").join(c).join("moor-it").join(&self.id))
+            .filter(|p| p.exists())
+            .collect();
+        if !std::thread::panicking() {
+            assert!(leftover.is_empty(), "cgroups left behind: {leftover:?}");
+        }
+    }
+}
+
+/// A pod on the host's network and ipc namespaces, whose container runs `sh -c script`.
+fn pod(script: &str, container_fields: &str) -> Pod {
+    let text = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: spec-test}}\nspec:\n  hostNetwork: true\n  hostIPC: true\n  containers:\n  \
+         - name: app\n    image: busybox\n    command: [sh, -c, {script:?}]\n{container_fields}"
+    );
+    match parse(&text).expect("pod").pop() {
+        Some(Object::Pod(p)) => p,
+        other => panic!("not a pod: {other:?}"),
+    }
+}
+
+fn status_line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+}
+
+#[test]
+fn drop_all_leaves_no_capabilities() {
+    let Some(moor) = runnable() else { return };
+    let run = Run::new(moor);
+    let (out, ok) = run.run(
+        &pod(
+            "cat /proc/self/status",
+            "    securityContext: {capabilities: {drop: [ALL]}}\n",
+        ),
+        &ImageDefaults::default(),
+    );
+    assert!(ok, "{out}");
+    for key in ["CapEff:", "CapPrm:", "CapBnd:", "CapInh:", "CapAmb:"] {
+        assert_eq!(status_line(&out, key), "0000000000000000", "{key}");
+    }
+    // And the default set is not empty, so that the check above means something.
+    let run = Run::new(run.moor.clone());
+    let (out, ok) = run.run(&pod("cat /proc/self/status", ""), &ImageDefaults::default());
+    assert!(ok, "{out}");
+    assert_eq!(
+        status_line(&out, "CapEff:"),
+        "00000000a80425fb",
+        "containerd's default set"
+    );
+}
+
+#[test]
+fn run_as_user_and_group() {
+    let Some(moor) = runnable() else { return };
+    let run = Run::new(moor);
+    let fields = "    securityContext: {runAsUser: 1000, runAsGroup: 3000}\n";
+    let (out, ok) = run.run(
+        &pod("cat /proc/self/status; id -u; id -g", fields),
+        &ImageDefaults::default(),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        status_line(&out, "Uid:").split_whitespace().collect::<Vec<_>>(),
+        ["1000"; 4]
+    );
+    assert_eq!(
+        status_line(&out, "Gid:").split_whitespace().collect::<Vec<_>>(),
+        ["3000"; 4]
+    );
+    // The image's User by name, resolved in the image's /etc/passwd.
+    let run = Run::new(run.moor.clone());
+    let image = ImageDefaults {
+        user: Some("app".into()),
+        ..ImageDefaults::default()
+    };
+    let (out, ok) = run.run(&pod("id -u; id -g", ""), &image);
+    assert!(ok, "{out}");
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["1000", "1000"]);
+}
+
+#[test]
+fn read_only_root_filesystem_refuses_writes() {
+    let Some(moor) = runnable() else { return };
+    let script = "if touch /written 2>/dev/null; then echo WROTE; else echo REFUSED; fi; touch /tmp/x && echo TMP-RO-TOO || true";
+    let run = Run::new(moor);
+    let (out, ok) = run.run(
+        &pod(script, "    securityContext: {readOnlyRootFilesystem: true}\n"),
+        &ImageDefaults::default(),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("REFUSED") && !out.contains("WROTE"), "{out}");
+    assert!(!run.rootfs().join("written").exists());
+    let run = Run::new(run.moor.clone());
+    let (out, ok) = run.run(&pod(script, ""), &ImageDefaults::default());
+    assert!(ok && out.contains("WROTE"), "a writable root, for contrast: {out}");
+}
+
+#[test]
+fn runtime_default_seccomp_confines_but_lets_busybox_work() {
+    let Some(moor) = runnable() else { return };
+    let script = "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; \
+        if unshare -U true 2>/dev/null; then echo UNSHARE-WORKED; else echo UNSHARE-DENIED; fi; \
+        if unshare -n true 2>/dev/null; then echo UNSHARE-NET-WORKED; else echo UNSHARE-NET-DENIED; fi; \
+        ls / >/dev/null && cat /etc/passwd >/dev/null && sleep 0.1 && echo TOOLS-OK; \
+        ping -c 1 -W 2 127.0.0.1 >/dev/null && echo PING-OK; \
+        (sleep 0 &) ; wait; echo FORK-OK";
+    let run = Run::new(moor);
+    let fields = "    securityContext: {seccompProfile: {type: RuntimeDefault}}\n";
+    let (out, ok) = run.run(&pod(script, fields), &ImageDefaults::default());
+    assert!(ok, "{out}");
+    assert_eq!(status_line(&out, "Seccomp:"), "2");
+    for want in ["UNSHARE-DENIED", "UNSHARE-NET-DENIED", "TOOLS-OK", "PING-OK", "FORK-OK"] {
+        assert!(out.contains(want), "{want} missing in {out}");
+    }
+    // Unconfined, for contrast: the same script unshares.
+    let run = Run::new(run.moor.clone());
+    let (out, ok) = run.run(
+        &pod(script, "    securityContext: {seccompProfile: {type: Unconfined}}\n"),
+        &ImageDefaults::default(),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(status_line(&out, "Seccomp:"), "0");
+    assert!(
+        out.contains("UNSHARE-WORKED"),
+        "a user namespace needs no capability, only no filter: {out}"
+    );
+}
+
+#[test]
+fn env_and_args_are_expanded_as_kubernetes_does() {
+    let Some(moor) = runnable() else { return };
+    let run = Run::new(moor);
+    let fields = "    args: [sh, $(GREETING), $$(GREETING), $(MISSING)]\n    workingDir: /tmp\n    env:\n    - {name: GREETING, value: hello}\n    \
+                  - {name: NAME, value: $(GREETING)-world}\n";
+    let (out, ok) = run.run(
+        &pod("echo \"$1|$2|$3|$NAME|$IMG|$(pwd)|$HOSTNAME\"", fields),
+        &ImageDefaults {
+            env: vec!["IMG=from-image".into(), "NAME=overridden".into()],
+            ..ImageDefaults::default()
+        },
+    );
+    assert!(ok, "{out}");
+    let host = nix::unistd::gethostname()
+        .expect("hostname")
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(
+        out.trim(),
+        format!("hello|$(GREETING)|$(MISSING)|hello-world|from-image|/tmp|{host}")
+    );
+}
