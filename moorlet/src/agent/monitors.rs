@@ -30,7 +30,12 @@ pub fn alive(run_dir: &Path) -> Option<i32> {
     let mut it = text.split_whitespace();
     let pid: i32 = it.next()?.parse().ok()?;
     let start: u64 = it.next()?.parse().ok()?;
-    (crate::util::start_time(pid)? == start && !is_zombie(pid)).then_some(pid)
+    running(pid, start).then_some(pid)
+}
+
+/// Whether the process `pid` that started at `start` still runs (not a reused pid, not a zombie).
+fn running(pid: i32, start: u64) -> bool {
+    crate::util::start_time(pid) == Some(start) && !is_zombie(pid)
 }
 
 fn is_zombie(pid: i32) -> bool {
@@ -134,10 +139,12 @@ impl Monitors {
             self.spawn(uid, &run_dir)?;
         }
         if let Some(pid) = alive(&run_dir) {
+            // Waits for the process itself: it still writes its last status after its teardown.
+            let start = crate::util::start_time(pid).unwrap_or(0);
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        }
-        while alive(&run_dir).is_some() {
-            std::thread::sleep(Duration::from_millis(10));
+            while running(pid, start) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         remove_run_dir(&run_dir)
     }

@@ -35,10 +35,21 @@ impl Agent {
     /// The pod as Kubernetes shows it: the object with its status.
     fn pod_json(&self, d: &Desired) -> Value {
         let mut v = serde_json::to_value(&d.pod).unwrap_or_default();
-        let status: Option<Value> = crate::util::read_json(&self.store.run_dir(&d.uid()).join("status.json"))
-            .ok()
-            .flatten();
+        let run_dir = self.store.run_dir(&d.uid());
+        let status: Option<Value> = crate::util::read_json(&run_dir.join("status.json")).ok().flatten();
         let mut status = status.unwrap_or_else(|| json!({"phase": "Pending"}));
+        let finished = matches!(status["phase"].as_str(), Some("Succeeded" | "Failed"));
+        if !finished && status["startTime"].is_string() && super::monitors::alive(&run_dir).is_none() {
+            // Nobody watches the containers now (the monitor died, or the node rebooted): what
+            // status.json says is not known to be true until a new monitor writes it.
+            status["phase"] = json!("Unknown");
+            status["reason"] = json!("MonitorGone");
+            for key in ["containerStatuses", "initContainerStatuses"] {
+                for c in status[key].as_array_mut().into_iter().flatten() {
+                    c["ready"] = json!(false);
+                }
+            }
+        }
         if d.deleting {
             v["metadata"]["deletionTimestamp"] = json!(crate::util::now_k8s());
             status["reason"] = json!("Terminating");

@@ -118,6 +118,8 @@ pub fn main(args: Args) -> Result<()> {
         libc::setsid();
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
+    // Executed through /proc/self/fd/N, the process would be named "N" in ps.
+    let _ = nix::sys::prctl::set_name(c"moorlet-monitor");
     let store = Store::open(&args.state_dir)?;
     let run_dir = store.run_dir(&args.uid);
     let pod: Pod = crate::util::read_json(&run_dir.join("pod.json"))?.context("pod.json is missing")?;
@@ -188,6 +190,8 @@ impl Monitor {
         // if it had finished, its status stays; otherwise it starts over, as after a reboot.
         let finished = status::finished(&self.run_dir);
         self.frozen.clone_from(&finished);
+        // What a previous monitor wrote is not true any more: say so before the slow cleanup.
+        self.write_status();
         self.cleanup_leftovers();
         if finished.is_none() && !self.stop_requested() {
             if let Err(e) = self.setup() {

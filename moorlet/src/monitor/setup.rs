@@ -162,7 +162,6 @@ impl Monitor {
             }
         }
         self.teardown_pod_resources();
-        let _ = std::fs::remove_file(self.run_dir.join("monitor.pid"));
         let _ = std::fs::write(self.run_dir.join("gone"), b"");
     }
 
