@@ -7,6 +7,9 @@ use moorlet_common::{pod_yaml, Agent};
 
 #[test]
 fn configmap_and_secret_as_env_and_files() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
     require_root!();
     let agent = Agent::start(None);
     let image = agent.import_busybox();

@@ -20,6 +20,16 @@ pub fn moorlet_bin() -> PathBuf {
     target.join("debug/moorlet")
 }
 
+/// scripts/test runs these tests in their own group ("moorlet"), not among the host tests,
+/// which set MOORLET_IT_IN_OWN_GROUP.
+pub fn in_own_group() -> bool {
+    let elsewhere = std::env::var_os("MOORLET_IT_IN_OWN_GROUP").is_some_and(|v| !v.is_empty() && v != "0");
+    if elsewhere {
+        eprintln!("moorlet tests run in scripts/test's moorlet group");
+    }
+    elsewhere
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// One agent and everything it made; Drop deletes its pods, stops it and removes the rest.
