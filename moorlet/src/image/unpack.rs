@@ -100,10 +100,7 @@ pub(crate) fn decoder(what: &str, mut file: File) -> Result<Box<dyn Read>, Image
     let buffered = BufReader::with_capacity(1 << 16, file);
     Ok(match kind {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(buffered)
-                .map_err(|e| ImageError::format(what, format!("bad zstd stream: {e}")))?,
-        ),
+        Compression::Zstd => Box::new(super::zstd::Frames::new(buffered)),
         Compression::None => Box::new(buffered),
     })
 }
