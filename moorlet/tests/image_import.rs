@@ -557,3 +557,55 @@ fn concurrent_imports_into_one_store() {
     assert!(names(&t.join("store/tmp")).is_empty());
     let _ = ImageStore::open(t.join("store").as_path()).expect("reopen");
 }
+
+#[test]
+fn import_an_image_made_by_umoci() {
+    need_busybox!();
+    if !Path::new("/usr/bin/umoci").is_file() {
+        skip!("needs /usr/bin/umoci from Debian's umoci package (apt-get install umoci)");
+    }
+    let t = TempDir::new("umoci");
+    let umoci = |args: &[&str]| {
+        let out = std::process::Command::new("/usr/bin/umoci")
+            .args(args)
+            .current_dir(t.path())
+            .output()
+            .expect("run umoci");
+        assert!(
+            out.status.success(),
+            "umoci {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    umoci(&["init", "--layout", "img"]);
+    umoci(&["new", "--image", "img:bb"]);
+    umoci(&["unpack", "--image", "img:bb", "bundle"]);
+    let bin = t.join("bundle/rootfs/bin");
+    fs::create_dir_all(&bin).expect("bin");
+    fs::copy(images::BUSYBOX, bin.join("busybox")).expect("copy busybox");
+    fs::hard_link(bin.join("busybox"), bin.join("sh")).expect("link sh");
+    umoci(&["repack", "--image", "img:bb", "bundle"]);
+    umoci(&[
+        "config",
+        "--image",
+        "img:bb",
+        "--config.cmd",
+        "/bin/sh",
+        "--config.workingdir",
+        "/tmp",
+    ]);
+    let store = t.store();
+    let image = store.import(&t.join("img")).expect("import umoci's layout").remove(0);
+    assert_eq!(image.names, vec!["docker.io/library/bb:latest".to_string()]);
+    assert_eq!(image.config.cmd, vec!["/bin/sh".to_string()]);
+    assert_eq!(image.config.working_dir.as_deref(), Some("/tmp"));
+    let c = t.join("c1");
+    let rootfs = mount_rootfs(&store, &image, &c).expect("mount");
+    let out = std::process::Command::new("chroot")
+        .arg(&rootfs)
+        .args(["/bin/sh", "-c", "echo made by umoci"])
+        .output()
+        .expect("chroot");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "made by umoci\n");
+    unmount_rootfs(&c).expect("unmount");
+}
