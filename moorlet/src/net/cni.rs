@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 const VERSION: &str = "1.0.0";
 const IFNAME: &str = "eth0";
+const PLUGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug)]
 pub(crate) struct Cni {
@@ -81,7 +82,7 @@ impl Cni {
                     }
                 }
                 drop(lock);
-                self.del(pod, netns)?;
+                self.del(pod)?;
                 return self.add(pod, netns, ports);
             }
             self.check_ports(&pod.uid, &mappings)?;
@@ -109,7 +110,7 @@ impl Cni {
                 })
             }
             Err(e) => {
-                let _ = self.del(pod, netns);
+                let _ = self.del(pod);
                 Err(e)
             }
         }
@@ -134,7 +135,7 @@ impl Cni {
 
     /// DEL every plugin, last first, from the recorded config and result; the record goes only
     /// once all succeeded, so a failed DEL can be retried.
-    pub(crate) fn del(&self, pod: &PodRef, _netns: &Path) -> Result<(), NetError> {
+    pub(crate) fn del(&self, pod: &PodRef) -> Result<(), NetError> {
         let record_path = self.record_path(pod);
         let Some(record) = read_record(&record_path)? else {
             return Ok(());
@@ -240,9 +241,7 @@ impl Cni {
                 .write_all(&input)
                 .map_err(|e| NetError::io("write the config to", &binary, e))?;
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| NetError::io("wait for CNI plugin", &binary, e))?;
+        let out = wait_with_timeout(child, &binary)?;
         let parsed: Option<Value> = serde_json::from_slice(&out.stdout).ok();
         if out.status.success() {
             return Ok(parsed);
@@ -271,6 +270,46 @@ impl Cni {
             msg,
         })
     }
+}
+
+/// A plugin that hangs (a stuck iptables lock, a dead DHCP server) must not hang the agent: it
+/// is killed after PLUGIN_TIMEOUT. Its output is read on other threads while it runs, so a
+/// large output cannot block it.
+fn wait_with_timeout(mut child: std::process::Child, binary: &Path) -> Result<std::process::Output, NetError> {
+    fn read_all(pipe: Option<impl std::io::Read>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    }
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    std::thread::scope(|scope| {
+        let out = scope.spawn(|| read_all(stdout));
+        let err = scope.spawn(|| read_all(stderr));
+        let start = std::time::Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if start.elapsed() > PLUGIN_TIMEOUT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(NetError::io(
+                        "run CNI plugin",
+                        binary,
+                        std::io::ErrorKind::TimedOut.into(),
+                    ));
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                Err(e) => return Err(NetError::io("wait for CNI plugin", binary, e)),
+            }
+        };
+        Ok(std::process::Output {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    })
 }
 
 fn loopback_conf() -> Value {

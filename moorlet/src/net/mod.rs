@@ -125,11 +125,11 @@ impl Network {
         }
     }
 
-    /// CNI DEL, in reverse order, from the record kept at ADD; idempotent, and works after a restart.
-    pub fn detach(&self, pod: &PodRef, ns: &PodNamespaces) -> Result<(), NetError> {
+    /// CNI DEL, in reverse order, from the record kept at ADD (which names the namespace ADD
+    /// used, so `_ns` is not needed: a restarted agent may not have it); idempotent.
+    pub fn detach(&self, pod: &PodRef, _ns: &PodNamespaces) -> Result<(), NetError> {
         check_uid(&pod.uid)?;
-        let fallback = self.ns_dir.join(&pod.uid).join("net");
-        self.cni.del(pod, ns.net.as_deref().unwrap_or(&fallback))
+        self.cni.del(pod)
     }
 
     /// Unmounts and removes the pod's namespace files; idempotent.
