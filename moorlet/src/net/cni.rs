@@ -121,13 +121,21 @@ impl Cni {
             path: self.record_path(pod),
             reason: "the pod's record vanished during ADD".into(),
         })?;
-        self.exec("ADD", pod, Some(netns), "lo", &loopback_conf())?;
-        let mut prev: Option<Value> = None;
-        for plugin in plugins(&record.config) {
-            let conf = plugin_conf(&record.config, plugin, &record.port_mappings, prev.as_ref());
-            prev = self.exec("ADD", pod, Some(netns), IFNAME, &conf)?;
-        }
-        prev.ok_or_else(|| NetError::Config {
+        // lo and eth0 are independent: loopback runs beside the chain (pod start latency).
+        let (lo, chain) = std::thread::scope(|scope| {
+            let lo = scope.spawn(|| self.exec("ADD", pod, Some(netns), "lo", &loopback_conf()));
+            let chain = (|| {
+                let mut prev: Option<Value> = None;
+                for plugin in plugins(&record.config) {
+                    let conf = plugin_conf(&record.config, plugin, &record.port_mappings, prev.as_ref());
+                    prev = self.exec("ADD", pod, Some(netns), IFNAME, &conf)?;
+                }
+                Ok(prev)
+            })();
+            (joined(lo.join()), chain)
+        });
+        lo?;
+        chain?.ok_or_else(|| NetError::Config {
             path: self.list_path.clone(),
             reason: "the plugins gave no result".into(),
         })
@@ -143,21 +151,23 @@ impl Cni {
         // A namespace that is gone (or no longer an nsfs mount) is an empty CNI_NETNS: plugins
         // then release what lives outside it (leases, port rules).
         let netns = super::ns::is_nsfs_path(&record.netns).then_some(record.netns.as_path());
-        let mut first_error = None;
-        let mut plugins = plugins(&record.config);
-        plugins.reverse();
-        for plugin in plugins {
-            let conf = plugin_conf(&record.config, plugin, &record.port_mappings, record.result.as_ref());
-            if let Err(e) = self.exec("DEL", pod, netns, IFNAME, &conf) {
-                first_error.get_or_insert(e);
+        let (lo, chain) = std::thread::scope(|scope| {
+            let lo = scope.spawn(|| self.exec("DEL", pod, netns, "lo", &loopback_conf()));
+            let mut first_error = None;
+            let mut plugins = plugins(&record.config);
+            plugins.reverse();
+            for plugin in plugins {
+                let conf = plugin_conf(&record.config, plugin, &record.port_mappings, record.result.as_ref());
+                if let Err(e) = self.exec("DEL", pod, netns, IFNAME, &conf) {
+                    first_error.get_or_insert(e);
+                }
             }
-        }
-        if let Err(e) = self.exec("DEL", pod, netns, "lo", &loopback_conf()) {
-            first_error.get_or_insert(e);
-        }
-        if let Some(e) = first_error {
+            (joined(lo.join()), first_error)
+        });
+        if let Some(e) = chain {
             return Err(e);
         }
+        lo?;
         match std::fs::remove_file(&record_path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -308,6 +318,16 @@ fn wait_with_timeout(mut child: std::process::Child, binary: &Path) -> Result<st
             status,
             stdout: out.join().unwrap_or_default(),
             stderr: err.join().unwrap_or_default(),
+        })
+    })
+}
+
+/// The result of a plugin run on another thread (a panic there is reported, not propagated).
+fn joined<T>(r: std::thread::Result<Result<T, NetError>>) -> Result<T, NetError> {
+    r.unwrap_or_else(|_| {
+        Err(NetError::Config {
+            path: PathBuf::from("loopback"),
+            reason: "the thread running the plugin panicked".into(),
         })
     })
 }
