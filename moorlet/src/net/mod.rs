@@ -132,10 +132,15 @@ impl Network {
         self.cni.del(pod)
     }
 
-    /// Unmounts and removes the pod's namespace files; idempotent.
+    /// Unmounts and removes the pod's namespace files; idempotent. A pod still attached is
+    /// detached first: the bridge plugin finds the masquerade rules to delete through the pod's
+    /// addresses inside its netns, so a DEL after the netns is gone would leave them. If that DEL
+    /// fails, the namespaces still go and its error is returned (the record stays for a retry).
     pub fn remove_namespaces(&self, pod: &PodRef) -> Result<(), NetError> {
         let dir = self.pod_ns_dir(pod)?;
-        ns::remove(&dir)
+        let detached = self.cni.del(pod);
+        ns::remove(&dir)?;
+        detached
     }
 }
 
