@@ -205,6 +205,10 @@ pub fn refresh(pod: &Pod, pod_dir: &Path, objects: &dyn Objects, pod_ip: Option<
                     std::io::ErrorKind::NotFound.into(),
                 ));
             }
+            // A secret goes to memory only, even when the tmpfs is gone (a reboot under a kept pod dir).
+            if v.secret.is_some() || v.projected.is_some() {
+                host::mount_tmpfs(&dir, None, 0o755)?;
+            }
             atomic::publish(&dir, &payload)?;
         }
     }
