@@ -176,6 +176,7 @@ pub struct Layer {
 }
 
 /// An image's blobs: the manifest, the config and the layers (compressed as asked).
+#[derive(Clone)]
 pub struct ImageFiles {
     pub manifest: Vec<u8>,
     pub config: Vec<u8>,
@@ -295,8 +296,14 @@ pub fn busybox_layers() -> Vec<Layer> {
     ]
 }
 
-/// The busybox image's blobs.
+/// The busybox image's blobs (built once per test process: compressing busybox is slow in a
+/// debug build).
 pub fn busybox_image() -> ImageFiles {
+    static IMAGE: std::sync::OnceLock<ImageFiles> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(build_busybox_image).clone()
+}
+
+fn build_busybox_image() -> ImageFiles {
     image(
         busybox_layers(),
         json!({

@@ -210,6 +210,13 @@ fn overlay_rootfs_stacks_layers_and_unmounts() {
     assert!(c.join("upper/tmp/written").is_file(), "writes land in upper/");
     let layer1 = &store.layer_dirs(&image).expect("layers")[0];
     assert!(!layer1.join("tmp/written").exists());
+    // a second container of the same image, at the same time: the layers are shared, not the writes
+    let c2 = t.join("c2");
+    let rootfs2 = mount_rootfs(&store, &image, &c2).expect("mount a second rootfs");
+    assert!(!rootfs2.join("tmp/written").exists());
+    assert_eq!(fs::read_to_string(rootfs2.join("etc/hello")).expect("hello"), HELLO);
+    unmount_rootfs(&c2).expect("unmount the second");
+    assert!(!is_mounted(&rootfs2) && is_mounted(&rootfs));
 
     unmount_rootfs(&c).expect("unmount");
     assert!(!is_mounted(&rootfs));
@@ -296,7 +303,12 @@ fn ownership_modes_xattrs_and_nodes_are_kept() {
     );
     let m = fs::metadata(root.join("big-ids")).expect("big-ids");
     assert_eq!((m.uid(), m.gid()), (3_000_000_000, 3_000_000_001), "pax uid/gid");
-    assert_eq!(fs::metadata(root.join("d")).expect("d").mode() & 0o7777, 0o750);
+    let d = fs::metadata(root.join("d")).expect("d");
+    assert_eq!(
+        (d.mode() & 0o7777, d.mtime()),
+        (0o750, 1_700_000_000),
+        "a directory's mode and mtime"
+    );
     let null = fs::metadata(root.join("d/null")).expect("null");
     assert!(std::os::unix::fs::FileTypeExt::is_char_device(&null.file_type()));
     assert_eq!((null.rdev(), null.mode() & 0o777), (libc::makedev(1, 3), 0o666));
@@ -544,4 +556,56 @@ fn concurrent_imports_into_one_store() {
     assert_eq!(names(&t.join("store/layers")).len(), 3);
     assert!(names(&t.join("store/tmp")).is_empty());
     let _ = ImageStore::open(t.join("store").as_path()).expect("reopen");
+}
+
+#[test]
+fn import_an_image_made_by_umoci() {
+    need_busybox!();
+    if !Path::new("/usr/bin/umoci").is_file() {
+        skip!("needs /usr/bin/umoci from Debian's umoci package (apt-get install umoci)");
+    }
+    let t = TempDir::new("umoci");
+    let umoci = |args: &[&str]| {
+        let out = std::process::Command::new("/usr/bin/umoci")
+            .args(args)
+            .current_dir(t.path())
+            .output()
+            .expect("run umoci");
+        assert!(
+            out.status.success(),
+            "umoci {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    umoci(&["init", "--layout", "img"]);
+    umoci(&["new", "--image", "img:bb"]);
+    umoci(&["unpack", "--image", "img:bb", "bundle"]);
+    let bin = t.join("bundle/rootfs/bin");
+    fs::create_dir_all(&bin).expect("bin");
+    fs::copy(images::BUSYBOX, bin.join("busybox")).expect("copy busybox");
+    fs::hard_link(bin.join("busybox"), bin.join("sh")).expect("link sh");
+    umoci(&["repack", "--image", "img:bb", "bundle"]);
+    umoci(&[
+        "config",
+        "--image",
+        "img:bb",
+        "--config.cmd",
+        "/bin/sh",
+        "--config.workingdir",
+        "/tmp",
+    ]);
+    let store = t.store();
+    let image = store.import(&t.join("img")).expect("import umoci's layout").remove(0);
+    assert_eq!(image.names, vec!["docker.io/library/bb:latest".to_string()]);
+    assert_eq!(image.config.cmd, vec!["/bin/sh".to_string()]);
+    assert_eq!(image.config.working_dir.as_deref(), Some("/tmp"));
+    let c = t.join("c1");
+    let rootfs = mount_rootfs(&store, &image, &c).expect("mount");
+    let out = std::process::Command::new("chroot")
+        .arg(&rootfs)
+        .args(["/bin/sh", "-c", "echo made by umoci"])
+        .output()
+        .expect("chroot");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "made by umoci\n");
+    unmount_rootfs(&c).expect("unmount");
 }

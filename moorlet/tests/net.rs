@@ -228,3 +228,17 @@ fn a_failing_plugin_rolls_back_what_the_others_made() {
     assert!(!sh("iptables-save").1.contains(&a.uid), "masquerade rules left");
     assert!(!fx.dir.join(format!("cni/pods/{}.json", a.uid)).exists());
 }
+
+#[test]
+fn removing_the_namespaces_first_still_removes_the_rules() {
+    let Some(mut fx) = Fixture::new(8) else { return };
+    let (a, ans) = fx.pod_with_ns("early");
+    let ip = fx.net().attach(&a, &ans, &[]).expect("attach").expect("ip").to_string();
+    assert!(sh("iptables-save").1.contains(&ip), "no masquerade rule for the pod");
+    fx.net().remove_namespaces(&a).expect("remove_namespaces");
+    fx.net().detach(&a, &ans).expect("detach after remove");
+    let rules = sh("iptables-save").1;
+    assert!(!rules.contains(&ip) && !rules.contains(&a.uid), "rules left:\n{rules}");
+    assert!(fx.leases().is_empty(), "leases left: {:?}", fx.leases());
+    assert_eq!(fx.bridge_ports().trim(), "", "a veth is left");
+}

@@ -59,6 +59,7 @@ struct Run {
     moor: PathBuf,
     id: String,
     dir: PathBuf,
+    seccomp_dir: Option<PathBuf>,
 }
 
 impl Run {
@@ -87,7 +88,33 @@ impl Run {
         )
         .expect("passwd");
         std::fs::write(rootfs.join("etc/group"), "root:x:0:\napp:x:1000:\n").expect("group");
-        Run { moor, id, dir }
+        Run {
+            moor,
+            id,
+            dir,
+            seccomp_dir: None,
+        }
+    }
+
+    /// Copies this test binary and the libraries it links (glibc's) into the rootfs as
+    /// /probe, so that a glibc program runs in the container.
+    fn install_probe(&self) {
+        let exe = std::env::current_exe().expect("current_exe");
+        let rootfs = self.rootfs();
+        std::fs::copy(&exe, rootfs.join("probe")).expect("copy probe");
+        let ldd = Command::new("ldd").arg(&exe).output().expect("ldd");
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next(),
+                None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
+            };
+            let Some(path) = path.filter(|p| p.starts_with('/')) else {
+                continue;
+            };
+            let dest = rootfs.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().expect("parent")).expect("lib dir");
+            std::fs::copy(path, &dest).unwrap_or_else(|e| panic!("copy {path}: {e}"));
+        }
     }
 
     fn rootfs(&self) -> PathBuf {
@@ -118,7 +145,7 @@ impl Run {
             pod_ip: None,
             cgroups_path: self.cgroups_path(),
             shm: None,
-            seccomp_dir: None,
+            seccomp_dir: self.seccomp_dir.as_deref(),
             termination_log: None,
         };
         let spec = container_spec(&input).unwrap_or_else(|e| panic!("container_spec: {e}"));
@@ -315,5 +342,49 @@ fn env_and_args_are_expanded_as_kubernetes_does() {
     assert_eq!(
         out.trim(),
         format!("hello|$(GREETING)|$(MISSING)|hello-world|from-image|/tmp|{host}")
+    );
+}
+
+/// Run inside containers by the test below (ignored when cargo runs the suite): glibc's
+/// pthread_create tries clone3 first and falls back to clone only on ENOSYS.
+#[test]
+#[ignore = "a probe run inside a container by runtime_default_seccomp_lets_glibc_start_threads"]
+fn probe_threads() {
+    let spawned = std::thread::Builder::new().spawn(|| 42).map(|t| t.join());
+    match spawned {
+        Ok(Ok(42)) => println!("THREAD-OK"),
+        other => println!("THREAD-FAILED {other:?}"),
+    }
+}
+
+#[test]
+fn runtime_default_seccomp_lets_glibc_start_threads() {
+    let Some(moor) = runnable() else { return };
+    let script = "/probe --ignored --exact probe_threads --nocapture --test-threads=1; echo PROBE-EXIT=$?; grep '^Seccomp:' /proc/self/status";
+    let fields = "    securityContext: {seccompProfile: {type: RuntimeDefault}}\n";
+    let run = Run::new(moor.clone());
+    run.install_probe();
+    let (out, ok) = run.run(&pod(script, fields), &ImageDefaults::default());
+    assert!(ok, "{out}");
+    assert_eq!(status_line(&out, "Seccomp:"), "2");
+    assert!(out.contains("THREAD-OK") && out.contains("PROBE-EXIT=0"), "{out}");
+
+    // For contrast, the same profile without its clone3 rule: clone3 then fails with EPERM,
+    // which glibc does not fall back from (the probe's harness cannot even start its thread).
+    let mut run = Run::new(moor);
+    run.install_probe();
+    let mut profile = serde_json::to_value(moorlet::spec::runtime_default_seccomp()).expect("profile");
+    if let Some(rules) = profile["syscalls"].as_array_mut() {
+        rules.retain(|r| r["names"] != serde_json::json!(["clone3"]));
+    }
+    let dir = run.dir.join("seccomp");
+    std::fs::create_dir_all(&dir).expect("seccomp dir");
+    std::fs::write(dir.join("no-clone3.json"), profile.to_string()).expect("profile");
+    run.seccomp_dir = Some(dir);
+    let fields = "    securityContext: {seccompProfile: {type: Localhost, localhostProfile: no-clone3.json}}\n";
+    let (out, _) = run.run(&pod(script, fields), &ImageDefaults::default());
+    assert!(
+        !out.contains("THREAD-OK") && !out.contains("PROBE-EXIT=0") && out.contains("PROBE-EXIT="),
+        "{out}"
     );
 }

@@ -326,3 +326,23 @@ fn memory_empty_dir_is_full_at_its_size_limit_and_pvc_data_survives_cleanup() {
         "{err}"
     );
 }
+
+#[test]
+fn a_failed_prepare_keeps_the_volumes_that_were_there() {
+    need_root!();
+    let s = Scratch::new("reprepare");
+    let p = pod(json!([{"name": "scratch", "emptyDir": {"medium": "Memory"}}]));
+    let vols = prepare(&p, &s.pod_dir(), &s.claims(), &Store::default(), None).expect("prepare");
+    std::fs::write(vols[0].path.join("work"), "in progress").expect("write");
+    // An agent restart prepares the running pod again, and a secret is gone meanwhile.
+    let p2 = pod(json!([{"name": "scratch", "emptyDir": {"medium": "Memory"}},
+                        {"name": "gone", "secret": {"secretName": "gone"}}]));
+    prepare(&p2, &s.pod_dir(), &s.claims(), &Store::default(), None).expect_err("missing secret");
+    assert_eq!(
+        read(&vols[0].path.join("work")),
+        "in progress",
+        "a running pod's emptyDir was wiped"
+    );
+    assert!(is_tmpfs(&vols[0].path));
+    assert!(!s.pod_dir().join("volumes/gone").exists());
+}

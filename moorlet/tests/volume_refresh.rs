@@ -103,3 +103,23 @@ fn refresh_adds_and_removes_keys() {
     assert_eq!(std::fs::read_to_string(dir.join("kept")).expect("kept"), "3");
     assert_eq!(std::fs::read_to_string(dir.join("new")).expect("new"), "4");
 }
+
+#[test]
+fn a_secret_refreshed_after_its_tmpfs_is_gone_goes_to_a_new_tmpfs() {
+    if !is_root() {
+        eprintln!("SKIP: the volume tests need root (tmpfs mounts)");
+        return;
+    }
+    let s = Scratch::new("refresh-tmpfs");
+    let store = Store::default();
+    store.put_secret(json!({"metadata": {"name": "s"}, "stringData": {"k": "v1"}}));
+    let p = pod(json!([{"name": "sec", "secret": {"secretName": "s"}}]));
+    let vols = prepare(&p, &s.pod_dir(), &s.claims(), &store, None).expect("prepare");
+    let dir = vols[0].path.clone();
+    // As after a reboot: the tmpfs is gone, the (empty) directory under it stays.
+    nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH).expect("unmount");
+    store.put_secret(json!({"metadata": {"name": "s"}, "stringData": {"k": "v2"}}));
+    refresh(&p, &s.pod_dir(), &store, None).expect("refresh");
+    assert!(volume_common::is_tmpfs(&dir), "the refreshed secret is on disk");
+    assert_eq!(std::fs::read_to_string(dir.join("k")).expect("k"), "v2");
+}

@@ -20,6 +20,7 @@ mod pull;
 mod reference;
 mod store;
 mod unpack;
+mod zstd;
 
 use std::path::PathBuf;
 

@@ -42,6 +42,7 @@ pub(crate) fn unpack(blob: &Digest, src: &Path, diff_id: &Digest, dest: &Path) -
         root: root_fd,
         cached: None,
         size: 0,
+        dir_times: Vec::new(),
     };
     {
         let mut archive = tar::Archive::new(&mut hashing);
@@ -51,6 +52,7 @@ pub(crate) fn unpack(blob: &Digest, src: &Path, diff_id: &Digest, dest: &Path) -
             unpacker.entry(entry)?;
         }
     }
+    unpacker.restore_dir_times()?;
     let (actual, _) = hashing.finish().map_err(|e| unpacker.err("", "read tar", e))?;
     if actual != *diff_id {
         return Err(ImageError::DigestMismatch {
@@ -98,10 +100,7 @@ pub(crate) fn decoder(what: &str, mut file: File) -> Result<Box<dyn Read>, Image
     let buffered = BufReader::with_capacity(1 << 16, file);
     Ok(match kind {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(buffered)
-                .map_err(|e| ImageError::format(what, format!("bad zstd stream: {e}")))?,
-        ),
+        Compression::Zstd => Box::new(super::zstd::Frames::new(buffered)),
         Compression::None => Box::new(buffered),
     })
 }
@@ -176,6 +175,8 @@ struct Unpacker<'a> {
     /// The last parent directory walked to, kept while entries stay in it.
     cached: Option<(Vec<OsString>, OwnedFd)>,
     size: u64,
+    /// Directories' mtimes, set again at the end: creating their entries changed them.
+    dir_times: Vec<(Vec<OsString>, i64)>,
 }
 
 enum Walk {
@@ -261,6 +262,9 @@ impl Unpacker<'_> {
         let raw_name = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw_name).into_owned();
         let kind = entry.header().entry_type();
+        if kind == EntryType::XGlobalHeader {
+            return Ok(()); // archive-wide pax records (a comment, git archive's commit id)
+        }
         let meta = Meta::of(&mut entry);
         let mut comps = self.components(&raw_name)?;
         let Some(last) = comps.pop() else {
@@ -269,6 +273,7 @@ impl Unpacker<'_> {
                 return Err(self.unsafe_entry(&name, "a non-directory entry for the layer's root"));
             }
             let fd = self.root.as_raw_fd();
+            self.dir_times.push((Vec::new(), meta.mtime));
             return self.attributes(&name, &meta, fd);
         };
         let last_bytes = last.as_bytes();
@@ -318,6 +323,9 @@ impl Unpacker<'_> {
                         .map_err(|e| self.err(&name, "create directory", e.into()))?;
                 }
                 let dir = open_dir(Some(parent), &last).map_err(|e| self.err(&name, "open directory", e.into()))?;
+                let mut path = comps.clone();
+                path.push(last.clone());
+                self.dir_times.push((path, meta.mtime));
                 self.attributes(&name, &meta, dir.as_raw_fd())
             }
             EntryType::Symlink => {
@@ -416,6 +424,29 @@ impl Unpacker<'_> {
         }
         let t = TimeSpec::new(meta.mtime, 0);
         futimens(fd, &t, &t).map_err(|e| self.err(name, "set mtime", e.into()))
+    }
+
+    fn restore_dir_times(&mut self) -> Result<(), ImageError> {
+        for (mut path, mtime) in std::mem::take(&mut self.dir_times) {
+            let shown = path.iter().map(|c| c.to_string_lossy()).collect::<Vec<_>>().join("/");
+            let t = TimeSpec::new(mtime, 0);
+            let dir = match path.pop() {
+                None => nix::unistd::dup(self.root.as_raw_fd())
+                    // SAFETY: dup just returned this fd, and nothing else owns it.
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                Some(last) => {
+                    let parent = self.parent(&shown, &path, Walk::Existing)?;
+                    open_dir(Some(parent), &last)
+                }
+            };
+            match dir {
+                Ok(dir) => futimens(dir.as_raw_fd(), &t, &t).map_err(|e| self.err(&shown, "set mtime", e.into()))?,
+                // replaced by a later entry of the layer: its own attributes stand
+                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {}
+                Err(e) => return Err(self.err(&shown, "open directory", e.into())),
+            }
+        }
+        Ok(())
     }
 
     /// Removes `name` under `parent` (a directory with all it holds), without following symlinks.

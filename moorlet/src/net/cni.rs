@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 const VERSION: &str = "1.0.0";
 const IFNAME: &str = "eth0";
+const PLUGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug)]
 pub(crate) struct Cni {
@@ -81,7 +82,7 @@ impl Cni {
                     }
                 }
                 drop(lock);
-                self.del(pod, netns)?;
+                self.del(pod)?;
                 return self.add(pod, netns, ports);
             }
             self.check_ports(&pod.uid, &mappings)?;
@@ -109,7 +110,7 @@ impl Cni {
                 })
             }
             Err(e) => {
-                let _ = self.del(pod, netns);
+                let _ = self.del(pod);
                 Err(e)
             }
         }
@@ -120,13 +121,21 @@ impl Cni {
             path: self.record_path(pod),
             reason: "the pod's record vanished during ADD".into(),
         })?;
-        self.exec("ADD", pod, Some(netns), "lo", &loopback_conf())?;
-        let mut prev: Option<Value> = None;
-        for plugin in plugins(&record.config) {
-            let conf = plugin_conf(&record.config, plugin, &record.port_mappings, prev.as_ref());
-            prev = self.exec("ADD", pod, Some(netns), IFNAME, &conf)?;
-        }
-        prev.ok_or_else(|| NetError::Config {
+        // lo and eth0 are independent: loopback runs beside the chain (pod start latency).
+        let (lo, chain) = std::thread::scope(|scope| {
+            let lo = scope.spawn(|| self.exec("ADD", pod, Some(netns), "lo", &loopback_conf()));
+            let chain = (|| {
+                let mut prev: Option<Value> = None;
+                for plugin in plugins(&record.config) {
+                    let conf = plugin_conf(&record.config, plugin, &record.port_mappings, prev.as_ref());
+                    prev = self.exec("ADD", pod, Some(netns), IFNAME, &conf)?;
+                }
+                Ok(prev)
+            })();
+            (joined(lo.join()), chain)
+        });
+        lo?;
+        chain?.ok_or_else(|| NetError::Config {
             path: self.list_path.clone(),
             reason: "the plugins gave no result".into(),
         })
@@ -134,7 +143,7 @@ impl Cni {
 
     /// DEL every plugin, last first, from the recorded config and result; the record goes only
     /// once all succeeded, so a failed DEL can be retried.
-    pub(crate) fn del(&self, pod: &PodRef, _netns: &Path) -> Result<(), NetError> {
+    pub(crate) fn del(&self, pod: &PodRef) -> Result<(), NetError> {
         let record_path = self.record_path(pod);
         let Some(record) = read_record(&record_path)? else {
             return Ok(());
@@ -142,21 +151,23 @@ impl Cni {
         // A namespace that is gone (or no longer an nsfs mount) is an empty CNI_NETNS: plugins
         // then release what lives outside it (leases, port rules).
         let netns = super::ns::is_nsfs_path(&record.netns).then_some(record.netns.as_path());
-        let mut first_error = None;
-        let mut plugins = plugins(&record.config);
-        plugins.reverse();
-        for plugin in plugins {
-            let conf = plugin_conf(&record.config, plugin, &record.port_mappings, record.result.as_ref());
-            if let Err(e) = self.exec("DEL", pod, netns, IFNAME, &conf) {
-                first_error.get_or_insert(e);
+        let (lo, chain) = std::thread::scope(|scope| {
+            let lo = scope.spawn(|| self.exec("DEL", pod, netns, "lo", &loopback_conf()));
+            let mut first_error = None;
+            let mut plugins = plugins(&record.config);
+            plugins.reverse();
+            for plugin in plugins {
+                let conf = plugin_conf(&record.config, plugin, &record.port_mappings, record.result.as_ref());
+                if let Err(e) = self.exec("DEL", pod, netns, IFNAME, &conf) {
+                    first_error.get_or_insert(e);
+                }
             }
-        }
-        if let Err(e) = self.exec("DEL", pod, netns, "lo", &loopback_conf()) {
-            first_error.get_or_insert(e);
-        }
-        if let Some(e) = first_error {
+            (joined(lo.join()), first_error)
+        });
+        if let Some(e) = chain {
             return Err(e);
         }
+        lo?;
         match std::fs::remove_file(&record_path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -240,9 +251,7 @@ impl Cni {
                 .write_all(&input)
                 .map_err(|e| NetError::io("write the config to", &binary, e))?;
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| NetError::io("wait for CNI plugin", &binary, e))?;
+        let out = wait_with_timeout(child, &binary)?;
         let parsed: Option<Value> = serde_json::from_slice(&out.stdout).ok();
         if out.status.success() {
             return Ok(parsed);
@@ -271,6 +280,56 @@ impl Cni {
             msg,
         })
     }
+}
+
+/// A plugin that hangs (a stuck iptables lock, a dead DHCP server) must not hang the agent: it
+/// is killed after PLUGIN_TIMEOUT. Its output is read on other threads while it runs, so a
+/// large output cannot block it.
+fn wait_with_timeout(mut child: std::process::Child, binary: &Path) -> Result<std::process::Output, NetError> {
+    fn read_all(pipe: Option<impl std::io::Read>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    }
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    std::thread::scope(|scope| {
+        let out = scope.spawn(|| read_all(stdout));
+        let err = scope.spawn(|| read_all(stderr));
+        let start = std::time::Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if start.elapsed() > PLUGIN_TIMEOUT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(NetError::io(
+                        "run CNI plugin",
+                        binary,
+                        std::io::ErrorKind::TimedOut.into(),
+                    ));
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                Err(e) => return Err(NetError::io("wait for CNI plugin", binary, e)),
+            }
+        };
+        Ok(std::process::Output {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    })
+}
+
+/// The result of a plugin run on another thread (a panic there is reported, not propagated).
+fn joined<T>(r: std::thread::Result<Result<T, NetError>>) -> Result<T, NetError> {
+    r.unwrap_or_else(|_| {
+        Err(NetError::Config {
+            path: PathBuf::from("loopback"),
+            reason: "the thread running the plugin panicked".into(),
+        })
+    })
 }
 
 fn loopback_conf() -> Value {

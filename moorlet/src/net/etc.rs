@@ -33,7 +33,7 @@ pub fn write_etc_files(
     peers: &[(String, IpAddr)],
     host_network: bool,
 ) -> Result<EtcFiles, NetError> {
-    check_name("hostname", hostname)?;
+    check_name("spec.hostname", hostname)?;
     let mut hosts = String::from("# Kubernetes-managed hosts file (moorlet).\n");
     if host_network {
         let host = read("/etc/hosts")?;

@@ -125,17 +125,22 @@ impl Network {
         }
     }
 
-    /// CNI DEL, in reverse order, from the record kept at ADD; idempotent, and works after a restart.
-    pub fn detach(&self, pod: &PodRef, ns: &PodNamespaces) -> Result<(), NetError> {
+    /// CNI DEL, in reverse order, from the record kept at ADD (which names the namespace ADD
+    /// used, so `_ns` is not needed: a restarted agent may not have it); idempotent.
+    pub fn detach(&self, pod: &PodRef, _ns: &PodNamespaces) -> Result<(), NetError> {
         check_uid(&pod.uid)?;
-        let fallback = self.ns_dir.join(&pod.uid).join("net");
-        self.cni.del(pod, ns.net.as_deref().unwrap_or(&fallback))
+        self.cni.del(pod)
     }
 
-    /// Unmounts and removes the pod's namespace files; idempotent.
+    /// Unmounts and removes the pod's namespace files; idempotent. A pod still attached is
+    /// detached first: the bridge plugin finds the masquerade rules to delete through the pod's
+    /// addresses inside its netns, so a DEL after the netns is gone would leave them. If that DEL
+    /// fails, the namespaces still go and its error is returned (the record stays for a retry).
     pub fn remove_namespaces(&self, pod: &PodRef) -> Result<(), NetError> {
         let dir = self.pod_ns_dir(pod)?;
-        ns::remove(&dir)
+        let detached = self.cni.del(pod);
+        ns::remove(&dir)?;
+        detached
     }
 }
 

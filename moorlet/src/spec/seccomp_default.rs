@@ -41,7 +41,7 @@ const ALLOWED: &[&str] = &[
     // memory
     "brk", "mmap", "mmap2", "munmap", "mremap", "mprotect", "pkey_mprotect", "pkey_alloc", "pkey_free", "madvise",
     "mlock", "mlock2", "munlock", "mlockall", "munlockall", "mincore", "msync", "membarrier", "memfd_create",
-    "remap_file_pages",
+    "remap_file_pages", "cachestat", "process_madvise", "process_mrelease",
     // processes, threads and signals
     "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid", "waitpid", "kill", "tkill",
     "tgkill", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigreturn", "rt_sigpending", "rt_sigsuspend",

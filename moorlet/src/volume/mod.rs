@@ -98,7 +98,8 @@ fn unsupported(v: &Volume) -> Option<&'static str> {
     kinds.iter().find(|(_, set)| *set).map(|(k, _)| *k)
 }
 
-/// Makes every volume of the pod; on failure, what it made under pod_dir is removed again.
+/// Makes every volume of the pod. On failure, the volume directories this call made are removed
+/// again; those that were there before (a running pod's, after an agent restart) are kept.
 pub fn prepare(
     pod: &Pod,
     pod_dir: &Path,
@@ -106,9 +107,18 @@ pub fn prepare(
     objects: &dyn Objects,
     pod_ip: Option<IpAddr>,
 ) -> Result<Vec<HostVolume>, VolumeError> {
-    let result = prepare_all(pod, pod_dir, claims_dir, objects, pod_ip);
+    let root = pod_dir.join("volumes");
+    let root_existed = root.exists();
+    let mut made = Vec::new();
+    let result = prepare_all(pod, pod_dir, claims_dir, objects, pod_ip, &mut made);
     if result.is_err() {
-        let _ = cleanup(pod, pod_dir);
+        for dir in made {
+            let _ = host::unmount_all(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if !root_existed {
+            let _ = std::fs::remove_dir(&root);
+        }
     }
     result
 }
@@ -119,6 +129,7 @@ fn prepare_all(
     claims_dir: &Path,
     objects: &dyn Objects,
     pod_ip: Option<IpAddr>,
+    made: &mut Vec<PathBuf>,
 ) -> Result<Vec<HostVolume>, VolumeError> {
     let ctx = payload::Ctx { pod, objects, pod_ip };
     let mut out = Vec::new();
@@ -145,18 +156,28 @@ fn prepare_all(
                 host::claim(claims_dir, ns, &c.claim_name, &field)?,
                 c.read_only.unwrap_or(false),
             )
-        } else if let Some(payload) = payload::build(&ctx, v, &field)? {
-            if v.secret.is_some() || v.projected.is_some() {
-                host::mount_tmpfs(&dir, None, 0o755)?;
-            } else {
-                host::make_dir(&dir, 0o755)?;
-            }
-            atomic::publish(&dir, &payload)?;
-            (dir, true)
         } else {
-            let default = Default::default();
-            host::empty_dir(v.empty_dir.as_ref().unwrap_or(&default), &field, &dir)?;
-            (dir, false)
+            // Built before anything is made: a missing object or a hostile key leaves nothing.
+            let payload = payload::build(&ctx, v, &field)?;
+            if !dir.exists() {
+                made.push(dir.clone());
+            }
+            match payload {
+                Some(payload) => {
+                    if v.secret.is_some() || v.projected.is_some() {
+                        host::mount_tmpfs(&dir, None, 0o755)?;
+                    } else {
+                        host::make_dir(&dir, 0o755)?;
+                    }
+                    atomic::publish(&dir, &payload)?;
+                    (dir, true)
+                }
+                None => {
+                    let default = Default::default();
+                    host::empty_dir(v.empty_dir.as_ref().unwrap_or(&default), &field, &dir)?;
+                    (dir, false)
+                }
+            }
         };
         out.push(HostVolume {
             name: v.name.clone(),
@@ -183,6 +204,10 @@ pub fn refresh(pod: &Pod, pod_dir: &Path, objects: &dyn Objects, pod_ip: Option<
                     dir,
                     std::io::ErrorKind::NotFound.into(),
                 ));
+            }
+            // A secret goes to memory only, even when the tmpfs is gone (a reboot under a kept pod dir).
+            if v.secret.is_some() || v.projected.is_some() {
+                host::mount_tmpfs(&dir, None, 0o755)?;
             }
             atomic::publish(&dir, &payload)?;
         }

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Mutex, MutexGuard};
 
-/// Tests that run CNI plugins take turns: the portmap chains they share are removed at the end.
+/// Tests that run CNI plugins take turns, across test processes too (another engineer's run of
+/// the same suite): the portmap chains they share are removed at the end.
 static SERIAL: Mutex<()> = Mutex::new(());
+const LOCK_FILE: &str = "/tmp/moorlet-net-tests.lock";
 
 pub struct Fixture {
     pub dir: PathBuf,
@@ -24,6 +26,7 @@ pub struct Fixture {
     tables_before: String,
     ip_forward: String,
     _serial: MutexGuard<'static, ()>,
+    _flock: nix::fcntl::Flock<std::fs::File>,
 }
 
 pub fn sh(cmd: &str) -> (bool, String) {
@@ -52,6 +55,15 @@ impl Fixture {
             return None;
         }
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(LOCK_FILE)
+            .expect("open the tests' lock file");
+        let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .expect("lock the tests' lock file");
         let pid = std::process::id();
         let dir = PathBuf::from(format!("/tmp/moorlet-net-{pid}-{n}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -77,6 +89,7 @@ impl Fixture {
             tables_before: sh("nft list tables").1,
             ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default(),
             _serial: serial,
+            _flock: flock,
         })
     }
 
