@@ -163,3 +163,39 @@ fn configmap_update_reaches_mounted_files() {
     let events = agent.ok(&["events"]);
     assert!(events.contains("Scheduled") && events.contains("Started"), "{events}");
 }
+
+/// The agent's socket is 0600; `images rm` refuses an image a pod uses; `images prune`
+/// removes it once the pod is gone.
+#[test]
+fn socket_mode_and_images_rm_prune() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&agent.socket).expect("socket").permissions());
+    assert_eq!(mode & 0o777, 0o600, "the socket's mode");
+    let image = agent.import_busybox();
+    agent.apply(&pod_yaml(
+        "user",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", "trap 'exit 0' TERM; while true; do sleep 0.2; done")],
+    ));
+    agent.wait_running("user");
+    let rm = agent.run(&["images", "rm", &image]);
+    assert!(!rm.status.success(), "images rm removed an image in use");
+    let prune = agent.ok(&["images", "prune"]);
+    assert!(
+        agent.ok(&["images", "ls"]).contains("busybox"),
+        "prune removed an image in use: {prune}"
+    );
+    agent.ok(&["delete", "pod", "user"]);
+    let prune = agent.ok(&["images", "prune"]);
+    assert!(prune.contains("deleted sha256:"), "prune said: {prune}");
+    assert!(
+        !agent.ok(&["images", "ls"]).contains("busybox"),
+        "the unused image is still listed"
+    );
+}

@@ -123,7 +123,12 @@ impl Agent {
             .lock
             .lock()
             .map_err(|_| anyhow::anyhow!("the agent's lock is poisoned"))?;
-        let report = self.images.prune(&self.in_use()?)?;
-        Ok(json!(format!("{report:?}")))
+        let r = self.images.prune(&self.in_use()?)?;
+        let mut lines: Vec<String> = r.images.iter().map(|i| format!("deleted {i}")).collect();
+        lines.push(format!(
+            "{} layer(s) and {} blob(s) removed, {} bytes reclaimed",
+            r.layers, r.blobs, r.bytes
+        ));
+        Ok(json!(lines.join("\n")))
     }
 }

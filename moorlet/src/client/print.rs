@@ -285,6 +285,7 @@ pub fn images(data: &Value) {
             table(&rows);
         }
         Value::String(s) => println!("{s}"),
+        Value::Object(_) => images(&Value::Array(vec![data.clone()])),
         Value::Null => {}
         other => println!("{other}"),
     }
