@@ -199,3 +199,45 @@ fn socket_mode_and_images_rm_prune() {
         "the unused image is still listed"
     );
 }
+
+/// postStart runs before the container counts as started; the terminated state carries the
+/// termination message (terminationMessagePath, or the log's end with FallbackToLogsOnError).
+#[test]
+fn post_start_and_termination_messages() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let mut yaml = pod_yaml(
+        "hooked",
+        &image,
+        "  restartPolicy: Never\n",
+        &[("app", "sleep 0.5; cat /tmp/hooked > /dev/termination-log; exit 1")],
+    );
+    yaml.push_str("    lifecycle:\n      postStart:\n        exec:\n          command: [\"sh\", \"-c\", \"echo from-poststart > /tmp/hooked\"]\n");
+    agent.apply(&yaml);
+    let mut fallback = pod_yaml(
+        "fallback",
+        &image,
+        "  restartPolicy: Never\n",
+        &[("app", "echo first; echo last words; exit 2")],
+    );
+    fallback.push_str("    terminationMessagePolicy: FallbackToLogsOnError\n");
+    agent.apply(&fallback);
+    let p = agent.wait_pod("hooked", Duration::from_secs(20), "Failed", |p| {
+        p["status"]["phase"] == "Failed"
+    });
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["terminated"]["message"], "from-poststart\n",
+        "{p:#}"
+    );
+    let p = agent.wait_pod("fallback", Duration::from_secs(20), "Failed", |p| {
+        p["status"]["phase"] == "Failed"
+    });
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["terminated"]["message"], "first\nlast words",
+        "{p:#}"
+    );
+}

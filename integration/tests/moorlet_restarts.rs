@@ -47,7 +47,7 @@ fn restarts(p: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-/// A crash loop restarts after 10, 20, 40 s (here scaled by 0.2: 2, 4, 8 s), each within
+/// A crash loop restarts after 10, 20, 40 s (here scaled by 0.3: 3, 6, 12 s), each within
 /// ±20%, and shows CrashLoopBackOff while it waits.
 #[test]
 fn crash_loop_backs_off_10_20_40() {
@@ -55,7 +55,7 @@ fn crash_loop_backs_off_10_20_40() {
         return;
     }
     require_root!();
-    let agent = Agent::start(Some(0.2));
+    let agent = Agent::start(Some(0.3));
     let image = agent.import_busybox();
     agent.apply(&pod_yaml("crash", &image, "", &[("app", "echo started; exit 1")]));
     let waiting = agent.wait_pod("crash", Duration::from_secs(10), "CrashLoopBackOff", |p| {
@@ -65,8 +65,8 @@ fn crash_loop_backs_off_10_20_40() {
         waiting["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
         1
     );
-    let pod = agent.wait_pod("crash", Duration::from_secs(30), "3 restarts", |p| restarts(p) >= 3);
-    for (n, want) in [(1, 2.0), (2, 4.0), (3, 8.0)] {
+    let pod = agent.wait_pod("crash", Duration::from_secs(40), "3 restarts", |p| restarts(p) >= 3);
+    for (n, want) in [(1, 3.0), (2, 6.0), (3, 12.0)] {
         let (_, end) = log_times(&agent, &pod, "app", n - 1);
         let (start, _) = log_times(&agent, &pod, "app", n);
         let delay = start - end;

@@ -23,6 +23,8 @@ pub enum Kind {
 pub struct Term {
     pub code: i32,
     pub reason: String,
+    /// terminationMessagePath's content, or the log's tail (FallbackToLogsOnError).
+    pub message: String,
     pub started: String,
     pub finished: String,
 }
@@ -259,6 +261,7 @@ impl Monitor {
             at: Instant::now(),
         };
         self.event(false, "Started", &format!("Started container {name}"));
+        self.post_start(i);
         Ok(())
     }
 
@@ -294,6 +297,7 @@ impl Monitor {
         let term = Term {
             code,
             reason: reason.into(),
+            message: self.termination_message(i, code),
             started,
             finished: now_rfc(),
         };
@@ -339,6 +343,37 @@ impl Monitor {
                 self.failed = Some(("Failed".into(), format!("init container {name} failed")));
             }
         }
+    }
+
+    /// What the kubelet reports as the terminated state's message: the container's
+    /// terminationMessagePath (at most 4 KiB), or with FallbackToLogsOnError after a failure
+    /// with no message, the end of its log (80 lines, 2 KiB at most).
+    fn termination_message(&self, i: usize, code: i32) -> String {
+        use std::io::Read;
+        let c = &self.ctrs[i];
+        let mut msg = Vec::new();
+        if let Ok(f) = std::fs::File::open(c.dir.join("termination-log")) {
+            let _ = f.take(4096).read_to_end(&mut msg);
+        }
+        let fallback = c.spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+        if msg.is_empty() && fallback && code != 0 {
+            let path = crate::logs::container_dir(&self.log_root, &self.ns, &self.name, &self.uid, &c.name)
+                .join(format!("{}.log", c.restarts));
+            let data = std::fs::read(&path).unwrap_or_default();
+            let mut reader = crate::logs::Reader::default();
+            let lines: Vec<String> = data
+                .split(|&b| b == b'\n')
+                .filter(|r| !r.is_empty())
+                .filter_map(|r| reader.record(r, false))
+                .collect();
+            let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+            let start = tail.len().saturating_sub(2048);
+            let start = (start..=tail.len())
+                .find(|&i| tail.is_char_boundary(i))
+                .unwrap_or(tail.len());
+            return tail[start..].to_string();
+        }
+        String::from_utf8_lossy(&msg).into_owned()
     }
 
     pub fn restart_policy(&self) -> String {

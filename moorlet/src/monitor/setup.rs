@@ -192,6 +192,12 @@ impl Monitor {
         let etc = self.net.etc.as_ref();
         let objects = Objects(&self.store);
         let seccomp_dir = self.store.root.join("seccomp");
+        // The container writes why it ended here (terminationMessagePath); fresh for each run.
+        let termination_log = c.dir.join("termination-log");
+        std::fs::write(&termination_log, b"")
+            .with_context(|| format!("cannot create {}", termination_log.display()))?;
+        std::fs::set_permissions(&termination_log, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .with_context(|| format!("cannot chmod {}", termination_log.display()))?;
         let input = crate::spec::ContainerInput {
             pod: &self.pod,
             container: &c.spec,
@@ -210,7 +216,7 @@ impl Monitor {
             cgroups_path: format!("{}/{}", self.cgroup_parent.trim_end_matches('/'), c.id),
             shm: None,
             seccomp_dir: Some(&seccomp_dir),
-            termination_log: None,
+            termination_log: Some(&termination_log),
         };
         let spec = crate::spec::container_spec(&input);
         if spec.is_err() {

@@ -25,6 +25,9 @@ fn term_json(t: &Term, id: &str) -> Value {
     if t.code > 128 {
         v["signal"] = json!(t.code - 128);
     }
+    if !t.message.is_empty() {
+        v["message"] = json!(t.message);
+    }
     json!({ "terminated": v })
 }
 

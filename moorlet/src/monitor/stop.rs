@@ -106,6 +106,60 @@ impl Monitor {
         }
     }
 
+    /// postStart: the container counts as started once its hook has run; a failed hook kills
+    /// it (FailedPostStartHook), and the restart policy decides what comes next.
+    pub fn post_start(&mut self, i: usize) {
+        let Some(handler) = self.ctrs[i].spec.lifecycle.as_ref().and_then(|l| l.post_start.clone()) else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        if let Some(s) = handler.sleep {
+            let until = Instant::now() + Duration::from_secs(u64::try_from(s.seconds).unwrap_or(0));
+            while Instant::now() < until
+                && self.ctrs[i].run.is_some()
+                && !super::STOP.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                self.wait(
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(200)),
+                    &[],
+                );
+            }
+        }
+        let Some(cmd) = handler.exec.and_then(|e| e.command).filter(|c| !c.is_empty()) else {
+            return;
+        };
+        let name = self.ctrs[i].name.clone();
+        let failed = match self.exec_hook(i, cmd) {
+            Ok(hook) => {
+                let fd = hook.pidfd.as_raw_fd();
+                let mut code = None;
+                while code.is_none() && Instant::now() < deadline && self.ctrs[i].run.is_some() {
+                    if self.wait(Duration::from_millis(200), &[fd]).contains(&fd) {
+                        code = Some(hook.wait().unwrap_or(255));
+                    }
+                }
+                if code.is_none() {
+                    let _ = hook.signal(libc::SIGKILL);
+                    let _ = hook.wait();
+                }
+                match code {
+                    Some(0) => None,
+                    Some(c) => Some(format!("exited with {c}")),
+                    None => Some("did not finish".to_string()),
+                }
+            }
+            Err(e) => Some(format!("{e:#}")),
+        };
+        if let Some(why) = failed {
+            self.event(true, "FailedPostStartHook", &format!("PostStartHook of {name} {why}"));
+            if self.ctrs[i].run.is_some() {
+                let _ = self.rt.kill(&self.ctrs[i].id, libc::SIGKILL, true);
+            }
+        }
+    }
+
     fn exec_hook(&self, i: usize, cmd: Vec<String>) -> anyhow::Result<moor::Child> {
         let id = &self.ctrs[i].id;
         let mut process = self
