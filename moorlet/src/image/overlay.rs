@@ -20,6 +20,19 @@ pub fn mount_rootfs(store: &ImageStore, image: &Image, container_dir: &Path) -> 
     let rootfs = container_dir.join("rootfs");
     let upper = container_dir.join("upper");
     let work = container_dir.join("work");
+    if rootfs.is_dir() && is_overlay_mount(container_dir, &rootfs)? {
+        return Ok(rootfs); // mounted by an earlier call (an agent that restarted)
+    }
+    let mut lowers = store.layer_dirs(image)?;
+    if lowers.is_empty() {
+        return Err(ImageError::format(image.id.clone(), "the image has no layers"));
+    }
+    // overlayfs lists the top layer first
+    lowers.reverse();
+    // and refuses a directory twice (ELOOP), while images may repeat a layer (old Docker builds'
+    // empty layer): the topmost copy alone gives all that the lower copies would
+    let mut seen = std::collections::HashSet::new();
+    lowers.retain(|l| seen.insert(l.clone()));
     for d in [&rootfs, &upper, &work] {
         fs::DirBuilder::new()
             .recursive(true)
@@ -27,15 +40,7 @@ pub fn mount_rootfs(store: &ImageStore, image: &Image, container_dir: &Path) -> 
             .create(d)
             .map_err(io_err("create directory", d))?;
     }
-    if is_overlay_mount(container_dir, &rootfs)? {
-        return Ok(rootfs); // mounted by an earlier call (an agent that restarted)
-    }
-    let mut lowers = store.layer_dirs(image)?;
-    lowers.reverse(); // overlayfs lists the top layer first
-    if lowers.is_empty() {
-        return Err(ImageError::format(image.id.clone(), "the image has no layers"));
-    }
-    match mount_new_api(&lowers, &upper, &work, &rootfs) {
+    let mounted = match mount_new_api(&lowers, &upper, &work, &rootfs) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::ENOSYS) => {
             mount_legacy(&lowers, &upper, &work, &rootfs)
         }
@@ -45,7 +50,12 @@ pub fn mount_rootfs(store: &ImageStore, image: &Image, container_dir: &Path) -> 
             source: e,
         }),
         Ok(()) => Ok(()),
-    }?;
+    };
+    if let Err(e) = mounted {
+        // leave nothing behind: the directories made above go (best effort; the error says why)
+        let _ = unmount_rootfs(container_dir);
+        return Err(e);
+    }
     Ok(rootfs)
 }
 
