@@ -146,11 +146,27 @@ fn added(cx: &Ctx) -> Vec<String> {
         .collect()
 }
 
+/// "All" capabilities, as containerd reads them: those in moorlet's own bounding set (a
+/// capability the runtime lacks cannot be given, and asking for it would fail the start).
+pub(crate) fn runtime_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    });
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding.is_none_or(|b| b & (1u64 << bit) != 0))
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// containerd's rule: ALL in add gives every capability, ALL in drop removes all, then the
 /// named ones are added and dropped.
 fn capabilities(cx: &Ctx) -> Result<Vec<String>, SpecError> {
     if cx.privileged() {
-        return Ok(ALL_CAPS.iter().map(|c| c.to_string()).collect());
+        return Ok(runtime_caps());
     }
     let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
     let spec = cx.sc.and_then(|s| s.capabilities.as_ref());
@@ -174,7 +190,7 @@ fn capabilities(cx: &Ctx) -> Result<Vec<String>, SpecError> {
     let is_all = |list: &[String]| list.iter().any(|c| c.trim().eq_ignore_ascii_case("ALL"));
     let (named_add, named_drop) = (check(&add, "add")?, check(&drop, "drop")?);
     if is_all(&add) {
-        caps = ALL_CAPS.iter().map(|c| c.to_string()).collect();
+        caps = runtime_caps();
     }
     if is_all(&drop) {
         caps.clear();
