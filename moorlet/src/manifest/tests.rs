@@ -158,6 +158,11 @@ fn hostile_input_is_bounded() {
     bomb.push_str("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n");
     assert!(parse(&bomb).is_err());
 
+    let many_json = "{\"a\": 1}\n".repeat(MAX_OBJECTS + 1);
+    assert!(
+        matches!(parse(&many_json), Err(ManifestError::TooManyObjects { .. })),
+        "JSON documents are counted too"
+    );
     let many = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n".repeat(MAX_OBJECTS + 1);
     assert!(parse(&many).is_err());
     let list = format!(
