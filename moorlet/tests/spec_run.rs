@@ -484,3 +484,44 @@ fn volumes_sub_paths_pod_files_and_termination_log() {
     );
     assert!(!data.join("site/new").exists());
 }
+
+#[test]
+fn resources_land_in_the_containers_cgroup() {
+    let Some(moor) = runnable() else { return };
+    let run = Run::new(moor);
+    let fields = "    resources: {requests: {cpu: 250m}, limits: {cpu: 500m, memory: 32Mi}}\n";
+    // cgroup v1 files first, then v2's, whichever the host has.
+    let script =
+        "cd /sys/fs/cgroup; for f in memory/memory.limit_in_bytes memory/memory.memsw.limit_in_bytes cpu/cpu.shares \
+        cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us pids/pids.max memory.max memory.swap.max cpu.max pids.max; do \
+        test -f $f && echo \"$f=$(cat $f)\"; done; true";
+    let (out, ok) = run.run(&pod(script, fields), &ImageDefaults::default());
+    assert!(ok, "{out}");
+    let v2 = out.contains("memory.max=");
+    let want: &[&str] = if v2 {
+        &[
+            "memory.max=33554432",
+            "memory.swap.max=0",
+            "cpu.max=50000 100000",
+            "pids.max=4096",
+        ]
+    } else {
+        &[
+            "memory/memory.limit_in_bytes=33554432",
+            "cpu/cpu.shares=256",
+            "cpu/cpu.cfs_quota_us=50000",
+            "cpu/cpu.cfs_period_us=100000",
+            "pids/pids.max=4096",
+        ]
+    };
+    for w in want {
+        assert!(out.lines().any(|l| l == *w), "{w} missing in {out}");
+    }
+    // memory+swap equals memory where the host accounts swap (no swap for the container).
+    if out.contains("memory/memory.memsw.limit_in_bytes=") {
+        assert!(
+            out.lines().any(|l| l == "memory/memory.memsw.limit_in_bytes=33554432"),
+            "{out}"
+        );
+    }
+}
