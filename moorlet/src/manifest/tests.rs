@@ -196,7 +196,7 @@ fn secret_values_stay_out_of_errors() {
 fn unhonoured_fields_are_named_by_path() {
     let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {app: web}\n  finalizers: [x]\nspec:\n  \
         nodeSelector: {disk: ssd}\n  affinity: {nodeAffinity: {}}\n  tolerations: [{key: k}]\n  dnsPolicy: ClusterFirst\n  \
-        restartPolicy: Always\n  hostNetwork: false\n  securityContext: {runAsUser: 1000, fsGroupChangePolicy: Always}\n  \
+        restartPolicy: Always\n  hostNetwork: false\n  hostUsers: true\n  securityContext: {runAsUser: 1000, fsGroupChangePolicy: Always}\n  \
         volumes:\n  - {name: v, emptyDir: {}}\n  - {name: n, nfs: {server: s, path: /}}\n  containers:\n  - name: app\n    image: busybox\n    \
         command: [sh]\n    readinessProbe: {exec: {command: [\"true\"]}}\n    livenessProbe: {exec: {command: [\"true\"]}}\n    \
         terminationMessagePolicy: File\n    resources: {limits: {cpu: 1, memory: 1Gi, hugepages-2Mi: 2Mi}, requests: {ephemeral-storage: 1Gi}}\n    \
