@@ -290,7 +290,13 @@ where
 {
     let object: T = serde_path_to_error::deserialize(doc).map_err(|e| {
         let field = e.path().to_string();
-        ctx.error(field, e.into_inner().to_string())
+        // serde's messages quote the value; a Secret's never reaches an error (or a log).
+        let message = if ctx.kind == "Secret" {
+            "invalid value (not shown)".to_string()
+        } else {
+            e.into_inner().to_string()
+        };
+        ctx.error(field, message)
     })?;
     let back = serde_json::to_value(&object).map_err(|e| ctx.error(String::new(), e.to_string()))?;
     if let Some(field) = unknown_field(doc, &back, String::new()) {

@@ -190,6 +190,12 @@ fn secret_values_stay_out_of_errors() {
     let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {pw: hunter2-not-base64!}\n";
     let e = err(text);
     assert!(e.contains("data.pw") && !e.contains("hunter2"), "{e}");
+    let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nimmutable: hunter2\n";
+    let e = err(text);
+    assert!(e.contains("immutable") && !e.contains("hunter2"), "{e}");
+    let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {pw: [hunter2]}\n";
+    let e = err(text);
+    assert!(e.contains("stringData.pw") && !e.contains("hunter2"), "{e}");
 }
 
 #[test]
