@@ -461,7 +461,7 @@ fn volumes_sub_paths_pod_files_and_termination_log() {
         echo made > /data/from-container; echo bye > /dev/termination-log";
     let pod_fields = "  volumes: [{name: data, emptyDir: {}}, {name: conf, configMap: {name: c}}]\n";
     let fields = "    volumeMounts:\n    - {name: data, mountPath: /site, subPath: site, readOnly: true}\n    - {name: conf, mountPath: /etc/app}\n    \
-                  - {name: data, mountPath: /data}\n";
+                  - {name: data, mountPath: /data, mountPropagation: HostToContainer}\n";
     let (out, ok) = run.run(&pod_with(script, fields, pod_fields), &ImageDefaults::default());
     assert!(ok, "{out}");
     for want in [

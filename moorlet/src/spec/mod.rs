@@ -193,6 +193,19 @@ pub fn container_spec(input: &ContainerInput) -> Result<oci_spec::runtime::Spec,
     if let Some(h) = hostname {
         spec["hostname"] = h.into();
     }
+    // Mounts from the host propagate into the container only through a slave or shared root
+    // (containerd sets it the same way).
+    let options = |o: &str| {
+        spec["mounts"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["options"].as_array().is_some_and(|a| a.iter().any(|x| x == o)))
+        })
+    };
+    if options("rshared") {
+        spec["linux"]["rootfsPropagation"] = "rshared".into();
+    } else if options("rslave") {
+        spec["linux"]["rootfsPropagation"] = "rslave".into();
+    }
     security.apply(&mut spec)?;
     serde_json::from_value(spec).map_err(|e| SpecError::Build(e.to_string()))
 }
