@@ -7,6 +7,7 @@
 //! The rootfs is the image's and hostile: the only files read from it (/etc/passwd,
 //! /etc/group) are opened with openat2(RESOLVE_IN_ROOT) and must be regular files.
 
+mod caps;
 mod env;
 mod mounts;
 mod namespaces;

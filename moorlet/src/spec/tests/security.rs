@@ -1,5 +1,6 @@
 use super::*;
-use crate::spec::security::{runtime_caps, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS};
+use crate::spec::caps::{runtime_caps, DEFAULT_CAPS};
+use crate::spec::security::{MASKED_PATHS, READONLY_PATHS};
 
 fn caps(spec: &Value) -> Vec<String> {
     let c = &spec["process"]["capabilities"];
