@@ -18,6 +18,7 @@ mod seccomp_default;
 mod security;
 mod user;
 
+pub use namespaces::pod_hostname;
 pub use seccomp_default::runtime_default_seccomp;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSecurityContext, PodSpec, Secret, SecurityContext};
