@@ -4,6 +4,10 @@
 //! (capabilities, privileged, no_new_privs, seccomp, sysctls, masked paths), resources,
 //! namespaces, mounts and hostname.
 //!
+//! Two choices differ from a default kubelet, both toward safety: a container without a
+//! seccompProfile gets RuntimeDefault (the kubelet's `--seccomp-default`), and a memory limit
+//! comes without swap (its NoSwap).
+//!
 //! The rootfs is the image's and hostile: the only files read from it (/etc/passwd,
 //! /etc/group) are opened with openat2(RESOLVE_IN_ROOT) and must be regular files.
 
