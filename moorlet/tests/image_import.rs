@@ -318,6 +318,40 @@ fn ownership_modes_xattrs_and_nodes_are_kept() {
     assert_eq!(m.mtime(), 1_700_000_000);
 }
 
+#[test]
+fn repeated_layers_mount() {
+    need_busybox!();
+    let t = TempDir::new("repeated");
+    // busybox, an empty layer, a layer whiting out /etc/hello, the empty layer again: the empty
+    // layer's two copies are one directory, which overlayfs takes only once
+    let empty = || Layer {
+        tar: Tar::new().finish(),
+        compression: Compression::None,
+    };
+    let mut layers = images::busybox_layers();
+    layers.push(empty());
+    layers.push(Layer {
+        tar: Tar::new().whiteout("etc/hello").finish(),
+        compression: Compression::Gzip,
+    });
+    layers.push(empty());
+    let img = images::image(layers, json!({"Cmd": ["/bin/sh"]}));
+    let store = t.store();
+    let image = store
+        .import(&images::write_oci_layout(&img, t.path(), "repeated"))
+        .expect("import")
+        .remove(0);
+    assert_eq!(store.layer_dirs(&image).expect("layers").len(), 6);
+    let c = t.join("c1");
+    let rootfs = mount_rootfs(&store, &image, &c).expect("mount an image that repeats a layer");
+    assert!(
+        !rootfs.join("etc/hello").exists(),
+        "the whiteout above the first copy still hides"
+    );
+    assert!(rootfs.join("bin/busybox").is_file());
+    unmount_rootfs(&c).expect("unmount");
+}
+
 fn assert_nothing_stored(t: &TempDir, store: &ImageStore) {
     let (blobs, layers, tmp, images) = contents(&t.join("store"), store);
     assert!(
@@ -530,6 +564,10 @@ fn prune_keeps_images_in_use_and_what_they_share() {
     store.prune(&HashSet::new()).expect("prune all");
     let (blobs, layers, tmp, images) = contents(&t.join("store"), &store);
     assert!(blobs.is_empty() && layers.is_empty() && tmp.is_empty() && images == 0);
+    let c2 = t.join("c2");
+    let err = mount_rootfs(&store, &a, &c2).expect_err("a pruned image does not mount");
+    assert!(matches!(err, ImageError::NotFound(_)), "{err}");
+    assert!(names(&c2).is_empty(), "a failed mount leaves nothing: {:?}", names(&c2));
 }
 
 #[test]

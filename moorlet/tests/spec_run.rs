@@ -60,6 +60,9 @@ struct Run {
     id: String,
     dir: PathBuf,
     seccomp_dir: Option<PathBuf>,
+    volumes: Vec<(String, PathBuf, bool)>,
+    /// The pod's /etc/hosts, /etc/hostname and /etc/resolv.conf, and its termination log.
+    pod_files: Option<PathBuf>,
 }
 
 impl Run {
@@ -93,6 +96,8 @@ impl Run {
             id,
             dir,
             seccomp_dir: None,
+            volumes: Vec::new(),
+            pod_files: None,
         }
     }
 
@@ -128,6 +133,13 @@ impl Run {
     /// Generates the spec for the pod's first container and runs it in the foreground; its
     /// stdout and the exit status.
     fn run(&self, pod: &Pod, image: &ImageDefaults) -> (String, bool) {
+        let file = |name: &str| self.pod_files.as_ref().map(|d| d.join(name));
+        let (hosts, hostname, resolv, log) = (
+            file("hosts"),
+            file("hostname"),
+            file("resolv.conf"),
+            file("termination-log"),
+        );
         let input = ContainerInput {
             pod,
             container: &pod.spec.as_ref().expect("spec").containers[0],
@@ -137,16 +149,16 @@ impl Run {
             ipcns: None,
             utsns: None,
             pidns: None,
-            volumes: &[],
-            etc_hosts: None,
-            etc_hostname: None,
-            resolv_conf: None,
+            volumes: &self.volumes,
+            etc_hosts: hosts.as_deref(),
+            etc_hostname: hostname.as_deref(),
+            resolv_conf: resolv.as_deref(),
             env_sources: &NoSources,
             pod_ip: None,
             cgroups_path: self.cgroups_path(),
             shm: None,
             seccomp_dir: self.seccomp_dir.as_deref(),
-            termination_log: None,
+            termination_log: log.as_deref(),
         };
         let spec = container_spec(&input).unwrap_or_else(|e| panic!("container_spec: {e}"));
         let config = serde_json::to_vec_pretty(&spec).expect("config");
@@ -201,8 +213,12 @@ impl Drop for Run {
 
 /// A pod on the host's network and ipc namespaces, whose container runs `sh -c script`.
 fn pod(script: &str, container_fields: &str) -> Pod {
+    pod_with(script, container_fields, "")
+}
+
+fn pod_with(script: &str, container_fields: &str, pod_fields: &str) -> Pod {
     let text = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: spec-test}}\nspec:\n  hostNetwork: true\n  hostIPC: true\n  containers:\n  \
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: spec-test}}\nspec:\n  hostNetwork: true\n  hostIPC: true\n{pod_fields}  containers:\n  \
          - name: app\n    image: busybox\n    command: [sh, -c, {script:?}]\n{container_fields}"
     );
     match parse(&text).expect("pod").pop() {
@@ -387,4 +403,125 @@ fn runtime_default_seccomp_lets_glibc_start_threads() {
         !out.contains("THREAD-OK") && !out.contains("PROBE-EXIT=0") && out.contains("PROBE-EXIT="),
         "{out}"
     );
+}
+
+#[test]
+fn privileged_gets_the_runtimes_capabilities_devices_and_no_masks() {
+    let Some(moor) = runnable() else { return };
+    let script = "grep -E '^(CapEff|Seccomp):' /proc/self/status; grep -c ' /proc/keys ' /proc/self/mountinfo; \
+        grep ' /sys ' /proc/self/mountinfo | grep -q ' rw,' && echo SYS-RW || echo SYS-RO; \
+        test -c /dev/kmsg && echo HOST-DEVICES || echo NO-HOST-DEVICES";
+    let run = Run::new(moor);
+    let (out, ok) = run.run(
+        &pod(script, "    securityContext: {privileged: true}\n"),
+        &ImageDefaults::default(),
+    );
+    assert!(ok, "{out}");
+    let own = std::fs::read_to_string("/proc/self/status").expect("status");
+    assert_eq!(
+        status_line(&out, "CapEff:"),
+        status_line(&own, "CapBnd:"),
+        "every capability the runtime has"
+    );
+    assert_eq!(status_line(&out, "Seccomp:"), "0");
+    for want in ["\n0\n", "SYS-RW", "HOST-DEVICES"] {
+        assert!(out.contains(want), "{want:?} missing in {out}");
+    }
+    let run = Run::new(run.moor.clone());
+    let (out, ok) = run.run(&pod(script, ""), &ImageDefaults::default());
+    assert!(ok, "{out}");
+    for want in ["\n1\n", "SYS-RO", "NO-HOST-DEVICES"] {
+        assert!(out.contains(want), "not privileged: {want:?} missing in {out}");
+    }
+}
+
+#[test]
+fn volumes_sub_paths_pod_files_and_termination_log() {
+    let Some(moor) = runnable() else { return };
+    let mut run = Run::new(moor);
+    let data = run.dir.join("data");
+    let conf = run.dir.join("conf");
+    let files = run.dir.join("pod");
+    for (d, f, text) in [
+        (&data, "site/index.html", "hello site"),
+        (&conf, "app.conf", "debug=1"),
+        (&files, "hosts", "10.88.0.9 spec-test"),
+    ] {
+        std::fs::create_dir_all(d.join(f).parent().expect("parent")).expect("mkdir");
+        std::fs::write(d.join(f), text).expect("write");
+    }
+    std::fs::write(files.join("hostname"), "spec-test\n").expect("hostname");
+    std::fs::write(files.join("resolv.conf"), "nameserver 10.88.0.1\n").expect("resolv");
+    std::fs::write(files.join("termination-log"), "").expect("log");
+    run.volumes = vec![("data".into(), data.clone(), false), ("conf".into(), conf, true)];
+    run.pod_files = Some(files.clone());
+    let script = "cat /site/index.html; echo; cat /etc/app/app.conf; echo; cat /etc/hosts /etc/resolv.conf; \
+        touch /etc/app/new 2>/dev/null && echo CONF-WRITABLE || echo CONF-RO; \
+        touch /site/new 2>/dev/null && echo SUBPATH-RO || echo SUBPATH-WRITE-REFUSED; \
+        echo made > /data/from-container; echo bye > /dev/termination-log";
+    let pod_fields = "  volumes: [{name: data, emptyDir: {}}, {name: conf, configMap: {name: c}}]\n";
+    let fields = "    volumeMounts:\n    - {name: data, mountPath: /site, subPath: site, readOnly: true}\n    - {name: conf, mountPath: /etc/app}\n    \
+                  - {name: data, mountPath: /data, mountPropagation: HostToContainer}\n";
+    let (out, ok) = run.run(&pod_with(script, fields, pod_fields), &ImageDefaults::default());
+    assert!(ok, "{out}");
+    for want in [
+        "hello site",
+        "debug=1",
+        "10.88.0.9 spec-test",
+        "nameserver 10.88.0.1",
+        "CONF-RO",
+        "SUBPATH-WRITE-REFUSED",
+    ] {
+        assert!(out.contains(want), "{want:?} missing in {out}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(data.join("from-container")).expect("written through"),
+        "made\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(files.join("termination-log")).expect("log"),
+        "bye\n"
+    );
+    assert!(!data.join("site/new").exists());
+}
+
+#[test]
+fn resources_land_in_the_containers_cgroup() {
+    let Some(moor) = runnable() else { return };
+    let run = Run::new(moor);
+    let fields = "    resources: {requests: {cpu: 250m}, limits: {cpu: 500m, memory: 32Mi}}\n";
+    // cgroup v1 files first, then v2's, whichever the host has.
+    let script =
+        "cd /sys/fs/cgroup; for f in memory/memory.limit_in_bytes memory/memory.memsw.limit_in_bytes cpu/cpu.shares \
+        cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us pids/pids.max memory.max memory.swap.max cpu.max pids.max; do \
+        test -f $f && echo \"$f=$(cat $f)\"; done; true";
+    let (out, ok) = run.run(&pod(script, fields), &ImageDefaults::default());
+    assert!(ok, "{out}");
+    let v2 = out.contains("memory.max=");
+    let want: &[&str] = if v2 {
+        &[
+            "memory.max=33554432",
+            "memory.swap.max=0",
+            "cpu.max=50000 100000",
+            "pids.max=4096",
+        ]
+    } else {
+        &[
+            "memory/memory.limit_in_bytes=33554432",
+            "cpu/cpu.shares=256",
+            "cpu/cpu.cfs_quota_us=50000",
+            "cpu/cpu.cfs_period_us=100000",
+            "pids/pids.max=4096",
+        ]
+    };
+    for w in want {
+        assert!(out.lines().any(|l| l == *w), "{w} missing in {out}");
+    }
+    // memory+swap equals memory where the host accounts swap (no swap for the container).
+    if out.contains("memory/memory.memsw.limit_in_bytes=") {
+        assert!(
+            out.lines().any(|l| l == "memory/memory.memsw.limit_in_bytes=33554432"),
+            "{out}"
+        );
+    }
 }

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use super::digest::Digest;
 use super::oci::{self, Blobs, Descriptor, Parsed, MAX_DOCUMENT};
 use super::reference::normalize;
-use super::store::{io_err, merge_names, ImageStore, NewImage, Staging};
+use super::staging::{merge_names, NewImage, Staging};
+use super::store::{io_err, ImageStore};
 use super::unpack::{compression, decoder, Compression};
 use super::{Image, ImageError};
 

@@ -18,6 +18,7 @@ mod oci;
 mod overlay;
 mod pull;
 mod reference;
+mod staging;
 mod store;
 mod unpack;
 mod zstd;

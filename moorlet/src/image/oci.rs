@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::digest::Digest;
-use super::store::{NewImage, Staging};
+use super::staging::{NewImage, Staging};
 use super::{ImageConfig, ImageError};
 
 pub(crate) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \

@@ -20,6 +20,19 @@ pub fn mount_rootfs(store: &ImageStore, image: &Image, container_dir: &Path) -> 
     let rootfs = container_dir.join("rootfs");
     let upper = container_dir.join("upper");
     let work = container_dir.join("work");
+    if rootfs.is_dir() && is_overlay_mount(container_dir, &rootfs)? {
+        return Ok(rootfs); // mounted by an earlier call (an agent that restarted)
+    }
+    let mut lowers = store.layer_dirs(image)?;
+    if lowers.is_empty() {
+        return Err(ImageError::format(image.id.clone(), "the image has no layers"));
+    }
+    // overlayfs lists the top layer first
+    lowers.reverse();
+    // and refuses a directory twice (ELOOP), while images may repeat a layer (old Docker builds'
+    // empty layer): the topmost copy alone gives all that the lower copies would
+    let mut seen = std::collections::HashSet::new();
+    lowers.retain(|l| seen.insert(l.clone()));
     for d in [&rootfs, &upper, &work] {
         fs::DirBuilder::new()
             .recursive(true)
@@ -27,15 +40,7 @@ pub fn mount_rootfs(store: &ImageStore, image: &Image, container_dir: &Path) -> 
             .create(d)
             .map_err(io_err("create directory", d))?;
     }
-    if is_overlay_mount(container_dir, &rootfs)? {
-        return Ok(rootfs); // mounted by an earlier call (an agent that restarted)
-    }
-    let mut lowers = store.layer_dirs(image)?;
-    lowers.reverse(); // overlayfs lists the top layer first
-    if lowers.is_empty() {
-        return Err(ImageError::format(image.id.clone(), "the image has no layers"));
-    }
-    match mount_new_api(&lowers, &upper, &work, &rootfs) {
+    let mounted = match mount_new_api(&lowers, &upper, &work, &rootfs) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::ENOSYS) => {
             mount_legacy(&lowers, &upper, &work, &rootfs)
         }
@@ -45,7 +50,12 @@ pub fn mount_rootfs(store: &ImageStore, image: &Image, container_dir: &Path) -> 
             source: e,
         }),
         Ok(()) => Ok(()),
-    }?;
+    };
+    if let Err(e) = mounted {
+        // leave nothing behind: the directories made above go (best effort; the error says why)
+        let _ = unmount_rootfs(container_dir);
+        return Err(e);
+    }
     Ok(rootfs)
 }
 
@@ -194,42 +204,74 @@ fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
     }
 }
 
-fn mount_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), ImageError> {
+/// mount(2)'s option string, or why there is none: its paths cannot hold the separators, and
+/// it must fit in a page.
+fn legacy_options(lowers: &[PathBuf], upper: &Path, work: &Path, page: usize) -> Result<Vec<u8>, String> {
     let all: Vec<&Path> = lowers.iter().map(PathBuf::as_path).chain([upper, work]).collect();
     if let Some(bad) = all
         .iter()
         .find(|p| p.as_os_str().as_bytes().iter().any(|b| b":,\\".contains(b)))
     {
-        return Err(ImageError::format(
-            bad.display().to_string(),
-            "a path with ':', ',' or '\\' cannot be an overlayfs option on this kernel",
+        return Err(format!(
+            "{}: a path with ':', ',' or '\\' cannot be an overlayfs option on this kernel",
+            bad.display()
         ));
     }
-    let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        upper.display(),
-        work.display()
-    );
+    let mut options = b"lowerdir=".to_vec();
+    for (i, l) in lowers.iter().enumerate() {
+        if i > 0 {
+            options.push(b':');
+        }
+        options.extend_from_slice(l.as_os_str().as_bytes());
+    }
+    options.extend_from_slice(b",upperdir=");
+    options.extend_from_slice(upper.as_os_str().as_bytes());
+    options.extend_from_slice(b",workdir=");
+    options.extend_from_slice(work.as_os_str().as_bytes());
+    if options.len() >= page {
+        return Err(format!(
+            "{} layers do not fit in one page of mount options on a kernel without overlayfs' lowerdir+ (Linux 6.8)",
+            lowers.len()
+        ));
+    }
+    Ok(options)
+}
+
+fn mount_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), ImageError> {
     // SAFETY: sysconf has no memory-safety preconditions.
     let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    if options.len() >= page {
-        return Err(ImageError::format(
-            target.display().to_string(),
-            format!("{} layers do not fit in one page of mount options on a kernel without overlayfs' lowerdir+ (Linux 6.8)", lowers.len()),
-        ));
-    }
+    let options = legacy_options(lowers, upper, work, page)
+        .map_err(|reason| ImageError::format(target.display().to_string(), reason))?;
     nix::mount::mount(
         Some("overlay"),
         target,
         Some("overlay"),
         nix::mount::MsFlags::empty(),
-        Some(options.as_str()),
+        Some(options.as_slice()),
     )
     .map_err(|e| ImageError::Mount {
         op: "mount overlayfs on",
         path: target.to_path_buf(),
         source: e.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_options_are_checked() {
+        let l = |s: &str| PathBuf::from(s);
+        let (u, w) = (Path::new("/c/upper"), Path::new("/c/work"));
+        assert_eq!(
+            legacy_options(&[l("/s/b"), l("/s/a")], u, w, 4096).as_deref(),
+            Ok(&b"lowerdir=/s/b:/s/a,upperdir=/c/upper,workdir=/c/work"[..])
+        );
+        assert!(legacy_options(&[l("/s/a:b")], u, w, 4096).is_err_and(|e| e.contains("/s/a:b")));
+        let many: Vec<PathBuf> = (0..50)
+            .map(|i| l(&format!("/var/lib/moorlet/images/layers/{i:064}/root")))
+            .collect();
+        assert!(legacy_options(&many, u, w, 4096).is_err_and(|e| e.contains("50 layers")));
+    }
 }

@@ -12,7 +12,8 @@ use std::time::Duration;
 use super::digest::Digest;
 use super::oci::{self, Blobs, Descriptor, ACCEPT, MAX_DOCUMENT};
 use super::reference::Reference;
-use super::store::{ImageStore, Staging};
+use super::staging::Staging;
+use super::store::ImageStore;
 use super::{Image, ImageError};
 
 pub(crate) fn pull(store: &ImageStore, reference: &str) -> Result<Image, ImageError> {

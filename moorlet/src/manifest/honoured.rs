@@ -256,6 +256,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("tty", "false"),
     ("stdinOnce", "false"),
     ("priority", "0"),
+    ("hostUsers", "true"),
+    ("setHostnameAsFQDN", "false"),
 ];
 
 fn is_default(key: &str, v: &Value) -> bool {

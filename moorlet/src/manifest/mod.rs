@@ -109,7 +109,10 @@ pub fn parse(text: &str) -> Result<Vec<Object>, ManifestError> {
     // JSON is read as JSON (exact numbers, its own errors); `{...}` documents between YAML
     // separators are YAML.
     let documents = if text.trim_start().starts_with('{') {
-        json_documents(text).or_else(|_| yaml_documents(text))?
+        match json_documents(text) {
+            Err(ManifestError::Syntax { .. }) => yaml_documents(text)?,
+            other => other?,
+        }
     } else {
         yaml_documents(text)?
     };
@@ -154,6 +157,9 @@ fn json_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
         })?;
         check_shape(&doc, i)?;
         docs.push(doc);
+        if docs.len() > MAX_OBJECTS {
+            return Err(ManifestError::TooManyObjects { limit: MAX_OBJECTS });
+        }
     }
     Ok(docs)
 }
@@ -284,7 +290,13 @@ where
 {
     let object: T = serde_path_to_error::deserialize(doc).map_err(|e| {
         let field = e.path().to_string();
-        ctx.error(field, e.into_inner().to_string())
+        // serde's messages quote the value; a Secret's never reaches an error (or a log).
+        let message = if ctx.kind == "Secret" {
+            "invalid value (not shown)".to_string()
+        } else {
+            e.into_inner().to_string()
+        };
+        ctx.error(field, message)
     })?;
     let back = serde_json::to_value(&object).map_err(|e| ctx.error(String::new(), e.to_string()))?;
     if let Some(field) = unknown_field(doc, &back, String::new()) {

@@ -158,6 +158,11 @@ fn hostile_input_is_bounded() {
     bomb.push_str("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n");
     assert!(parse(&bomb).is_err());
 
+    let many_json = "{\"a\": 1}\n".repeat(MAX_OBJECTS + 1);
+    assert!(
+        matches!(parse(&many_json), Err(ManifestError::TooManyObjects { .. })),
+        "JSON documents are counted too"
+    );
     let many = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n".repeat(MAX_OBJECTS + 1);
     assert!(parse(&many).is_err());
     let list = format!(
@@ -185,13 +190,19 @@ fn secret_values_stay_out_of_errors() {
     let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {pw: hunter2-not-base64!}\n";
     let e = err(text);
     assert!(e.contains("data.pw") && !e.contains("hunter2"), "{e}");
+    let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nimmutable: hunter2\n";
+    let e = err(text);
+    assert!(e.contains("immutable") && !e.contains("hunter2"), "{e}");
+    let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {pw: [hunter2]}\n";
+    let e = err(text);
+    assert!(e.contains("stringData.pw") && !e.contains("hunter2"), "{e}");
 }
 
 #[test]
 fn unhonoured_fields_are_named_by_path() {
     let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {app: web}\n  finalizers: [x]\nspec:\n  \
         nodeSelector: {disk: ssd}\n  affinity: {nodeAffinity: {}}\n  tolerations: [{key: k}]\n  dnsPolicy: ClusterFirst\n  \
-        restartPolicy: Always\n  hostNetwork: false\n  securityContext: {runAsUser: 1000, fsGroupChangePolicy: Always}\n  \
+        restartPolicy: Always\n  hostNetwork: false\n  hostUsers: true\n  securityContext: {runAsUser: 1000, fsGroupChangePolicy: Always}\n  \
         volumes:\n  - {name: v, emptyDir: {}}\n  - {name: n, nfs: {server: s, path: /}}\n  containers:\n  - name: app\n    image: busybox\n    \
         command: [sh]\n    readinessProbe: {exec: {command: [\"true\"]}}\n    livenessProbe: {exec: {command: [\"true\"]}}\n    \
         terminationMessagePolicy: File\n    resources: {limits: {cpu: 1, memory: 1Gi, hugepages-2Mi: 2Mi}, requests: {ephemeral-storage: 1Gi}}\n    \

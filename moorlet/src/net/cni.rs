@@ -122,19 +122,16 @@ impl Cni {
             reason: "the pod's record vanished during ADD".into(),
         })?;
         // lo and eth0 are independent: loopback runs beside the chain (pod start latency).
-        let (lo, chain) = std::thread::scope(|scope| {
-            let lo = scope.spawn(|| self.exec("ADD", pod, Some(netns), "lo", &loopback_conf()));
-            let chain = (|| {
-                let mut prev: Option<Value> = None;
-                for plugin in plugins(&record.config) {
-                    let conf = plugin_conf(&record.config, plugin, &record.port_mappings, prev.as_ref());
-                    prev = self.exec("ADD", pod, Some(netns), IFNAME, &conf)?;
-                }
-                Ok(prev)
-            })();
-            (joined(lo.join()), chain)
-        });
-        lo?;
+        let lo = self.spawn("ADD", pod, Some(netns), "lo", &loopback_conf())?;
+        let chain = (|| {
+            let mut prev: Option<Value> = None;
+            for plugin in plugins(&record.config) {
+                let conf = plugin_conf(&record.config, plugin, &record.port_mappings, prev.as_ref());
+                prev = self.exec("ADD", pod, Some(netns), IFNAME, &conf)?;
+            }
+            Ok(prev)
+        })();
+        lo.finish()?;
         chain?.ok_or_else(|| NetError::Config {
             path: self.list_path.clone(),
             reason: "the plugins gave no result".into(),
@@ -151,23 +148,22 @@ impl Cni {
         // A namespace that is gone (or no longer an nsfs mount) is an empty CNI_NETNS: plugins
         // then release what lives outside it (leases, port rules).
         let netns = super::ns::is_nsfs_path(&record.netns).then_some(record.netns.as_path());
-        let (lo, chain) = std::thread::scope(|scope| {
-            let lo = scope.spawn(|| self.exec("DEL", pod, netns, "lo", &loopback_conf()));
-            let mut first_error = None;
-            let mut plugins = plugins(&record.config);
-            plugins.reverse();
-            for plugin in plugins {
-                let conf = plugin_conf(&record.config, plugin, &record.port_mappings, record.result.as_ref());
-                if let Err(e) = self.exec("DEL", pod, netns, IFNAME, &conf) {
-                    first_error.get_or_insert(e);
-                }
+        let lo = self.spawn("DEL", pod, netns, "lo", &loopback_conf())?;
+        let mut first_error = None;
+        let mut plugins = plugins(&record.config);
+        plugins.reverse();
+        for plugin in plugins {
+            let conf = plugin_conf(&record.config, plugin, &record.port_mappings, record.result.as_ref());
+            if let Err(e) = self.exec("DEL", pod, netns, IFNAME, &conf) {
+                first_error.get_or_insert(e);
             }
-            (joined(lo.join()), first_error)
-        });
-        if let Some(e) = chain {
+        }
+        if let Err(e) = lo.finish() {
+            first_error.get_or_insert(e);
+        }
+        if let Some(e) = first_error {
             return Err(e);
         }
-        lo?;
         match std::fs::remove_file(&record_path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -229,8 +225,20 @@ impl Cni {
         ifname: &str,
         conf: &Value,
     ) -> Result<Option<Value>, NetError> {
-        let kind = conf.get("type").and_then(Value::as_str).unwrap_or_default();
-        let binary = self.plugin_dir.join(kind);
+        self.spawn(command, pod, netns, ifname, conf)?.finish()
+    }
+
+    /// Starts one plugin with its config written to stdin (a few KiB: within the pipe's buffer).
+    fn spawn(
+        &self,
+        command: &'static str,
+        pod: &PodRef,
+        netns: Option<&Path>,
+        ifname: &str,
+        conf: &Value,
+    ) -> Result<Running, NetError> {
+        let kind = conf.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+        let binary = self.plugin_dir.join(&kind);
         let mut child = Command::new(&binary)
             .env_clear()
             .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
@@ -246,12 +254,45 @@ impl Cni {
             .spawn()
             .map_err(|e| NetError::io("run CNI plugin", &binary, e))?;
         let input = serde_json::to_vec(conf).unwrap_or_default();
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(&input)
-                .map_err(|e| NetError::io("write the config to", &binary, e))?;
+        let written = match child.stdin.take() {
+            Some(mut stdin) => stdin.write_all(&input),
+            None => Ok(()),
+        };
+        let running = Running {
+            child,
+            binary,
+            kind,
+            command,
+        };
+        match written {
+            Ok(()) => Ok(running),
+            Err(e) => {
+                let binary = running.binary.clone();
+                running.kill();
+                Err(NetError::io("write the config to", binary, e))
+            }
         }
-        let out = wait_with_timeout(child, &binary)?;
+    }
+}
+
+/// A plugin started by `spawn`.
+struct Running {
+    child: std::process::Child,
+    binary: PathBuf,
+    kind: String,
+    command: &'static str,
+}
+
+impl Running {
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Its output and exit status: the JSON result, or its error as NetError::Plugin.
+    fn finish(self) -> Result<Option<Value>, NetError> {
+        let (kind, command) = (self.kind.clone(), self.command);
+        let out = wait_with_timeout(self.child, &self.binary)?;
         let parsed: Option<Value> = serde_json::from_slice(&out.stdout).ok();
         if out.status.success() {
             return Ok(parsed);
@@ -274,7 +315,7 @@ impl Cni {
             msg = format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
         }
         Err(NetError::Plugin {
-            plugin: kind.to_string(),
+            plugin: kind,
             command,
             code: code.unwrap_or(999),
             msg,
@@ -283,53 +324,77 @@ impl Cni {
 }
 
 /// A plugin that hangs (a stuck iptables lock, a dead DHCP server) must not hang the agent: it
-/// is killed after PLUGIN_TIMEOUT. Its output is read on other threads while it runs, so a
-/// large output cannot block it.
+/// is killed after PLUGIN_TIMEOUT. Its stdout and stderr are read as they come (poll), so a
+/// large output cannot block it; no thread is started (the per-pod monitor must stay
+/// single-threaded).
 fn wait_with_timeout(mut child: std::process::Child, binary: &Path) -> Result<std::process::Output, NetError> {
-    fn read_all(pipe: Option<impl std::io::Read>) -> Vec<u8> {
-        let mut buf = Vec::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_end(&mut buf);
+    use nix::poll::{poll, PollFd, PollFlags};
+    use std::io::Read as _;
+    let deadline = std::time::Instant::now() + PLUGIN_TIMEOUT;
+    let timed_out = |child: &mut std::process::Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+        NetError::io("run CNI plugin", binary, std::io::ErrorKind::TimedOut.into())
+    };
+    let mut pipes: [(Option<Pipe>, Vec<u8>); 2] = [
+        (child.stdout.take().map(|p| Box::new(p) as Box<dyn ReadFd>), Vec::new()),
+        (child.stderr.take().map(|p| Box::new(p) as Box<dyn ReadFd>), Vec::new()),
+    ];
+    while pipes.iter().any(|(p, _)| p.is_some()) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(timed_out(&mut child));
         }
-        buf
-    }
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    std::thread::scope(|scope| {
-        let out = scope.spawn(|| read_all(stdout));
-        let err = scope.spawn(|| read_all(stderr));
-        let start = std::time::Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if start.elapsed() > PLUGIN_TIMEOUT => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(NetError::io(
-                        "run CNI plugin",
-                        binary,
-                        std::io::ErrorKind::TimedOut.into(),
-                    ));
-                }
-                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
-                Err(e) => return Err(NetError::io("wait for CNI plugin", binary, e)),
+        let ms = u16::try_from(left.as_millis().min(1000)).unwrap_or(1000);
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = pipes
+                .iter()
+                .filter_map(|(p, _)| p.as_ref().map(|p| PollFd::new(p.fd(), PollFlags::POLLIN)))
+                .collect();
+            match poll(&mut fds, ms) {
+                Ok(_) => fds.iter().map(|f| f.any().unwrap_or(true)).collect(),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(NetError::os("poll the output of", binary, e)),
             }
         };
-        Ok(std::process::Output {
-            status,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-        })
-    })
+        let mut ready = ready.into_iter();
+        for (pipe, buf) in pipes.iter_mut() {
+            let Some(p) = pipe.as_mut() else { continue };
+            if !ready.next().unwrap_or(false) {
+                continue;
+            }
+            let mut chunk = [0u8; 16384];
+            match p.read(&mut chunk) {
+                Ok(0) => *pipe = None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(NetError::io("read the output of", binary, e)),
+            }
+        }
+    }
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() >= deadline => return Err(timed_out(&mut child)),
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(e) => return Err(NetError::io("wait for CNI plugin", binary, e)),
+        }
+    };
+    let [(_, stdout), (_, stderr)] = pipes;
+    Ok(std::process::Output { status, stdout, stderr })
 }
 
-/// The result of a plugin run on another thread (a panic there is reported, not propagated).
-fn joined<T>(r: std::thread::Result<Result<T, NetError>>) -> Result<T, NetError> {
-    r.unwrap_or_else(|_| {
-        Err(NetError::Config {
-            path: PathBuf::from("loopback"),
-            reason: "the thread running the plugin panicked".into(),
-        })
-    })
+type Pipe = Box<dyn ReadFd>;
+
+/// A child's stdout or stderr: readable, and pollable through its fd.
+trait ReadFd: std::io::Read {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
+}
+
+impl<T: std::io::Read + std::os::fd::AsFd> ReadFd for T {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.as_fd()
+    }
 }
 
 fn loopback_conf() -> Value {

@@ -1,16 +1,18 @@
 //! A pod's net, ipc and uts namespaces, each held by an nsfs bind mount under
 //! `<state>/run/ns/<uid>/` (no infra process).
 //!
-//! They are made by a fresh thread that unshares its own namespaces and bind-mounts
-//! /proc/thread-self/ns/X onto the files, then ends. This is safe in the threaded agent, unlike a
-//! fork: the thread is an ordinary thread (it may allocate, lock, log), the net, ipc and uts
-//! namespaces belong to the thread alone (unshare(2) allows them in a multithreaded process,
-//! unlike CLONE_NEWNS or CLONE_NEWUSER), no other code ever runs in them there, and the
-//! thread's exit drops its references: the bind mounts alone keep the namespaces.
+//! They are made by a short-lived forked child that unshares them (and sets the hostname) and
+//! waits; the parent bind-mounts /proc/<child>/ns/X onto the files, then lets it exit. No
+//! thread is started: the per-pod monitor that calls this is single-threaded and must stay so
+//! (moor's Runtime refuses threaded callers), and the agent is threaded, where a forked child
+//! inherits other threads' locks held forever. So the child makes only raw system calls
+//! (unshare, sethostname, write, read, _exit: async-signal-safe, no allocation, every argument
+//! prepared before the fork), which is safe in either caller.
 
 use super::{NetError, PodNamespaces};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 const KINDS: [(&str, CloneFlags); 3] = [
@@ -76,45 +78,96 @@ pub(crate) fn create(
             .open(path)
             .map_err(|e| NetError::io("create", path, e))?;
     }
-    let hostname = hostname.to_string();
     let flags = wanted.iter().fold(CloneFlags::empty(), |acc, (_, f, _)| acc | *f);
     let mounts: Vec<(&'static str, PathBuf)> = wanted.iter().map(|(k, _, p)| (*k, p.clone())).collect();
-    let made = std::thread::Builder::new()
-        .name("moorlet-ns".into())
-        .spawn(move || in_new_namespaces(flags, &hostname, &mounts))
-        .map_err(|e| NetError::io("start the namespace thread for", pod_dir, e))?
-        .join()
-        .unwrap_or_else(|_| {
-            Err(NetError::Invalid {
-                field: "namespaces".into(),
-                value: String::new(),
-                reason: "the namespace thread panicked",
-            })
-        });
-    if let Err(e) = made {
+    if let Err(e) = in_new_namespaces(flags, hostname, &mounts) {
         let _ = remove(pod_dir);
         return Err(e);
     }
     Ok(result)
 }
 
-/// Runs on its own thread, which ends right after.
+/// The child's report: 0, or the failed step (1 unshare, 2 sethostname) << 16 | errno.
+fn child_error(code: i32) -> NetError {
+    let errno = nix::errno::Errno::from_raw(code & 0xffff);
+    let op = if code >> 16 == 2 {
+        "set the hostname in the new uts namespace"
+    } else {
+        "unshare the pod's namespaces"
+    };
+    NetError::os(op, "/proc/self/ns", errno)
+}
+
 fn in_new_namespaces(flags: CloneFlags, hostname: &str, mounts: &[(&'static str, PathBuf)]) -> Result<(), NetError> {
-    nix::sched::unshare(flags).map_err(|e| NetError::os("unshare namespaces for", "/proc/thread-self", e))?;
-    if flags.contains(CloneFlags::CLONE_NEWUTS) {
-        nix::unistd::sethostname(hostname).map_err(|e| NetError::Io {
-            op: "set the hostname",
-            path: PathBuf::from(hostname),
-            source: e.into(),
-        })?;
+    let name = std::ffi::CString::new(hostname).map_err(|_| NetError::Invalid {
+        field: "spec.hostname".into(),
+        value: hostname.into(),
+        reason: "must not contain NUL",
+    })?;
+    let set_hostname = flags.contains(CloneFlags::CLONE_NEWUTS);
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| NetError::os("create a pipe for", "the namespace child", e))
+    };
+    let (ready_r, ready_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+    let (ready_w_raw, go_r_raw) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
+    let (ready_r_raw, go_w_raw) = (ready_r.as_raw_fd(), go_w.as_raw_fd());
+    let raw_flags = flags.bits();
+    // SAFETY: fork has no memory-safety preconditions of its own; what the child may do is the
+    // point: it runs only the async-signal-safe calls below on data prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: raw system calls on fds and a C string that were valid before the fork and
+        // are still valid in the child's copy of memory; _exit ends the child without running
+        // any of the parent's Rust code (no destructor, no atexit).
+        unsafe {
+            // The parent's ends: with go_w open here, the read below would never see EOF.
+            libc::close(ready_r_raw);
+            libc::close(go_w_raw);
+            let mut code: i32 = 0;
+            if libc::unshare(raw_flags) != 0 {
+                code = (1 << 16) | *libc::__errno_location();
+            } else if set_hostname && libc::sethostname(name.as_ptr(), name.as_bytes().len()) != 0 {
+                code = (2 << 16) | *libc::__errno_location();
+            }
+            let bytes = code.to_ne_bytes();
+            libc::write(ready_w_raw, bytes.as_ptr().cast(), bytes.len());
+            // Until the parent has bind-mounted the namespaces: it closes its end (or dies).
+            let mut byte = 0u8;
+            libc::read(go_r_raw, (&raw mut byte).cast(), 1);
+            libc::_exit(0);
+        }
     }
-    let tid = nix::unistd::gettid();
-    for (kind, target) in mounts {
-        let source = PathBuf::from(format!("/proc/self/task/{tid}/ns/{kind}"));
-        mount(Some(&source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| NetError::os("bind-mount the namespace onto", target, e))?;
+    if pid < 0 {
+        return Err(NetError::io(
+            "fork the namespace child for",
+            "/proc/self/ns",
+            std::io::Error::last_os_error(),
+        ));
     }
-    Ok(())
+    let child = nix::unistd::Pid::from_raw(pid);
+    drop((ready_w, go_r));
+    let mounted = (|| {
+        let mut report = [0u8; 4];
+        let mut file = std::fs::File::from(ready_r);
+        std::io::Read::read_exact(&mut file, &mut report)
+            .map_err(|e| NetError::io("read the report of the namespace child", "/proc/self/ns", e))?;
+        let code = i32::from_ne_bytes(report);
+        if code != 0 {
+            return Err(child_error(code));
+        }
+        for (kind, target) in mounts {
+            let source = PathBuf::from(format!("/proc/{child}/ns/{kind}"));
+            mount(Some(&source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(|e| NetError::os("bind-mount the namespace onto", target, e))?;
+        }
+        Ok(())
+    })();
+    drop(go_w);
+    // Our own child only; another reaper (a subreaper's waitpid(-1)) may have taken it: ECHILD.
+    while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(child, None) {}
+    mounted
 }
 
 /// Unmounts and removes the namespace files; idempotent.

@@ -4,9 +4,14 @@
 //! (capabilities, privileged, no_new_privs, seccomp, sysctls, masked paths), resources,
 //! namespaces, mounts and hostname.
 //!
+//! Two choices differ from a default kubelet, both toward safety: a container without a
+//! seccompProfile gets RuntimeDefault (the kubelet's `--seccomp-default`), and a memory limit
+//! comes without swap (its NoSwap).
+//!
 //! The rootfs is the image's and hostile: the only files read from it (/etc/passwd,
 //! /etc/group) are opened with openat2(RESOLVE_IN_ROOT) and must be regular files.
 
+mod caps;
 mod env;
 mod mounts;
 mod namespaces;
@@ -17,6 +22,7 @@ mod seccomp_default;
 mod security;
 mod user;
 
+pub use namespaces::pod_hostname;
 pub use seccomp_default::runtime_default_seccomp;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSecurityContext, PodSpec, Secret, SecurityContext};
@@ -192,6 +198,19 @@ pub fn container_spec(input: &ContainerInput) -> Result<oci_spec::runtime::Spec,
     });
     if let Some(h) = hostname {
         spec["hostname"] = h.into();
+    }
+    // Mounts from the host propagate into the container only through a slave or shared root
+    // (containerd sets it the same way).
+    let options = |o: &str| {
+        spec["mounts"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["options"].as_array().is_some_and(|a| a.iter().any(|x| x == o)))
+        })
+    };
+    if options("rshared") {
+        spec["linux"]["rootfsPropagation"] = "rshared".into();
+    } else if options("rslave") {
+        spec["linux"]["rootfsPropagation"] = "rslave".into();
     }
     security.apply(&mut spec)?;
     serde_json::from_value(spec).map_err(|e| SpecError::Build(e.to_string()))

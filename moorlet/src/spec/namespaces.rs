@@ -54,12 +54,18 @@ fn cgroup2_host() -> bool {
 /// cuts it), set only when the uts namespace is the pod's.
 pub(crate) fn hostname(cx: &Ctx) -> Option<String> {
     cx.input.utsns?;
-    let name = cx
-        .pod
-        .hostname
-        .as_deref()
-        .filter(|h| !h.is_empty())
-        .unwrap_or(cx.pod_name());
+    Some(pod_hostname(cx.input.pod))
+}
+
+/// The hostname Kubernetes gives a pod: spec.hostname, else its name cut to 63 characters
+/// (without a trailing '-' or '.'). The pod's /etc/hostname and uts namespace should use it too.
+pub fn pod_hostname(pod: &k8s_openapi::api::core::v1::Pod) -> String {
+    let spec_name = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.hostname.as_deref())
+        .filter(|h| !h.is_empty());
+    let name = spec_name.unwrap_or(pod.metadata.name.as_deref().unwrap_or(""));
     let cut: String = name.chars().take(63).collect();
-    Some(cut.trim_end_matches(['-', '.']).to_string())
+    cut.trim_end_matches(['-', '.']).to_string()
 }

@@ -1,5 +1,5 @@
 //! Resources as the kubelet converts them: requests.cpu → cpu shares, limits.cpu → CFS quota,
-//! limits.memory → the memory limit; and a pids limit the pod cannot lift.
+//! limits.memory → the memory limit (and as much memory+swap: no swap); and a pids limit the pod cannot lift.
 
 use super::quantity::Quantity;
 use super::{Ctx, SpecError};
@@ -60,7 +60,9 @@ pub(crate) fn resources(cx: &Ctx) -> Result<Value, SpecError> {
         let bytes = i64::try_from(mem.value())
             .map_err(|_| SpecError::invalid(cx.field("resources.limits.memory"), "too large"))?;
         if bytes > 0 {
-            out["memory"] = json!({"limit": bytes});
+            // No swap beyond the limit (the kubelet's NoSwap): a container at its limit is
+            // OOM-killed, as the pod's author expects, instead of swapping.
+            out["memory"] = json!({"limit": bytes, "swap": bytes});
         }
     }
     Ok(out)

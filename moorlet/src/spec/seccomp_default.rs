@@ -2,7 +2,7 @@
 //! everything else fails with EPERM. Left out on purpose, because each gives a container a way
 //! at the kernel or the host that ordinary workloads never need: bpf, perf_event_open,
 //! userfaultfd, io_uring, keyrings (add_key, keyctl, request_key), kexec and modules, mount
-//! and the new mount API, pivot_root, unshare and setns, clock and time setting, swap, reboot,
+//! and the new mount API, pivot_root, unshare and setns, settimeofday and clock_settime, swap, reboot,
 //! quotactl, acct, open_by_handle_at and name_to_handle_at, the NUMA calls, iopl/ioperm,
 //! syslog, vhangup and the obsolete ones (uselib, ustat, sysfs, _sysctl, vm86). clone may not
 //! make namespaces; clone3 (whose flags live in memory a filter cannot read) reports ENOSYS so
@@ -63,8 +63,9 @@ const ALLOWED: &[&str] = &[
     "sched_rr_get_interval", "sched_rr_get_interval_time64", "sched_getattr", "sched_setattr", "getpriority",
     "setpriority", "ioprio_get", "ioprio_set", "getrlimit", "ugetrlimit", "setrlimit", "prlimit64", "getrusage",
     "times",
-    // time (reading it; setting it is the host's)
-    "time", "gettimeofday", "clock_gettime", "clock_gettime64", "clock_getres", "clock_getres_time64",
+    // time (reading it; setting it is the host's: the adjtimex calls change the clock only
+    // with CAP_SYS_TIME, which no container has by default)
+    "time", "gettimeofday", "adjtimex", "clock_adjtime", "clock_adjtime64", "clock_gettime", "clock_gettime64", "clock_getres", "clock_getres_time64",
     "clock_nanosleep", "clock_nanosleep_time64", "nanosleep", "alarm", "getitimer", "setitimer", "timer_create",
     "timer_settime", "timer_settime64", "timer_gettime", "timer_gettime64", "timer_getoverrun", "timer_delete",
     "uname", "sysinfo", "getcpu", "getrandom",

@@ -262,9 +262,7 @@ fn read_db(rootfs: &Path, rel: &str) -> Result<Option<String>, SpecError> {
     // Reopened from the verified O_PATH descriptor: no second lookup in the rootfs, and no
     // open of a device or fifo that the rootfs could put there.
     let file = std::fs::File::open(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(io)?;
-    let mut text = String::new();
     let mut bytes = Vec::new();
     file.take(MAX_DB_BYTES).read_to_end(&mut bytes).map_err(io)?;
-    text.push_str(&String::from_utf8_lossy(&bytes));
-    Ok(Some(text))
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }

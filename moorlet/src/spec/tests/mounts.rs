@@ -166,6 +166,22 @@ fn volume_mounts_and_sub_paths() {
             Err(field) => assert_eq!(case.error().field(), *field, "{vm}"),
         }
     }
+    for (propagation, want) in [("None", None), ("HostToContainer", Some("rslave"))] {
+        let vm = format!("{{name: data, mountPath: /p, mountPropagation: {propagation}}}");
+        let p = pod(&format!(
+            "  containers:\n  - name: app\n    image: busybox\n    volumeMounts: [{vm}]\n"
+        ));
+        let mut case = Case::new(p);
+        case.volumes = volumes.clone();
+        let spec = case.spec();
+        assert_eq!(spec["linux"]["rootfsPropagation"].as_str(), want, "{propagation}");
+        let options = strings(&mount(&spec, "/p").expect("mount")["options"]);
+        assert!(options.contains(&want.unwrap_or("rprivate").to_string()), "{options:?}");
+    }
+    let p = pod("  containers:\n  - name: app\n    image: busybox\n    securityContext: {privileged: true}\n    volumeMounts: [{name: data, mountPath: /p, mountPropagation: Bidirectional}]\n");
+    let mut case = Case::new(p);
+    case.volumes = volumes.clone();
+    assert_eq!(case.spec()["linux"]["rootfsPropagation"], "rshared");
     assert!(
         vol.0.join("made/here").is_dir(),
         "a missing subPath is made, as the kubelet makes it"

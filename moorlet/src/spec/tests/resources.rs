@@ -41,6 +41,7 @@ fn requests_and_limits() {
                 assert_eq!(r["cpu"]["quota"].as_i64(), *quota, "{res}");
                 assert_eq!(r["cpu"]["period"].as_i64(), quota.map(|_| 100_000), "{res}");
                 assert_eq!(r["memory"]["limit"].as_i64(), *memory, "{res}");
+                assert_eq!(r["memory"]["swap"].as_i64(), *memory, "no swap: {res}");
                 assert_eq!(
                     r["pids"]["limit"].as_i64(),
                     Some(crate::spec::resources::PIDS_LIMIT),
