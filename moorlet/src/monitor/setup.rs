@@ -71,7 +71,7 @@ impl Monitor {
     pub fn setup(&mut self) -> Result<()> {
         let spec = self.pod.spec.clone().unwrap_or_default();
         let host_network = spec.host_network.unwrap_or(false);
-        let hostname = spec.hostname.clone().unwrap_or_else(|| self.name.clone());
+        let hostname = crate::spec::pod_hostname(&self.pod);
         let pod = self.pod_ref();
         let network = Network::new(&self.store.root)?;
         let nss = network.create_namespaces(&pod, &hostname, host_network, spec.host_ipc.unwrap_or(false))?;
