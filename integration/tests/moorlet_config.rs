@@ -14,7 +14,7 @@ fn configmap_and_secret_as_env_and_files() {
     let agent = Agent::start(None);
     let image = agent.import_busybox();
     let objects = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  colour: blue\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: s3cret\n---\n";
-    let spec = "  volumes:\n  - name: cfg\n    configMap:\n      name: settings\n  - name: sec\n    secret:\n      secretName: creds\n";
+    let spec = "  terminationGracePeriodSeconds: 1\n  volumes:\n  - name: cfg\n    configMap:\n      name: settings\n  - name: sec\n    secret:\n      secretName: creds\n";
     let mut yaml = pod_yaml(
         "configured",
         &image,

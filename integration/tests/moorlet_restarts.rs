@@ -189,7 +189,7 @@ fn init_containers_in_order_and_a_failing_init_blocks() {
         )
     };
     let spec = format!(
-        "  volumes:\n  - name: work\n    emptyDir: {{}}\n  initContainers:\n{}{}",
+        "  terminationGracePeriodSeconds: 1\n  volumes:\n  - name: work\n    emptyDir: {{}}\n  initContainers:\n{}{}",
         init("one", "sleep 0.3; echo one >> /work/order"),
         init("two", "echo two >> /work/order")
     );
@@ -211,6 +211,7 @@ fn init_containers_in_order_and_a_failing_init_blocks() {
         "  initContainers:\n{}",
         init("bad", "exit 1").replace("    volumeMounts:\n    - {name: work, mountPath: /work}\n", "")
     );
+    let failing = format!("  terminationGracePeriodSeconds: 1\n{failing}");
     agent.apply(&pod_yaml("blocked", &image, &failing, &[("app", "sleep 1000")]));
     let p = agent.wait_pod(
         "blocked",

@@ -246,6 +246,7 @@ impl Agent {
             busy.remove(&uid);
         }
         removed?;
+        crate::log!("pod {ns}/{name} deleted (uid {uid})");
         self.event(ns, &format!("Pod/{name}"), false, "Deleted", "pod deleted");
         Ok(())
     }
