@@ -31,7 +31,14 @@ fn main() {
             moorlet::agent::main(args)
         }
         Command::Monitor(args) => moorlet::monitor::main(args),
-        Command::Client(cmd) => client::run(&cli.socket, cmd),
+        Command::Client(cmd) => {
+            // A client whose output goes to a closed pipe (`| head`) ends quietly, as CLIs do.
+            // SAFETY: SIG_DFL runs no handler; the client is single-threaded here.
+            let _ = unsafe {
+                nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl)
+            };
+            client::run(&cli.socket, cmd)
+        }
     };
     if let Err(e) = result {
         eprintln!("moorlet: {e:#}");
