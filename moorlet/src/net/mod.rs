@@ -8,9 +8,11 @@
 //! hostPort conflicts are found from moorlet's own records), `cni/ipam` (host-local's leases).
 
 mod cni;
+mod conflist;
 mod error;
 mod etc;
 mod ns;
+mod plugin;
 
 pub use error::NetError;
 pub use etc::{write_etc_files, EtcFiles};
