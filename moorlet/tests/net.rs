@@ -37,6 +37,19 @@ fn two_pods_on_the_bridge_reach_each_other() {
     let (ok, out) = Fixture::http_in(&anet, &b_ip.to_string(), 8080);
     assert!(ok && out.contains("hello from b"), "a cannot reach b over TCP: {out}");
 
+    // By name, through the hosts file write_etc_files makes (bind-mounted in a private mount
+    // namespace, as a container would have it).
+    let etc = fx.dir.join("etc-a");
+    let peers = vec![("pod-b".to_string(), b_ip)];
+    let files = moorlet::net::write_etc_files(&etc, "pod-a", Some(a_ip), &[], &peers, false).expect("etc files");
+    let cmd = format!(
+        "unshare -m --propagation private sh -c 'mount --bind {} /etc/hosts && nsenter --net={} busybox ping -c1 -W2 pod-b'",
+        files.hosts.display(),
+        anet.display()
+    );
+    let (ok, out) = sh(&cmd);
+    assert!(ok && out.contains(&b_ip.to_string()), "a cannot reach b by name: {out}");
+
     // Its own uts namespace, with the hostname; its own ipc namespace.
     let uts = ans.uts.clone().expect("uts ns");
     let (ok, out) = sh(&format!("nsenter --uts={} busybox hostname", uts.display()));
