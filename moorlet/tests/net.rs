@@ -37,6 +37,19 @@ fn two_pods_on_the_bridge_reach_each_other() {
     let (ok, out) = Fixture::http_in(&anet, &b_ip.to_string(), 8080);
     assert!(ok && out.contains("hello from b"), "a cannot reach b over TCP: {out}");
 
+    // By name, through the hosts file write_etc_files makes (bind-mounted in a private mount
+    // namespace, as a container would have it).
+    let etc = fx.dir.join("etc-a");
+    let peers = vec![("pod-b".to_string(), b_ip)];
+    let files = moorlet::net::write_etc_files(&etc, "pod-a", Some(a_ip), &[], &peers, false).expect("etc files");
+    let cmd = format!(
+        "unshare -m --propagation private sh -c 'mount --bind {} /etc/hosts && nsenter --net={} busybox ping -c1 -W2 pod-b'",
+        files.hosts.display(),
+        anet.display()
+    );
+    let (ok, out) = sh(&cmd);
+    assert!(ok && out.contains(&b_ip.to_string()), "a cannot reach b by name: {out}");
+
     // Its own uts namespace, with the hostname; its own ipc namespace.
     let uts = ans.uts.clone().expect("uts ns");
     let (ok, out) = sh(&format!("nsenter --uts={} busybox hostname", uts.display()));
@@ -241,4 +254,32 @@ fn removing_the_namespaces_first_still_removes_the_rules() {
     assert!(!rules.contains(&ip) && !rules.contains(&a.uid), "rules left:\n{rules}");
     assert!(fx.leases().is_empty(), "leases left: {:?}", fx.leases());
     assert_eq!(fx.bridge_ports().trim(), "", "a veth is left");
+}
+
+#[test]
+fn two_pods_racing_for_a_host_port_get_it_once() {
+    let Some(mut fx) = Fixture::new(9) else { return };
+    let port = HostPort {
+        host_port: 40009,
+        container_port: 80,
+        protocol: "TCP".into(),
+        host_ip: None,
+    };
+    let (a, ans) = fx.pod_with_ns("racer-a");
+    let (b, bns) = fx.pod_with_ns("racer-b");
+    // Two Networks on one state dir, as two monitor processes have: the record lock is a file lock.
+    let other = Network::with_options(&fx.dir, &fx.options).expect("second Network");
+    let (ra, rb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| fx.net().attach(&a, &ans, std::slice::from_ref(&port)));
+        let tb = s.spawn(|| other.attach(&b, &bns, std::slice::from_ref(&port)));
+        (ta.join().expect("thread a"), tb.join().expect("thread b"))
+    });
+    let won = [ra.is_ok(), rb.is_ok()];
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "a: {ra:?}, b: {rb:?}");
+    let lost = if won[0] { rb } else { ra };
+    assert!(
+        matches!(lost, Err(NetError::HostPortInUse { port: 40009, .. })),
+        "{lost:?}"
+    );
+    assert_eq!(fx.leases().len(), 1, "leases: {:?}", fx.leases());
 }

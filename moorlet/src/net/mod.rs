@@ -8,9 +8,11 @@
 //! hostPort conflicts are found from moorlet's own records), `cni/ipam` (host-local's leases).
 
 mod cni;
+mod conflist;
 mod error;
 mod etc;
 mod ns;
+mod plugin;
 
 pub use error::NetError;
 pub use etc::{write_etc_files, EtcFiles};
@@ -83,6 +85,8 @@ impl Network {
         Network::with_options(state_dir, &NetOptions::default())
     }
 
+    /// As `new`, with another plugin dir, and the bridge, subnet and network name of the default
+    /// conflist (used only when the config dir is empty): tests and a second moorlet use their own.
     pub fn with_options(state_dir: &Path, options: &NetOptions) -> Result<Network, NetError> {
         let ns_dir = state_dir.join("run/ns");
         ns::prepare_dir(&ns_dir)?;
@@ -148,7 +152,7 @@ impl Network {
 fn check_uid(uid: &str) -> Result<(), NetError> {
     let ok = !uid.is_empty()
         && uid.len() <= 128
-        && !uid.starts_with('.')
+        && uid.starts_with(|c: char| c.is_ascii_alphanumeric())
         && uid
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
@@ -158,7 +162,7 @@ fn check_uid(uid: &str) -> Result<(), NetError> {
         Err(NetError::Invalid {
             field: "metadata.uid".into(),
             value: uid.into(),
-            reason: "must be letters, digits, '-', '_' or '.', not starting with '.'",
+            reason: "must be letters, digits, '-', '_' or '.', starting with a letter or digit (a CNI container id)",
         })
     }
 }

@@ -5,6 +5,7 @@
 //! Files are published atomically (see `atomic`), so `refresh` swaps every key at once.
 
 mod atomic;
+mod downward;
 mod error;
 mod host;
 mod payload;
