@@ -241,3 +241,50 @@ fn post_start_and_termination_messages() {
         "{p:#}"
     );
 }
+
+/// Pods of a namespace find each other by name: each one's /etc/hosts names the others, and
+/// is updated in place when a pod comes later. (The busybox fixture has no network client;
+/// TCP between pods on the bridge is tested by the net module's own tests.)
+#[test]
+fn pods_find_each_other_by_hosts_name() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let script = "trap 'exit 0' TERM; while true; do sleep 0.2; done";
+    agent.apply(&pod_yaml(
+        "alpha",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", script)],
+    ));
+    let a = agent.wait_running("alpha");
+    agent.apply(&pod_yaml(
+        "beta",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", script)],
+    ));
+    let b = agent.wait_running("beta");
+    let ip = |p: &serde_json::Value| p["status"]["podIP"].as_str().expect("podIP").to_string();
+    let hosts = |p: &serde_json::Value| {
+        std::fs::read_to_string(format!("/proc/{}/root/etc/hosts", agent.container_pid(p, "app"))).unwrap_or_default()
+    };
+    let names = |text: &str, ip: &str, name: &str| {
+        text.lines()
+            .any(|l| l.split_whitespace().next() == Some(ip) && l.split_whitespace().any(|w| w == name))
+    };
+    assert!(
+        names(&hosts(&b), &ip(&a), "alpha"),
+        "beta's hosts lacks alpha: {}",
+        hosts(&b)
+    );
+    moor_integration::poll_until(Duration::from_secs(5), "alpha's hosts to name beta", || {
+        names(&hosts(&a), &ip(&b), "beta").then_some(())
+    });
+    // From inside: the workload sees beta's name in its hosts file.
+    let out = agent.ok(&["exec", "alpha", "--", "sh", "-c", "grep -w beta /etc/hosts"]);
+    assert!(out.contains(&ip(&b)), "{out}");
+}

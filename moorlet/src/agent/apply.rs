@@ -245,6 +245,9 @@ impl Agent {
         if let Ok(mut busy) = self.deleting.lock() {
             busy.remove(&uid);
         }
+        if let Ok(mut peers) = self.peers.lock() {
+            peers.remove(&uid);
+        }
         removed?;
         crate::log!("pod {ns}/{name} deleted (uid {uid})");
         self.event(ns, &format!("Pod/{name}"), false, "Deleted", "pod deleted");

@@ -44,6 +44,8 @@ pub struct Agent {
     /// Held by whatever changes desired state (apply, delete), one at a time.
     pub lock: Mutex<()>,
     pub monitors: monitors::Monitors,
+    /// The peers last written in each pod's hosts file, by uid.
+    pub peers: Mutex<std::collections::HashMap<String, Vec<(String, std::net::IpAddr)>>>,
     /// Uids of the pods a request is deleting now.
     pub deleting: Mutex<std::collections::HashSet<String>>,
 }
@@ -63,6 +65,7 @@ pub fn main(args: Args) -> Result<()> {
         args,
         lock: Mutex::new(()),
         deleting: Mutex::new(std::collections::HashSet::new()),
+        peers: Mutex::new(std::collections::HashMap::new()),
     });
     crate::log!(
         "moorlet agent: state {}, socket {}",
@@ -180,6 +183,31 @@ impl Agent {
             if let Err(e) = self.monitors.ensure(&d, &self.images, false) {
                 crate::log!("pod {}/{}: {e:#}", d.namespace(), d.name());
             }
+            self.update_peers(&d);
+        }
+    }
+
+    /// Rewrites the pod's hosts file when the pods beside it (or their IPs) changed.
+    fn update_peers(&self, d: &crate::store::Desired) {
+        let run_dir = self.store.run_dir(&d.uid());
+        let status: Option<serde_json::Value> = crate::util::read_json(&run_dir.join("status.json")).ok().flatten();
+        let Some(status) = status.filter(|s| s["phase"] == "Running" || s["phase"] == "Pending") else {
+            return;
+        };
+        if !run_dir.join("etc/hosts").exists() || monitors::alive(&run_dir).is_none() {
+            return;
+        }
+        let ip = status["podIP"].as_str().and_then(|ip| ip.parse().ok());
+        let peers = crate::monitor::peers(&self.store, &d.pod);
+        let Ok(mut last) = self.peers.lock() else { return };
+        if last.get(&d.uid()) == Some(&peers) {
+            return;
+        }
+        match crate::monitor::write_etc(&run_dir, &d.pod, ip, &peers) {
+            Ok(_) => {
+                last.insert(d.uid(), peers);
+            }
+            Err(e) => crate::log!("pod {}/{}: hosts file: {e:#}", d.namespace(), d.name()),
         }
     }
 }

@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::Pod;
 use crate::events::{self, Event};
 use crate::store::Store;
 use container::Ctr;
-pub use setup::Objects;
+pub use setup::{peers, write_etc, Objects};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {

@@ -40,6 +40,53 @@ impl crate::spec::EnvSources for Objects<'_> {
     }
 }
 
+/// The pod's /etc files under `run_dir`/etc, with `peers` in its hosts file (again when
+/// the peers change: the files are updated in place).
+pub fn write_etc(
+    run_dir: &std::path::Path,
+    pod: &k8s_openapi::api::core::v1::Pod,
+    ip: Option<IpAddr>,
+    peers: &[(String, IpAddr)],
+) -> Result<EtcFiles> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let aliases: Vec<(IpAddr, Vec<String>)> = spec
+        .host_aliases
+        .iter()
+        .flatten()
+        .filter_map(|a| Some((a.ip.parse().ok()?, a.hostnames.clone().unwrap_or_default())))
+        .collect();
+    let hostname = crate::spec::pod_hostname(pod);
+    let host_network = spec.host_network.unwrap_or(false);
+    Ok(crate::net::write_etc_files(
+        &run_dir.join("etc"),
+        &hostname,
+        ip,
+        &aliases,
+        peers,
+        host_network,
+    )?)
+}
+
+/// The other pods of `pod`'s namespace that have an IP, by name: pods on one node reach each
+/// other by name through their hosts files.
+pub fn peers(store: &Store, pod: &k8s_openapi::api::core::v1::Pod) -> Vec<(String, IpAddr)> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let mut out = Vec::new();
+    for d in store.pods().unwrap_or_default() {
+        if d.namespace() != ns || d.uid() == uid || d.deleting {
+            continue;
+        }
+        let status: Option<serde_json::Value> = crate::util::read_json(&store.run_dir(&d.uid()).join("status.json"))
+            .ok()
+            .flatten();
+        if let Some(ip) = status.and_then(|s| s["podIP"].as_str().and_then(|ip| ip.parse().ok())) {
+            out.push((d.name(), ip));
+        }
+    }
+    out
+}
+
 impl Monitor {
     pub fn pod_ref(&self) -> PodRef {
         PodRef {
@@ -84,21 +131,8 @@ impl Monitor {
             self.net.attached = true;
             self.net.ip = network.attach(&pod, nss, &self.host_ports())?;
         }
-        let aliases: Vec<(IpAddr, Vec<String>)> = spec
-            .host_aliases
-            .iter()
-            .flatten()
-            .filter_map(|a| Some((a.ip.parse().ok()?, a.hostnames.clone().unwrap_or_default())))
-            .collect();
-        let etc = crate::net::write_etc_files(
-            &self.run_dir.join("etc"),
-            &hostname,
-            self.net.ip,
-            &aliases,
-            &[],
-            host_network,
-        )?;
-        self.net.etc = Some(etc);
+        let peers = peers(&self.store, &self.pod);
+        self.net.etc = Some(write_etc(&self.run_dir, &self.pod, self.net.ip, &peers)?);
         self.volumes = crate::volume::prepare(
             &self.pod,
             &self.run_dir,
