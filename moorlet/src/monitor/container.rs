@@ -205,11 +205,12 @@ fn now_rfc() -> String {
 impl Monitor {
     /// Creates and starts container `i` (a fresh rootfs each time, as the kubelet does).
     pub fn start(&mut self, i: usize) -> Result<()> {
+        // A spec the pod cannot have (CreateContainerConfigError) is not a run: no restart counted.
+        let spec = self.container_spec(i)?;
         if self.ctrs[i].ever_started {
             self.ctrs[i].restarts += 1;
         }
         self.ctrs[i].ever_started = true;
-        let spec = self.container_spec(i)?;
         let c = &self.ctrs[i];
         crate::util::write_json(&c.dir.join("config.json"), &spec, 0o600)?;
         let (out_r, out_w) = pipe()?;
@@ -421,12 +422,18 @@ impl Monitor {
         for i in starts {
             if let Err(e) = self.start(i) {
                 let msg = format!("{e:#}");
+                // The kubelet's reasons: the pod's spec is at fault, or creating the container failed.
+                let reason = if e.downcast_ref::<crate::spec::SpecError>().is_some() {
+                    "CreateContainerConfigError"
+                } else {
+                    "CreateContainerError"
+                };
                 self.event(true, "Failed", &msg);
                 let c = &mut self.ctrs[i];
                 let delay = c.delay;
                 c.delay = (delay * 2).min(self.backoff.max);
                 c.state = State::Waiting {
-                    reason: "CreateContainerError".into(),
+                    reason: reason.into(),
                     message: msg,
                     until: Some(Instant::now() + self.backoff.scaled(delay)),
                 };
