@@ -288,3 +288,50 @@ fn pods_find_each_other_by_hosts_name() {
     let out = agent.ok(&["exec", "alpha", "--", "sh", "-c", "grep -w beta /etc/hosts"]);
     assert!(out.contains(&ip(&b)), "{out}");
 }
+
+/// `events -w` streams events as they happen.
+#[test]
+fn events_watch_streams() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let mut watch = std::process::Command::new(moorlet_common::moorlet_bin())
+        .args(["events", "-w"])
+        .env("MOORLET_SOCKET", &agent.socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("events -w");
+    let out = watch.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    agent.apply(&pod_yaml(
+        "watched",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", "trap 'exit 0' TERM; while true; do sleep 0.2; done")],
+    ));
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        let done = line.contains("Started") && line.contains("Pod/watched");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("Started")),
+        "no Started event within 20 s: {seen:?}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(seen.iter().any(|l| l.contains("Scheduled")), "{seen:?}");
+}

@@ -173,6 +173,10 @@ impl Agent {
         };
         for d in pods {
             if d.deleting {
+                // A request deleting it now finishes it; this one only takes over after a restart.
+                if self.deleting.lock().is_ok_and(|busy| busy.contains(&d.uid())) {
+                    continue;
+                }
                 let (ns, name) = (d.namespace(), d.name());
                 if let Err(e) = self.delete_pod(&ns, &name) {
                     crate::log!("delete {ns}/{name}: {e:#}");
