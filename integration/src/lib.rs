@@ -7,6 +7,7 @@ pub mod attack;
 pub mod bundle;
 pub mod console;
 pub mod host;
+pub mod images;
 pub mod mountinfo;
 pub mod runner;
 
