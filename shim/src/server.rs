@@ -20,7 +20,7 @@ use crate::flags::Flags;
 use crate::log;
 use crate::reaper::Reaper;
 use crate::service::Service;
-use crate::table::{ProcKey, Table};
+use crate::table::Table;
 
 pub enum Item {
     Event(Event),
@@ -117,13 +117,16 @@ fn run(flags: &Flags, log: Option<&OwnedFd>) -> Result<()> {
         })
         .map_err(|e| Error::sys("start the event thread", e))?;
     let table = Arc::new(Table::new(Queue::new(tx)));
-    let on_exit = {
-        let table = table.clone();
-        Box::new(move |key: &ProcKey, pid: i32, code: i32| table.exited(key, pid, code))
-    };
-    let reaper = Reaper::spawn(on_exit)?;
+    let reaper = Reaper::spawn(table.clone())?;
     let (stop_tx, stop_rx) = mpsc::channel();
-    let service = Arc::new(Service::new(helper, root, table.clone(), reaper, stop_tx));
+    let service = Arc::new(Service::new(
+        helper,
+        root,
+        flags.namespace.clone(),
+        table.clone(),
+        reaper,
+        stop_tx,
+    ));
     let mut server = Server::new()
         .add_listener(LISTENER_FD)?
         .register_service(create_task(service.clone()));
