@@ -456,6 +456,43 @@ else
 	fail one-shim-per-pod "g1=$(task_status g1) g2=$(task_status g2); $(cat "$T/g1.out" "$T/g2.out"); $(shim_errors)"
 fi
 
+# ---------------------------------------------------------------- containerd 2.3's bootstrap
+# No containerd 2.x here: `start` is run as containerd 2.3 runs it (a protobuf BootstrapParams on
+# stdin), must answer a protobuf BootstrapResult of version 3, and the shim it started must serve
+# containerd.task.v3.Task; then a v3 Shutdown ends it (it has no container).
+if [ "$REFERENCE" = runc ]; then
+	skip bootstrap-v3 "containerd-shim-runc-v2 1.6 predates the 2.3 bootstrap protocol"
+else
+	id=boot-v3
+	GROUPS_MADE="$GROUPS_MADE $id"
+	mkdir -p "$T/$id" && echo '{}' >"$T/$id/config.json"
+	/usr/bin/python3 -c '
+import sys
+def v(n):
+    o = b""
+    while True:
+        b = n & 0x7f; n >>= 7
+        o += bytes([b | (0x80 if n else 0)])
+        if not n: return o
+def s(num, t): t = t.encode(); return v(num << 3 | 2) + v(len(t)) + t
+sys.stdout.buffer.write(s(1, sys.argv[1]) + s(2, sys.argv[2]) + s(4, "v2.3.0") + s(6, "unix://" + sys.argv[3]) + s(7, sys.argv[4]))
+' $id "$NS" "$SOCK" "$(command -v containerd)" >"$T/$id.req"
+	(cd "$T/$id" && to "$CMD_TIMEOUT" "$T/bin/$SHIM_NAME" -namespace "$NS" -id $id -address "$SOCK" \
+		-publish-binary "$(command -v containerd)" start <"$T/$id.req" >"$T/$id.res" 2>"$T/$id.err")
+	rc=$?
+	head=$(head -c 3 "$T/$id.res" | od -An -tx1 | xargs)
+	addr=$(tail -c +5 "$T/$id.res" | head -c "$(printf '%d' "0x$(head -c 4 "$T/$id.res" | tail -c 1 | od -An -tx1 | xargs)")")
+	sock=${addr#unix://}
+	if [ $rc -eq 0 ] && [ "$head" = "08 03 12" ] && [ "$sock" = "$(shim_socket $id)" ] &&
+		ttrpc "$sock" containerd.task.v3.Task Connect id $id >"$T/$id.connect" 2>&1; then
+		pass bootstrap-v3
+	else
+		fail bootstrap-v3 "rc=$rc result starts [$head] (want 08 03 12), address [$addr]; $(cat "$T/$id.err" "$T/$id.connect" 2>/dev/null)"
+	fi
+	[ -S "$sock" ] && ttrpc "$sock" containerd.task.v3.Task Shutdown id $id >/dev/null 2>&1
+	check_clean $id
+fi
+
 # ---------------------------------------------------------------- a detached task
 id=detached
 C run "${FIFO[@]}" -d --runtime "$RTYPE" --cgroup "$CG/$id" "$IMG" $id sleep 1000 >"$T/$id.out" 2>&1
