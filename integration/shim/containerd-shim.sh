@@ -171,7 +171,8 @@ else
 	exit 1
 fi
 
-C events >"$T/events.out" 2>&1 &
+# Not under C's deadline: it runs for the whole group.
+ctr -a "$SOCK" -n "$NS" events >"$T/events.out" 2>&1 &
 EVENTS_PID=$!
 
 # settle_events ID TOPIC: wait (10 s at most) until `ctr events` printed TOPIC for container ID;
