@@ -504,6 +504,18 @@ sys.stdout.buffer.write(s(1, sys.argv[1]) + s(2, sys.argv[2]) + s(4, "v2.3.0") +
 	check_clean $id
 fi
 
+# -info (containerd 2.x's runtime introspection): a RuntimeInfo protobuf with the runtime type's
+# name and the runtime-spec features document.
+if [ "$REFERENCE" = runc ]; then
+	skip shim-info "containerd-shim-runc-v2 1.6 has no -info"
+elif "$T/bin/$SHIM_NAME" -info </dev/null >"$T/info.pb" 2>"$T/info.err" &&
+	grep -aq 'io.containerd.moor.v2' "$T/info.pb" && grep -aq '"ociVersionMax"' "$T/info.pb" &&
+	grep -aq 'opencontainers/runtime-spec/1/features/Features' "$T/info.pb"; then
+	pass shim-info
+else
+	fail shim-info "$(head -c 200 "$T/info.pb" | tr -c '[:print:]' .) $(cat "$T/info.err")"
+fi
+
 # ---------------------------------------------------------------- a detached task
 id=detached
 C run "${FIFO[@]}" -d --runtime "$RTYPE" --cgroup "$CG/$id" "$IMG" $id sleep 1000 >"$T/$id.out" 2>&1
