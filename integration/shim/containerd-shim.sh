@@ -320,6 +320,19 @@ else
 fi
 check_clean $id
 
+# Typed input reaches the container through the terminal.
+id=run-tty-stdin
+GROUPS_MADE="$GROUPS_MADE $id"
+PTY_INPUT='typed-line
+' PTY_TIMEOUT=40 with_pty sh -c "exec timeout $CMD_TIMEOUT ctr -a $SOCK -n $NS run --fifo-dir $T/fifo -t --rm --runtime $RTYPE --cgroup $CG/$id $IMG $id sh -c 'read x; echo got-\$x'" >"$T/$id.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && out $id | grep -qx 'got-typed-line'; then
+	pass $id
+else
+	fail $id "rc=$rc; output: $(out $id | head -c 300); $(shim_errors)"
+fi
+check_clean $id
+
 # No byte lost: 2 MB written in a burst, then exit; three times.
 want=$(yes abcdefghijklmnopqrstuvwxyz0123456789 | head -c 2097152 | md5sum | cut -d' ' -f1)
 bad=""
