@@ -584,14 +584,15 @@ impl Task for Service {
     }
 
     fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> RpcResult<api::Empty> {
-        {
+        let open = {
             let containers = self.table.lock();
-            containers
+            let p = containers
                 .get(&req.id)
                 .and_then(|c| c.proc(&req.exec_id))
                 .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
-        }
-        if req.stdin {
+            !p.stdin.is_empty() && p.exit.is_none()
+        };
+        if req.stdin && open {
             self.reaper.watch(Watch::CloseStdin((req.id, req.exec_id)));
         }
         Ok(api::Empty::new())
