@@ -604,6 +604,15 @@ if [ "$status" = RUNNING ]; then
 	else
 		fail metrics-decoded "want memory limit 67108864 and pids.current > 0: $(head -c 400 "$T/metrics.out"; head -c 200 "$T/metrics-json.out")"
 	fi
+	# task ps names an exec'd process by its exec id (the runc shim's ProcessDetails).
+	C task exec "${FIFO[@]}" -d --exec-id p1 $id sleep 30 </dev/null >/dev/null 2>&1
+	for _ in $(seq 50); do C task ps $id 2>/dev/null | grep -q 'ExecID:p1' && break; sleep 0.1; done
+	if C task ps $id >"$T/ps-exec.out" 2>&1 && grep -q 'ExecID:p1' "$T/ps-exec.out"; then
+		pass task-ps-exec-details
+	else
+		fail task-ps-exec-details "$(cat "$T/ps-exec.out")"
+	fi
+	C task kill -s SIGKILL --exec-id p1 $id >/dev/null 2>&1
 	# A terminal for an exec'd process, of the caller's size.
 	PTY_TIMEOUT=40 with_pty sh -c "stty rows 21 cols 77; exec timeout $CMD_TIMEOUT ctr -a $SOCK -n $NS task exec --fifo-dir $T/fifo -t --exec-id t1 $id sh -c 'tty; sleep 1; stty size; exit 4'" >"$T/exec-tty.out" 2>&1
 	rc=$?
