@@ -58,8 +58,12 @@ fn address_of(path: &Path) -> String {
     format!("unix://{}", path.display())
 }
 
-/// `start`: prints the address of the group's shim, forking it first if none serves.
-pub fn start(flags: &Flags) -> Result<()> {
+/// `start`: prints the address of the group's shim, forking it first if none serves: a
+/// `BootstrapResult` to a containerd that sent a bootstrap request (2.3+), else the plain address.
+pub fn start(mut flags: Flags) -> Result<()> {
+    let request = read_stdin()?;
+    let bootstrap = crate::bootproto::recognise(&request, &mut flags).is_some();
+    let flags = &flags;
     let ns = flags.checked_namespace()?;
     if flags.id.is_empty() {
         return Err(Error::flag("id", "needed by start"));
@@ -89,11 +93,34 @@ pub fn start(flags: &Flags) -> Result<()> {
         }
     }
     write_address(&bundle, &address)?;
-    // containerd reads stdout and stderr together as the address: nothing else may be printed.
+    // containerd reads stdout and stderr together as the answer: nothing else may be printed.
+    let answer = if bootstrap {
+        crate::bootproto::result(&address)
+    } else {
+        address.into_bytes()
+    };
     let mut out = std::io::stdout().lock();
-    out.write_all(address.as_bytes())
+    out.write_all(&answer)
         .and_then(|()| out.flush())
         .map_err(|e| Error::sys("write the address to stdout", e))
+}
+
+/// What containerd wrote on `start`'s stdin (nothing, runtime options, or a 2.3+ bootstrap
+/// request); nothing is read from a terminal (a person running `start` by hand).
+fn read_stdin() -> Result<Vec<u8>> {
+    use std::io::Read;
+    // SAFETY: isatty on fd 0 takes no pointers.
+    if unsafe { libc::isatty(0) } == 1 {
+        return Ok(Vec::new());
+    }
+    let mut data = Vec::new();
+    // Bounded: the requests are small.
+    match std::io::stdin().lock().take(1 << 20).read_to_end(&mut data) {
+        Ok(_) => Ok(data),
+        // No stdin at all (closed fd 0).
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Ok(Vec::new()),
+        Err(e) => Err(Error::sys("read start's stdin", e)),
+    }
 }
 
 /// Forks the serving shim: this binary again, without an action, in a session of its own,

@@ -1,11 +1,14 @@
 //! containerd-shim-moor-v2: moor's containerd shim (runtime type `io.containerd.moor.v2`), one
 //! small synchronous process per group of containers (a pod). See shim/README.md.
 
+mod bootproto;
 mod bootstrap;
 mod error;
 mod events;
 mod flags;
+mod io;
 mod log;
+mod metrics;
 mod mount;
 mod reaper;
 mod rpc;
@@ -32,7 +35,7 @@ fn main() {
         return;
     }
     let result = match flags.action.as_deref() {
-        Some("start") => bootstrap::start(&flags),
+        Some("start") => bootstrap::start(flags),
         Some("delete") => bootstrap::delete(&flags),
         None => server::serve(&flags),
         Some(other) => Err(Error::flag("action", format!("unknown action {other:?}"))),

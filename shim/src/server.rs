@@ -4,6 +4,7 @@
 //! single-threaded, log to the bundle's `log` fifo, then start the event publisher, the reaper
 //! and ttrpc's threads, and wait for Shutdown.
 
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use containerd_shim_protos::create_task;
-use containerd_shim_protos::ttrpc::Server;
+use containerd_shim_protos::ttrpc::{MethodHandler, Server};
 
 use crate::bootstrap::LISTENER_FD;
 use crate::error::{Error, Result};
@@ -20,7 +21,7 @@ use crate::flags::Flags;
 use crate::log;
 use crate::reaper::Reaper;
 use crate::service::Service;
-use crate::table::{ProcKey, Table};
+use crate::table::Table;
 
 pub enum Item {
     Event(Event),
@@ -117,16 +118,19 @@ fn run(flags: &Flags, log: Option<&OwnedFd>) -> Result<()> {
         })
         .map_err(|e| Error::sys("start the event thread", e))?;
     let table = Arc::new(Table::new(Queue::new(tx)));
-    let on_exit = {
-        let table = table.clone();
-        Box::new(move |key: &ProcKey, pid: i32, code: i32| table.exited(key, pid, code))
-    };
-    let reaper = Reaper::spawn(on_exit)?;
+    let reaper = Reaper::spawn(table.clone())?;
     let (stop_tx, stop_rx) = mpsc::channel();
-    let service = Arc::new(Service::new(helper, root, table.clone(), reaper, stop_tx));
+    let service = Arc::new(Service::new(
+        helper,
+        root,
+        flags.namespace.clone(),
+        table.clone(),
+        reaper,
+        stop_tx,
+    ));
     let mut server = Server::new()
         .add_listener(LISTENER_FD)?
-        .register_service(create_task(service.clone()));
+        .register_service(task_service(&service));
     server.start()?;
     log::info(&format!("serving {} (pid {})", flags.id, std::process::id()));
 
@@ -140,6 +144,22 @@ fn run(flags: &Flags, log: Option<&OwnedFd>) -> Result<()> {
     // The ttrpc threads may sit in blocking handlers; nothing is left for them to answer.
     std::process::exit(0)
 }
+
+/// The Task service's methods under their v2 names (containerd 1.6 to 2.x with a plain
+/// address) and their v3 names (containerd 2.x after a version 3 bootstrap): the messages are
+/// the same, only the service's name changed.
+fn task_service(service: &Arc<Service>) -> HashMap<String, Box<dyn MethodHandler + Send + Sync>> {
+    let mut methods = create_task(service.clone());
+    for (name, handler) in create_task(service.clone()) {
+        if let Some(method) = name.strip_prefix(TASK_V2) {
+            methods.insert(format!("{TASK_V3}{method}"), handler);
+        }
+    }
+    methods
+}
+
+const TASK_V2: &str = "/containerd.task.v2.Task/";
+const TASK_V3: &str = "/containerd.task.v3.Task/";
 
 /// Fd 3 must be the listening socket `start` passed: the shim is not meant to be run by hand
 /// without an action.

@@ -3,26 +3,27 @@
 //! reaper thread, the order of events is kept by the table (table.rs). One shim serves every
 //! container of its group.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use containerd_shim_protos::api::{self, Status};
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecAdded, TaskIO};
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecAdded, TaskIO, TaskPaused, TaskResumed};
 use containerd_shim_protos::ttrpc::{Code, TtrpcContext};
 use containerd_shim_protos::{topics, Task};
 use protobuf::MessageField;
 
+use crate::io::{self, ProcIo};
 use crate::log;
-use crate::reaper::Reaper;
+use crate::reaper::{Reaper, Watch};
 use crate::rpc::{moor_status, not_found, status, timestamp, unimplemented, RpcResult};
-use crate::table::{Container, ExecProc, Proc, Table};
+use crate::table::{Container, ExecProc, Proc, ProcKey, Table};
 
 pub struct Service {
     helper: Mutex<Option<moor::Helper>>,
     runtime: moor::Runtime,
+    namespace: String,
     table: Arc<Table>,
     reaper: Arc<Reaper>,
     shutdown: Mutex<mpsc::Sender<()>>,
@@ -32,6 +33,7 @@ impl Service {
     pub fn new(
         helper: moor::Helper,
         root: PathBuf,
+        namespace: String,
         table: Arc<Table>,
         reaper: Arc<Reaper>,
         shutdown: mpsc::Sender<()>,
@@ -39,6 +41,7 @@ impl Service {
         Service {
             helper: Mutex::new(Some(helper)),
             runtime: moor::Runtime::new(root),
+            namespace,
             table,
             reaper,
             shutdown: Mutex::new(shutdown),
@@ -59,11 +62,9 @@ impl Service {
     }
 
     fn create_task(&self, req: &api::CreateTaskRequest) -> RpcResult<u32> {
-        if req.terminal {
-            return Err(unimplemented("Create with a terminal"));
-        }
         if !req.checkpoint.is_empty() {
-            return Err(unimplemented("Create from a checkpoint"));
+            // The restore hook: `moor restore` through the helper, once the library has it.
+            return Err(unimplemented("Create from a checkpoint (restore)"));
         }
         let claimed = {
             let containers = self.table.lock();
@@ -91,17 +92,30 @@ impl Service {
         if !req.rootfs.is_empty() {
             crate::mount::mount_all(&req.rootfs, &rootfs).map_err(|e| status(Code::UNKNOWN, e))?;
         }
-        let created = open_stdio(&req.stdin, &req.stdout, &req.stderr).and_then(|stdio| {
-            let opts = moor::CreateOptions {
-                bundle: bundle.clone(),
-                stdio: Some(stdio),
-                ..Default::default()
-            };
-            // The stdio fds are dropped with `opts` once the helper has passed them on: the
-            // readers see EOF when the container's copies close.
-            self.with_helper(|h| h.create(&req.id, &opts))
-        });
-        let created = match created {
+        let key = (req.id.clone(), String::new());
+        let created = self
+            .open_io(&key, &req.stdin, &req.stdout, &req.stderr, req.terminal)
+            .and_then(|mut pio| {
+                let opts = moor::CreateOptions {
+                    bundle: bundle.clone(),
+                    stdio: pio.stdio.take(),
+                    console_socket: pio.console.as_ref().map(|c| c.path.clone()),
+                    ..Default::default()
+                };
+                // The stdio fds are dropped with `opts` once the helper has passed them on: the
+                // readers see EOF when the container's copies close.
+                let created = self.with_helper(|h| h.create(&req.id, &opts))?;
+                drop(opts);
+                match pio.terminal(&key) {
+                    Ok(tty) => Ok((created, pio, tty)),
+                    Err(e) => {
+                        let _ = self.with_helper(|h| h.delete(&req.id, true));
+                        let _ = created.init.wait();
+                        Err(e)
+                    }
+                }
+            });
+        let (created, pio, tty) = match created {
             Ok(c) => c,
             Err(e) => {
                 if !req.rootfs.is_empty() {
@@ -122,11 +136,13 @@ impl Service {
                     stdin: req.stdin.clone(),
                     stdout: req.stdout.clone(),
                     stderr: req.stderr.clone(),
+                    console: tty.as_ref().and_then(|(m, _)| m.try_clone().ok()),
                     ..Default::default()
                 },
                 execs: Default::default(),
             },
         );
+        drop(containers);
         let mut e = TaskCreate::new();
         e.container_id = req.id.clone();
         e.bundle = req.bundle.clone();
@@ -139,8 +155,14 @@ impl Service {
         e.io = MessageField::some(io);
         e.pid = pid;
         self.table.publish(topics::TASK_CREATE_EVENT_TOPIC, &e);
+        // Before init is watched: its OOM is checked when it exits.
+        match self.runtime.oom_watcher(&req.id) {
+            Ok(w) => self.reaper.watch(Watch::Oom(req.id.clone(), w)),
+            Err(e) => log::debug(&format!("{}: no OOM events: {e}", req.id)),
+        }
+        self.watch_io(pio, tty);
         // After TaskCreate is queued: its TaskExit can only come later.
-        self.reaper.watch((req.id.clone(), String::new()), created.init);
+        self.reaper.watch(Watch::Proc(key, created.init));
         Ok(pid)
     }
 
@@ -173,7 +195,8 @@ impl Service {
         let child = spawned?;
         let pid = u32::try_from(child.pid).unwrap_or(0);
         // After TaskExecStarted is queued: its TaskExit can only come later.
-        self.reaper.watch((id.to_string(), exec_id.to_string()), child);
+        self.reaper
+            .watch(Watch::Proc((id.to_string(), exec_id.to_string()), child));
         Ok(pid)
     }
 
@@ -187,21 +210,71 @@ impl Service {
             let p = &e.proc;
             (e.spec.clone(), p.stdin.clone(), p.stdout.clone(), p.stderr.clone())
         };
-        let stdio = open_stdio(&stdin, &stdout, &stderr)?;
+        let key = (id.to_string(), exec_id.to_string());
+        let terminal = spec.terminal().unwrap_or(false);
+        let mut pio = self.open_io(&key, &stdin, &stdout, &stderr, terminal)?;
         let opts = moor::ExecOptions {
             process: Some(spec),
             detach: true,
-            stdio: Some(stdio),
+            stdio: pio.stdio.take(),
+            console_socket: pio.console.as_ref().map(|c| c.path.clone()),
             ..Default::default()
         };
-        self.with_helper(|h| h.exec(id, &opts))
+        let child = self.with_helper(|h| h.exec(id, &opts))?;
+        drop(opts);
+        let tty = match pio.terminal(&key) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = child.signal(libc::SIGKILL);
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        if let Some((master, _)) = &tty {
+            if let Some(e) = self.table.lock().get_mut(id).and_then(|c| c.execs.get_mut(exec_id)) {
+                e.proc.console = master.try_clone().ok();
+            }
+        }
+        self.watch_io(pio, tty);
+        Ok(child)
+    }
+
+    fn open_io(&self, key: &ProcKey, stdin: &str, stdout: &str, stderr: &str, terminal: bool) -> RpcResult<ProcIo> {
+        ProcIo::open(&io::Request {
+            key,
+            namespace: &self.namespace,
+            stdin,
+            stdout,
+            stderr,
+            terminal,
+            root: &self.runtime.root,
+        })
+    }
+
+    /// The copies and the logging binary of a process that now exists, to the reaper's loop.
+    fn watch_io(&self, mut pio: ProcIo, tty: Option<(OwnedFd, Vec<io::Copy>)>) {
+        if let Some(logger) = pio.logger.take() {
+            self.reaper.watch(Watch::Reap(logger));
+        }
+        if let Some(c) = pio.stdin_copy.take() {
+            self.reaper.watch(Watch::Copy(c));
+        }
+        for c in tty.map(|(_, copies)| copies).unwrap_or_default() {
+            self.reaper.watch(Watch::Copy(c));
+        }
+    }
+
+    /// The container of `id`, or NotFound.
+    fn known(&self, id: &str) -> RpcResult<()> {
+        if self.table.lock().contains_key(id) {
+            Ok(())
+        } else {
+            Err(not_found(id, ""))
+        }
     }
 
     fn add_exec(&self, req: &api::ExecProcessRequest) -> RpcResult<()> {
-        if req.terminal {
-            return Err(unimplemented("Exec with a terminal"));
-        }
-        let spec: oci_spec::runtime::Process = serde_json::from_slice(&req.spec.value).map_err(|e| {
+        let mut spec: oci_spec::runtime::Process = serde_json::from_slice(&req.spec.value).map_err(|e| {
             status(
                 Code::INVALID_ARGUMENT,
                 format!("exec {}: process spec: {e}", req.exec_id),
@@ -210,6 +283,8 @@ impl Service {
         if req.exec_id.is_empty() {
             return Err(status(Code::INVALID_ARGUMENT, "exec: empty exec id"));
         }
+        // The request's flag decides, as in the runc shim.
+        spec.set_terminal(Some(req.terminal));
         let mut containers = self.table.lock();
         let c = containers.get_mut(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
         if c.execs.contains_key(&req.exec_id) {
@@ -467,65 +542,76 @@ impl Task for Service {
         Ok(api::Empty::new())
     }
 
-    fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> RpcResult<api::Empty> {
-        Err(unimplemented("Pause"))
+    fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> RpcResult<api::Empty> {
+        self.known(&req.id)?;
+        self.runtime.pause(&req.id).map_err(moor_status)?;
+        let mut e = TaskPaused::new();
+        e.container_id = req.id;
+        self.table.publish(topics::TASK_PAUSED_EVENT_TOPIC, &e);
+        Ok(api::Empty::new())
     }
 
-    fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> RpcResult<api::Empty> {
-        Err(unimplemented("Resume"))
+    fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> RpcResult<api::Empty> {
+        self.known(&req.id)?;
+        self.runtime.resume(&req.id).map_err(moor_status)?;
+        let mut e = TaskResumed::new();
+        e.container_id = req.id;
+        self.table.publish(topics::TASK_RESUMED_EVENT_TOPIC, &e);
+        Ok(api::Empty::new())
     }
 
     fn checkpoint(&self, _ctx: &TtrpcContext, _req: api::CheckpointTaskRequest) -> RpcResult<api::Empty> {
+        // The hook for `moor checkpoint` (CRIU): once the library offers it, this calls it with
+        // req.path as the image directory and req.options' runc CheckpointOptions.
         Err(unimplemented("Checkpoint"))
     }
 
-    fn resize_pty(&self, _ctx: &TtrpcContext, _req: api::ResizePtyRequest) -> RpcResult<api::Empty> {
-        Err(unimplemented("ResizePty"))
-    }
-
-    fn close_io(&self, _ctx: &TtrpcContext, _req: api::CloseIORequest) -> RpcResult<api::Empty> {
-        Err(unimplemented("CloseIO"))
-    }
-
-    fn update(&self, _ctx: &TtrpcContext, _req: api::UpdateTaskRequest) -> RpcResult<api::Empty> {
-        Err(unimplemented("Update"))
-    }
-
-    fn stats(&self, _ctx: &TtrpcContext, _req: api::StatsRequest) -> RpcResult<api::StatsResponse> {
-        Err(unimplemented("Stats"))
-    }
-}
-
-/// A process's stdio from the request's fifo paths (empty: /dev/null). The fifos' other ends
-/// are already open (containerd's client opens them before Create and Exec), so non-blocking
-/// opens succeed at once; the fds are made blocking again for the process.
-fn open_stdio(stdin: &str, stdout: &str, stderr: &str) -> RpcResult<moor::Stdio> {
-    fn open(path: &str, write: bool) -> RpcResult<OwnedFd> {
-        if path.contains("://") {
-            return Err(unimplemented("stdio log URIs (binary://, file://)"));
-        }
-        let path = if path.is_empty() { "/dev/null" } else { path };
-        let file = std::fs::OpenOptions::new()
-            .read(!write)
-            .write(write)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(Path::new(path))
-            .map_err(|e| status(Code::UNKNOWN, format!("open stdio {path}: {e}")))?;
-        let fd = OwnedFd::from(file);
-        // SAFETY: F_GETFL/F_SETFL on an fd we own.
-        let blocking = unsafe {
-            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-            flags >= 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    fn resize_pty(&self, _ctx: &TtrpcContext, req: api::ResizePtyRequest) -> RpcResult<api::Empty> {
+        let containers = self.table.lock();
+        let p = containers
+            .get(&req.id)
+            .and_then(|c| c.proc(&req.exec_id))
+            .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
+        let Some(master) = &p.console else {
+            return Err(status(
+                Code::FAILED_PRECONDITION,
+                format!("{} {}: the process has no terminal", req.id, req.exec_id),
+            ));
         };
-        if !blocking {
-            let e = std::io::Error::last_os_error();
-            return Err(status(Code::UNKNOWN, format!("make stdio {path} blocking: {e}")));
-        }
-        Ok(fd)
+        io::resize(master, req.width, req.height)
+            .map_err(|e| status(Code::UNKNOWN, format!("resize the terminal: {e}")))?;
+        Ok(api::Empty::new())
     }
-    Ok(moor::Stdio {
-        stdin: open(stdin, false)?,
-        stdout: open(stdout, true)?,
-        stderr: open(stderr, true)?,
-    })
+
+    fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> RpcResult<api::Empty> {
+        {
+            let containers = self.table.lock();
+            containers
+                .get(&req.id)
+                .and_then(|c| c.proc(&req.exec_id))
+                .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
+        }
+        if req.stdin {
+            self.reaper.watch(Watch::CloseStdin((req.id, req.exec_id)));
+        }
+        Ok(api::Empty::new())
+    }
+
+    fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> RpcResult<api::Empty> {
+        self.known(&req.id)?;
+        // containerd sends the runtime-spec's LinuxResources as JSON in the Any.
+        let resources: oci_spec::runtime::LinuxResources = serde_json::from_slice(&req.resources.value)
+            .map_err(|e| status(Code::INVALID_ARGUMENT, format!("update {}: resources: {e}", req.id)))?;
+        self.runtime.update(&req.id, &resources).map_err(moor_status)?;
+        Ok(api::Empty::new())
+    }
+
+    fn stats(&self, _ctx: &TtrpcContext, req: api::StatsRequest) -> RpcResult<api::StatsResponse> {
+        self.known(&req.id)?;
+        let stats = self.runtime.stats(&req.id).map_err(moor_status)?;
+        let any = crate::metrics::to_any(&stats).map_err(|e| status(Code::INTERNAL, format!("encode metrics: {e}")))?;
+        let mut r = api::StatsResponse::new();
+        r.stats = MessageField::some(any);
+        Ok(r)
+    }
 }

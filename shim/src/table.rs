@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use containerd_shim_protos::events::task::{TaskExecStarted, TaskExit, TaskStart};
+use containerd_shim_protos::events::task::{TaskExecStarted, TaskExit, TaskOOM, TaskStart};
 use containerd_shim_protos::topics;
 use containerd_shim_protos::ttrpc::Code;
 use protobuf::MessageField;
@@ -44,6 +44,8 @@ pub struct Proc {
     pub exit: Option<Exit>,
     /// TaskExit is queued: Wait and Delete may answer.
     pub exit_published: bool,
+    /// With a terminal: the pty master, for ResizePty.
+    pub console: Option<OwnedFd>,
 }
 
 pub struct ExecProc {
@@ -113,6 +115,14 @@ impl Table {
     /// Wakes Wait and Delete after a change they may wait for.
     pub fn notify(&self) {
         self.changed.notify_all();
+    }
+
+    /// From the reaper: the container ran out of memory (before its init's exit, if that
+    /// was the cause).
+    pub fn oom(&self, id: &str) {
+        let mut e = TaskOOM::new();
+        e.container_id = id.to_string();
+        self.publish(topics::TASK_OOM_EVENT_TOPIC, &e);
     }
 
     /// From the reaper: a process exited.
