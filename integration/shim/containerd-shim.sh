@@ -174,6 +174,16 @@ fi
 C events >"$T/events.out" 2>&1 &
 EVENTS_PID=$!
 
+# settle_events ID TOPIC: wait (10 s at most) until `ctr events` printed TOPIC for container ID;
+# events come asynchronously, after the command that caused them returned.
+settle_events() {
+	local _
+	for _ in $(seq 100); do
+		grep -F "\"container_id\":\"$1\"" "$T/events.out" 2>/dev/null | awk '{print $6}' | grep -qx "$2" && return 0
+		sleep 0.1
+	done
+	return 1
+}
 shim_errors() { grep -E 'level=(error|warning)' "$T/containerd.log" | tail -n 4; }
 out() { tr -d '\r' <"$T/$1.out"; }
 # The socket of a group's shim (as the shim and containerd derive it).
@@ -366,7 +376,7 @@ check_clean $id
 id=oom
 run $id --memory-limit 33554432 -- sh -c 'x=$(head -c 67108864 /dev/zero | tr "\000" a); echo survived'
 rc=$?
-sleep 0.5
+settle_events $id /tasks/exit
 topics=$(grep -F "\"container_id\":\"$id\"" "$T/events.out" | awk '{print $6}' | grep -E '^/tasks/(oom|exit)$' | uniq | xargs)
 if [ $rc -eq 137 ] && [ "$topics" = "/tasks/oom /tasks/exit" ]; then
 	pass oom-event-before-exit
@@ -388,7 +398,7 @@ else
 fi
 
 # Events of run-echo, in containerd's order. `ctr events` prints "time namespace topic {json}".
-sleep 0.5
+settle_events run-echo /tasks/delete
 topics=$(grep -F "\"container_id\":\"run-echo\"" "$T/events.out" 2>/dev/null | awk '{print $6}' | grep '^/tasks/' | xargs)
 if [ "$topics" = "/tasks/create /tasks/start /tasks/exit /tasks/delete" ]; then
 	pass event-order
@@ -408,7 +418,7 @@ for i in $(seq "$TRUE_RUNS"); do
 	id=true-$i
 	run $id -- /bin/true || bad="$bad $id:rc=$?"
 done
-sleep 0.5
+settle_events "true-$TRUE_RUNS" /tasks/delete
 for i in $(seq "$TRUE_RUNS"); do
 	topics=$(grep -F "\"container_id\":\"true-$i\"" "$T/events.out" | awk '{print $6}' | grep '^/tasks/' | xargs)
 	[ "$topics" = "/tasks/create /tasks/start /tasks/exit /tasks/delete" ] || bad="$bad true-$i:[$topics]"
@@ -523,7 +533,7 @@ if [ "$status" = RUNNING ]; then
 	else
 		fail exec-output-exit-code "rc=$rc (want 5) output: $(out e1); $(shim_errors)"
 	fi
-	sleep 0.5
+	settle_events detached /tasks/exit
 	topics=$(grep -F '"container_id":"detached"' "$T/events.out" | grep -E '"(exec_)?id":"e1"' |
 		awk '{print $6}' | xargs)
 	if [ "$topics" = "/tasks/exec-added /tasks/exec-started /tasks/exit" ]; then
@@ -541,7 +551,7 @@ if [ "$status" = RUNNING ]; then
 	paused=$(task_status $id)
 	C task resume $id >>"$T/pause.out" 2>&1
 	resumed=$(task_status $id)
-	sleep 0.5
+	settle_events $id /tasks/resumed
 	topics=$(grep -F "\"container_id\":\"$id\"" "$T/events.out" | awk '{print $6}' | grep -E '^/tasks/(paused|resumed)$' | xargs)
 	if [ "$paused" = PAUSED ] && [ "$resumed" = RUNNING ] && [ "$topics" = "/tasks/paused /tasks/resumed" ]; then
 		pass pause-resume-events

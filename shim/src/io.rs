@@ -58,16 +58,23 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Opens a fifo whose other end containerd's client already holds (or will open: a
-/// non-blocking open for reading never waits).
+/// Opens a fifo whose other end containerd's client holds, or will open: a non-blocking open
+/// for reading never waits; one for writing fails (ENXIO) while the client has not opened its
+/// reading end yet (it does so in the background), and is then opened read-write, which never
+/// waits: what the process writes meanwhile stays in the fifo for the reader.
 fn open_fifo(path: &str, write: bool) -> RpcResult<OwnedFd> {
-    let f = std::fs::OpenOptions::new()
-        .read(!write)
-        .write(write)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| sys_err(format!("open stdio {path}"), e))?;
-    Ok(OwnedFd::from(f))
+    let open = |read: bool, write: bool| {
+        std::fs::OpenOptions::new()
+            .read(read)
+            .write(write)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+    };
+    let f = match open(!write, write) {
+        Err(e) if write && e.raw_os_error() == Some(libc::ENXIO) => open(true, true),
+        other => other,
+    };
+    Ok(OwnedFd::from(f.map_err(|e| sys_err(format!("open stdio {path}"), e))?))
 }
 
 fn blocking(fd: OwnedFd, path: &str) -> RpcResult<OwnedFd> {

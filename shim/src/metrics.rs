@@ -265,4 +265,86 @@ mod tests {
             "io.containerd.cgroups.v2.Metrics"
         );
     }
+
+    fn stats(mode: Mode, stat: MemoryStat) -> Stats {
+        Stats {
+            mode,
+            cpu: Some(moor::cgroups::CpuStats {
+                usage: Some(moor::cgroups::CpuUsage {
+                    total: 5_000_000,
+                    user: 3_000_000,
+                    kernel: 2_000_000,
+                    per_cpu: vec![4_000_000, 1_000_000],
+                    ..Default::default()
+                }),
+                throttling: None,
+            }),
+            memory: Some(moor::cgroups::MemoryStats {
+                usage: MemoryEntry {
+                    usage: 4096,
+                    max_usage: 8192,
+                    limit: 67_108_864,
+                    failcnt: 1,
+                },
+                memsw: None,
+                swap: None,
+                kernel: None,
+                kernel_tcp: None,
+                stat,
+                raw: Default::default(),
+                events: None,
+                oom_control: None,
+            }),
+            pids: Some(moor::cgroups::PidsStats {
+                current: 2,
+                limit: u64::MAX,
+            }),
+            blkio: None,
+            hugetlb: Default::default(),
+            cpuset: Default::default(),
+        }
+    }
+
+    #[test]
+    fn v1_hosts_get_v1_metrics() {
+        let st = moor::cgroups::MemoryStatV1 {
+            cache: 7,
+            rss: 9,
+            ..Default::default()
+        };
+        let any = to_any(&stats(Mode::Hybrid, MemoryStat::V1(st))).unwrap();
+        assert_eq!(any.type_url, "io.containerd.cgroups.v1.Metrics");
+        let m: v1::Metrics = protobuf::Message::parse_from_bytes(&any.value).unwrap();
+        assert_eq!(m.memory.usage.limit, 67_108_864);
+        assert_eq!((m.memory.cache, m.memory.rss), (7, 9));
+        assert_eq!(m.cpu.usage.total, 5_000_000);
+        assert_eq!(m.cpu.usage.per_cpu, [4_000_000, 1_000_000]);
+        assert_eq!(
+            (m.pids.current, m.pids.limit),
+            (2, 0),
+            "max is 0 in containerd's metrics"
+        );
+    }
+
+    #[test]
+    fn unified_hosts_get_v2_metrics_in_microseconds() {
+        let st = moor::cgroups::MemoryStatV2 {
+            anon: 11,
+            file: 13,
+            ..Default::default()
+        };
+        let any = to_any(&stats(Mode::Unified, MemoryStat::V2(st))).unwrap();
+        assert_eq!(any.type_url, "io.containerd.cgroups.v2.Metrics");
+        let m: v2::Metrics = protobuf::Message::parse_from_bytes(&any.value).unwrap();
+        assert_eq!(
+            (m.memory.usage, m.memory.usage_limit, m.memory.max_usage),
+            (4096, 67_108_864, 8192)
+        );
+        assert_eq!((m.memory.anon, m.memory.file), (11, 13));
+        assert_eq!(
+            (m.cpu.usage_usec, m.cpu.user_usec, m.cpu.system_usec),
+            (5000, 3000, 2000)
+        );
+        assert_eq!(m.pids.current, 2);
+    }
 }

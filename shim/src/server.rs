@@ -99,7 +99,7 @@ fn run(flags: &Flags, log: Option<&OwnedFd>) -> Result<()> {
     }
 
     let (tx, rx) = mpsc::channel::<Item>();
-    let publisher = Publisher::new(
+    let mut publisher = Publisher::new(
         flags.publish_binary.clone(),
         flags.address.clone(),
         flags.namespace.clone(),
