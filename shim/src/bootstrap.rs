@@ -105,6 +105,31 @@ pub fn start(mut flags: Flags) -> Result<()> {
         .map_err(|e| Error::sys("write the address to stdout", e))
 }
 
+/// `-info`: the RuntimeInfo protobuf containerd 2.x asks for: the runtime type, the version,
+/// the options it gave on stdin (an `Any`) echoed, the runtime-spec features document.
+pub fn info() -> Result<()> {
+    use containerd_shim_protos::types::introspection::{RuntimeInfo, RuntimeVersion};
+    let stdin = read_stdin()?;
+    let mut r = RuntimeInfo::new();
+    r.name = "io.containerd.moor.v2".to_string();
+    let mut v = RuntimeVersion::new();
+    v.version = env!("CARGO_PKG_VERSION").to_string();
+    r.version = protobuf::MessageField::some(v);
+    if !stdin.is_empty() {
+        r.options = protobuf::MessageField::some(protobuf::well_known_types::any::Any::parse_from_bytes(&stdin)?);
+    }
+    let mut features = protobuf::well_known_types::any::Any::new();
+    features.type_url = "types.containerd.io/opencontainers/runtime-spec/1/features/Features".to_string();
+    features.value = serde_json::to_vec(&moor::spec::features())
+        .map_err(|e| Error::sys("encode the features", std::io::Error::other(e)))?;
+    r.features = protobuf::MessageField::some(features);
+    let bytes = r.write_to_bytes()?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::sys("write the RuntimeInfo to stdout", e))
+}
+
 /// What containerd wrote on `start`'s stdin (nothing, runtime options, or a 2.3+ bootstrap
 /// request); nothing is read from a terminal (a person running `start` by hand).
 fn read_stdin() -> Result<Vec<u8>> {

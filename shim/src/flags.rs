@@ -17,6 +17,8 @@ pub struct Flags {
     pub bundle: Option<PathBuf>,
     pub debug: bool,
     pub version: bool,
+    /// `-info`: the RuntimeInfo protobuf (containerd 2.x's introspection).
+    pub info: bool,
     pub action: Option<String>,
 }
 
@@ -38,16 +40,16 @@ impl Flags {
                 None => (name, None),
             };
             match name {
-                "debug" | "v" | "version" => {
+                "debug" | "v" | "version" | "info" => {
                     let on = match inline.as_deref() {
                         None | Some("true") | Some("1") => true,
                         Some("false") | Some("0") => false,
                         Some(v) => return Err(Error::flag(name, format!("invalid boolean {v:?}"))),
                     };
-                    if name == "debug" {
-                        flags.debug = on;
-                    } else {
-                        flags.version = on;
+                    match name {
+                        "debug" => flags.debug = on,
+                        "info" => flags.info = on,
+                        _ => flags.version = on,
                     }
                 }
                 "namespace" | "address" | "publish-binary" | "id" | "bundle" => {
@@ -118,6 +120,7 @@ mod tests {
 
     #[test]
     fn equals_double_dash_and_no_action() {
+        assert!(parse(&["-info"]).unwrap().info);
         let f = parse(&["--namespace=k8s.io", "-bundle=/b", "-debug=false", "-v"]).unwrap();
         assert_eq!(f.namespace, "k8s.io");
         assert_eq!(f.bundle, Some(PathBuf::from("/b")));

@@ -103,6 +103,8 @@ pub struct Copy {
     /// None once the reader is gone: the rest is read and dropped, the writer never blocks.
     dst: Option<OwnedFd>,
     pending: Vec<u8>,
+    /// CloseIO: what the source holds now is still copied, then the copy ends.
+    closing: bool,
 }
 
 impl Copy {
@@ -115,6 +117,7 @@ impl Copy {
             src,
             dst: Some(dst),
             pending: Vec::new(),
+            closing: false,
         })
     }
 
@@ -128,6 +131,11 @@ impl Copy {
 
     pub fn is_output(&self) -> bool {
         self.kind == Kind::Output
+    }
+
+    /// CloseIO: ends once what the source holds now is copied (the client may keep its end).
+    pub fn close_when_drained(&mut self) {
+        self.closing = true;
     }
 
     /// What to poll: the destination while bytes wait for it, else the source.
@@ -154,7 +162,9 @@ impl Copy {
                 Err(_) => {
                     let e = std::io::Error::last_os_error();
                     return match e.raw_os_error() {
-                        Some(libc::EAGAIN) | Some(libc::EINTR) => Step::More,
+                        Some(libc::EINTR) => Step::More,
+                        Some(libc::EAGAIN) if !self.closing => Step::More,
+                        Some(libc::EAGAIN) => Step::Done,
                         // EIO: the pty's last slave closed; anything else ends the copy too.
                         _ => Step::Done,
                     };
@@ -626,5 +636,24 @@ mod tests {
         drop(c);
         writer.join().unwrap();
         assert_eq!(reader.join().unwrap(), data);
+    }
+
+    #[test]
+    fn close_io_delivers_what_was_written_then_ends_while_the_writer_stays() {
+        let (src_r, src_w) = pipe().unwrap();
+        let (dst_r, dst_w) = pipe().unwrap();
+        let mut c = Copy::new((String::new(), String::new()), Kind::Stdin, src_r, dst_w).unwrap();
+        let mut w = std::fs::File::from(src_w);
+        std::io::Write::write_all(&mut w, b"typed").unwrap();
+        c.close_when_drained();
+        assert_eq!(c.step(), Step::Done, "nothing more to read: the copy ends");
+        drop(c);
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(dst_r), &mut out).unwrap();
+        assert_eq!(
+            out, b"typed",
+            "the bytes before CloseIO, then EOF while the writer is open"
+        );
+        drop(w);
     }
 }

@@ -35,6 +35,12 @@ fn main() {
         );
         return;
     }
+    if flags.info {
+        if let Err(e) = bootstrap::info() {
+            fail(&e);
+        }
+        return;
+    }
     let result = match flags.action.as_deref() {
         Some("start") => bootstrap::start(flags),
         Some("delete") => bootstrap::delete(&flags),

@@ -18,7 +18,8 @@ pub fn to_any(stats: &Stats) -> protobuf::Result<Any> {
     }
 }
 
-fn pack<M: MessageFull>(m: &M) -> protobuf::Result<Any> {
+/// A message in an `Any`, named as containerd's typeurl names it (its full protobuf name).
+pub fn pack<M: MessageFull>(m: &M) -> protobuf::Result<Any> {
     let mut any = Any::new();
     any.type_url = M::descriptor().full_name().to_string();
     any.value = m.write_to_bytes()?;

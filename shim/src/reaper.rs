@@ -8,7 +8,7 @@
 //! is drained (the copy from the pty master reached its end), so that TaskExit comes after the
 //! last byte was written to the stdout fifo.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,6 +56,9 @@ struct Watched {
     copies: Vec<Copy>,
     /// Exits that wait for their output to drain.
     exited: HashMap<ProcKey, Exited>,
+    /// CloseIO came before the process's stdin copy (an exec not started yet): the copy is
+    /// dropped when it comes.
+    stdin_closed: HashSet<ProcKey>,
 }
 
 #[derive(Clone, Copy)]
@@ -219,8 +222,29 @@ impl Watched {
             Watch::Oom(id, o) => {
                 self.ooms.insert(id, o);
             }
-            Watch::Copy(c) => self.copies.push(c),
-            Watch::CloseStdin(key) => self.copies.retain(|c| !(c.is_stdin() && c.owner() == &key)),
+            Watch::Copy(mut c) => {
+                if c.is_stdin() && self.stdin_closed.remove(c.owner()) {
+                    c.close_when_drained();
+                    if c.step() == Step::Done {
+                        return;
+                    }
+                }
+                self.copies.push(c);
+            }
+            Watch::CloseStdin(key) => {
+                let mut found = false;
+                for c in self.copies.iter_mut().filter(|c| c.is_stdin() && c.owner() == &key) {
+                    c.close_when_drained();
+                    found = true;
+                }
+                if found {
+                    // Ends now if the source has nothing more: no poll would wake it.
+                    self.copies
+                        .retain_mut(|c| !(c.is_stdin() && c.owner() == &key && c.step() == Step::Done));
+                } else {
+                    self.stdin_closed.insert(key);
+                }
+            }
         }
     }
 
@@ -240,6 +264,7 @@ impl Watched {
             let Some(e) = self.exited.remove(&key) else { continue };
             // Copies still open after the grace (and stdin): what they still hold goes with them.
             self.copies.retain(|c| c.owner() != &key);
+            self.stdin_closed.remove(&key);
             if key.1.is_empty() {
                 if let Some(mut o) = self.ooms.remove(&key.0) {
                     let _ = check_oom(table, &key.0, &mut o);

@@ -62,6 +62,7 @@ impl Queue {
 pub fn serve(flags: &Flags) -> Result<()> {
     check_listener()?;
     moor::caller::ensure_protected()?;
+    small_heap();
     log::set_debug(flags.debug);
     // Opened in the bundle `start` ran in (the working directory), used from the helper's spawn on.
     let log = open_log_fifo();
@@ -128,7 +129,13 @@ fn run(flags: &Flags, log: Option<&OwnedFd>) -> Result<()> {
         reaper,
         stop_tx,
     ));
+    // Fewer idle workers per connection than ttrpc's 3 (it wants min < default < max): it
+    // starts another whenever fewer than one is idle (a Wait blocks one for the life of its
+    // process), so this never refuses a call.
     let mut server = Server::new()
+        .set_thread_count_default(2)
+        .set_thread_count_min(1)
+        .set_thread_count_max(3)
         .add_listener(LISTENER_FD)?
         .register_service(task_service(&service));
     server.start()?;
@@ -160,6 +167,18 @@ fn task_service(service: &Arc<Service>) -> HashMap<String, Box<dyn MethodHandler
 
 const TASK_V2: &str = "/containerd.task.v2.Task/";
 const TASK_V3: &str = "/containerd.task.v3.Task/";
+
+/// One process per pod: what malloc keeps counts. Before the helper's fork (it inherits the
+/// settings) and before any thread: one arena for all threads (they only wait), and blocks
+/// above 64 KiB mapped on their own and given back when freed, as is a heap top above 64 KiB.
+fn small_heap() {
+    // SAFETY: mallopt takes integers; glibc ignores what it does not know.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024);
+    }
+}
 
 /// Fd 3 must be the listening socket `start` passed: the shim is not meant to be run by hand
 /// without an action.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use containerd_shim_protos::api::{self, Status};
 use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExecAdded, TaskIO, TaskPaused, TaskResumed};
+use containerd_shim_protos::shim::oci::ProcessDetails;
 use containerd_shim_protos::ttrpc::{Code, TtrpcContext};
 use containerd_shim_protos::{topics, Task};
 use protobuf::MessageField;
@@ -508,13 +509,18 @@ impl Task for Service {
     }
 
     fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> RpcResult<api::PidsResponse> {
-        let init = self
-            .table
-            .lock()
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?
-            .init
-            .pid;
+        // Exec'd processes by pid, to name them in the answer as the runc shim does.
+        let (init, execs) = {
+            let containers = self.table.lock();
+            let c = containers.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
+            let execs: std::collections::HashMap<u32, String> = c
+                .execs
+                .iter()
+                .filter(|(_, e)| e.proc.pid != 0 && e.proc.exit.is_none())
+                .map(|(id, e)| (e.proc.pid, id.clone()))
+                .collect();
+            (c.init.pid, execs)
+        };
         let pids = match self.runtime.load(&req.id) {
             Ok((state, _)) => state.cgroup().and_then(|c| c.pids().ok()),
             Err(e) => return Err(moor_status(e)),
@@ -524,6 +530,13 @@ impl Task for Service {
         for pid in pids {
             let mut p = api::ProcessInfo::new();
             p.pid = u32::try_from(pid).unwrap_or(0);
+            if let Some(exec_id) = execs.get(&p.pid) {
+                let mut d = ProcessDetails::new();
+                d.exec_id.clone_from(exec_id);
+                if let Ok(any) = crate::metrics::pack(&d) {
+                    p.info = MessageField::some(any);
+                }
+            }
             r.processes.push(p);
         }
         Ok(r)
@@ -584,14 +597,15 @@ impl Task for Service {
     }
 
     fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> RpcResult<api::Empty> {
-        {
+        let open = {
             let containers = self.table.lock();
-            containers
+            let p = containers
                 .get(&req.id)
                 .and_then(|c| c.proc(&req.exec_id))
                 .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
-        }
-        if req.stdin {
+            !p.stdin.is_empty() && p.exit.is_none()
+        };
+        if req.stdin && open {
             self.reaper.watch(Watch::CloseStdin((req.id, req.exec_id)));
         }
         Ok(api::Empty::new())
