@@ -45,3 +45,29 @@ fn a_waiting_init_keeps_little_of_the_runtime_binary_resident() {
     ctx.start(&id).ok();
     ctx.delete_force(&id).ok();
 }
+
+/// `list` and `state` read each init's /proc/PID/stat; its command name is whatever the process
+/// set, not necessarily UTF-8, and a process with such a name is still running.
+#[test]
+fn an_init_with_a_non_utf8_name_is_still_running() {
+    require_root!();
+    let ctx = Ctx::new("non_utf8_comm");
+    let (id, mut b) = ctx.bundle(&["true"]);
+    // echo is a shell builtin: the shell itself gets the name, then waits.
+    b.set_sh("echo -ne 'x\\377\\376y' > /proc/self/comm; while :; do sleep 1; done");
+    let pid_file = ctx.work_dir().join("init.pid");
+    ctx.create(&b, &id, &["--pid-file", &pid_file.display().to_string()])
+        .ok();
+    ctx.start(&id).ok();
+    let pid: i64 = fs::read_to_string(&pid_file).expect("pid file").parse().expect("pid");
+    moor_integration::poll_until(moor_integration::TIMEOUT, "the init to rename itself", || {
+        fs::read(format!("/proc/{pid}/comm"))
+            .ok()
+            .filter(|c| c.starts_with(b"x\xff"))
+    });
+    let st = ctx.state_ok(&id);
+    assert_eq!(st["status"], "running", "{st}");
+    let list = ctx.run(&["list", "-f", "json"]).ok();
+    assert!(list.stdout_now().contains("\"running\""), "list: {}", list.stdout_now());
+    ctx.delete_force(&id).ok();
+}
