@@ -82,8 +82,10 @@ pub fn run(init: Init) -> ! {
         }
     };
     // 13. The start barrier: opening the fifo for writing blocks until `start` opens it. A plain
-    //     openat through the procfs handle (openat2 may be filtered by now).
-    let fifo = match created.procfs.reopen_fd(init.fifo.as_fd(), libc::O_WRONLY) {
+    //     openat through the procfs handle (openat2 may be filtered by now). Without a filter
+    //     (else that was done before it) init drops its code pages on the way, to wait small.
+    let release = init.seccomp.is_none().then_some(&created.code);
+    let fifo = match created.procfs.reopen_fd(init.fifo.as_fd(), libc::O_WRONLY, release) {
         Ok(f) => f,
         Err(e) => {
             // `start` sees init gone without a word; the workload's stderr gets the reason.
@@ -105,6 +107,7 @@ pub fn run(init: Init) -> ! {
 /// What init keeps for the time after Created.
 struct Created {
     procfs: Procfs,
+    code: crate::sys::pages::CodeRanges,
     exec: workload::Exec,
     /// The container state for startContainer hooks (status "created").
     state: Vec<u8>,
@@ -292,6 +295,7 @@ fn steps(init: &Init) -> Result<Created> {
     // allowed (a user switch would clear it anyway).
     nix::sys::prctl::set_pdeathsig(None).map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
     let start_state = init.state.hook_state_with_pid(Status::Created, pid);
+    let code = crate::sys::pages::CodeRanges::of_main_executable();
     // 10. Only stdio and the preserved fds survive execve.
     let ready = workload::become_workload(
         &procfs,
@@ -305,6 +309,7 @@ fn steps(init: &Init) -> Result<Created> {
             env: &env,
             keep_fds: u32::try_from(init.extra_fds.len()).unwrap_or(u32::MAX),
             pty: pty.as_ref(),
+            release_code: Some(&code),
         },
     )?;
     // 11. From here on the seccomp filter may be in: only write and read on the socket, no
@@ -328,6 +333,7 @@ fn steps(init: &Init) -> Result<Created> {
     // poststart hooks only after them.
     Ok(Created {
         procfs,
+        code,
         exec: ready.exec,
         state: start_state,
         start_hooks: hooks_cfg.start_container().clone().unwrap_or_default(),
@@ -411,6 +417,7 @@ impl ExecInit<'_> {
                 env: &env,
                 keep_fds: u32::try_from(self.extra_fds.len()).unwrap_or(u32::MAX),
                 pty: pty.as_ref(),
+                release_code: None,
             },
         )?;
         // From here on the seccomp filter may be in: only write and read. The parent takes the

@@ -38,6 +38,9 @@ pub struct Workload<'a> {
     pub keep_fds: u32,
     /// The workload's pty slave, already its stdio: given to its user like other stdio.
     pub pty: Option<&'a OwnedFd>,
+    /// Init waits at the start barrier after this: it drops its code pages (see `sys::pages`)
+    /// right before a filter goes in, since madvise may be filtered (else at the barrier).
+    pub release_code: Option<&'a crate::sys::pages::CodeRanges>,
 }
 
 pub struct Ready {
@@ -93,6 +96,9 @@ pub fn become_workload(procfs: &Procfs, w: &Workload) -> Result<Ready> {
     if let (Some(filter), false) = (w.seccomp, no_new_privs) {
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN, which a non-root user loses at
         // the switch below: load the filter while we are still root.
+        if let Some(code) = w.release_code {
+            code.release();
+        }
         notify_fd = filter.install()?;
     }
     user::switch(process.user(), setgroups)?;
@@ -109,6 +115,9 @@ pub fn become_workload(procfs: &Procfs, w: &Workload) -> Result<Ready> {
     // As the user: the lookup answers for the ids the program will run with.
     exec.program = find_program(arg0, w.env)?;
     if let (Some(filter), true) = (w.seccomp, no_new_privs) {
+        if let Some(code) = w.release_code {
+            code.release();
+        }
         notify_fd = filter.install()?;
     }
     Ok(Ready { exec, notify_fd })

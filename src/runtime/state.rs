@@ -293,7 +293,18 @@ fn creator_alive(dir: &Path) -> bool {
 
 /// What /proc/PID/stat says about a process: its state letter and start time.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let data = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // One read into a buffer that fits the whole line (procfs reports a size of 0, so a plain
+    // read_to_string grows its buffer from 32 bytes, one read each: `list` does this for every
+    // container).
+    // The command name is whatever the process set: not necessarily UTF-8.
+    let path = format!("/proc/{pid}/stat");
+    let mut buf = [0u8; 1024];
+    let n = std::io::Read::read(&mut fs::File::open(&path).ok()?, &mut buf).ok()?;
+    let data = if n < buf.len() {
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    } else {
+        String::from_utf8_lossy(&fs::read(&path).ok()?).into_owned()
+    };
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let rest = &data[data.rfind(')')? + 2..];
     let mut fields = rest.split(' ');

@@ -3,6 +3,7 @@
 
 pub mod fault;
 pub mod fds;
+pub mod pages;
 pub mod procfs;
 pub mod sha256;
 pub mod terminal;

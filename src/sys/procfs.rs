@@ -113,23 +113,20 @@ impl Procfs {
     /// Reopens one of our own fds through /proc/self/fd (e.g. the exec fifo, held as O_PATH).
     /// A plain openat, as it runs after the container's seccomp filter, where openat2 may be
     /// denied; the walk starts at this verified procfs, and following the magic link is the point.
-    pub fn reopen_fd(&self, fd: BorrowedFd, flags: i32) -> Result<OwnedFd> {
+    /// With `release`, the code pages are dropped just before the open (init, about to block at
+    /// the exec fifo: see [`crate::sys::pages`]).
+    pub fn reopen_fd(
+        &self,
+        fd: BorrowedFd,
+        flags: i32,
+        release: Option<&crate::sys::pages::CodeRanges>,
+    ) -> Result<OwnedFd> {
         let c = CString::new(format!("self/fd/{}", fd.as_raw_fd()))
             .map_err(|_| Error::refused("fd path", "a NUL byte in the path"))?;
-        let flags = nix::fcntl::OFlag::from_bits_retain(flags | libc::O_CLOEXEC);
-        loop {
-            match nix::fcntl::openat(
-                Some(self.root.as_raw_fd()),
-                c.as_c_str(),
-                flags,
-                nix::sys::stat::Mode::empty(),
-            ) {
-                // SAFETY: openat just returned this fd; nothing else owns it.
-                Ok(ret) => return Ok(unsafe { OwnedFd::from_raw_fd(ret) }),
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys(format!("reopen fd {}", fd.as_raw_fd()), e)),
-            }
-        }
+        let ret = crate::sys::pages::open_released(release, self.root.as_raw_fd(), &c, flags | libc::O_CLOEXEC)
+            .map_err(|e| Error::sys(format!("reopen fd {}", fd.as_raw_fd()), e))?;
+        // SAFETY: openat just returned this fd; nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(ret) })
     }
 }
 
