@@ -366,6 +366,11 @@ impl Runtime {
             }
             if let Some(cg) = &cgroup {
                 c.join_cgroups(cgroup_procs(cg)?);
+                // CRIU would put the processes back where they were dumped from, which is
+                // another container's cgroup when restored under a new id.
+                if let Some(path) = cgroup_root(cg) {
+                    c.arg("--cgroup-root").arg(path);
+                }
             }
             let ran = c.run();
             // CRIU wrote the pid of what it restored, if it got that far.
@@ -443,6 +448,23 @@ fn freezer(state: &ContainerState) -> Option<PathBuf> {
                 .flatten()
         })
         .map(Path::to_path_buf)
+}
+
+/// The container's cgroup as a path from its hierarchy's root (the same in every hierarchy
+/// moor makes it in): the root CRIU restores the dumped cgroup tree under.
+fn cgroup_root(cg: &moor_cgroups::Cgroup) -> Option<PathBuf> {
+    let dir = cg
+        .unified_dir()
+        .map(Path::to_path_buf)
+        .or_else(|| cg.dirs().into_iter().next())?;
+    let rel = dir.strip_prefix("/sys/fs/cgroup").ok()?;
+    // cgroup v2 at /sys/fs/cgroup: the path itself; else /sys/fs/cgroup/<hierarchy>/path.
+    let rel = if cg.mode() == moor_cgroups::Mode::Unified {
+        rel.to_path_buf()
+    } else {
+        rel.components().skip(1).collect()
+    };
+    Some(Path::new("/").join(rel))
 }
 
 /// The cgroup.procs file of each of the container's cgroup directories, open for writing.
