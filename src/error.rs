@@ -97,6 +97,12 @@ pub enum Error {
     /// An error the helper reported whose kind does not cross its socket: its text.
     #[error("{0}")]
     Remote(String),
+    /// A command-line option of checkpoint or restore that cannot be used as given.
+    #[error("{flag}: {reason}")]
+    Flag { flag: &'static str, reason: String },
+    /// CRIU failed; `detail` has its exit status, its log file and the log's last errors.
+    #[error("criu {action} failed: {detail}")]
+    Criu { action: &'static str, detail: String },
 }
 
 /// What kind of error it is, also for errors that crossed from init to the parent as text.
@@ -165,7 +171,8 @@ impl Error {
             Error::InitExited { .. } | Error::Protocol { .. } => Kind::Init,
             Error::Seccomp(_) => Kind::Seccomp,
             Error::Cgroup(_) => Kind::Cgroup,
-            Error::ThreadedCaller { .. } | Error::HelperGone(_) | Error::Remote(_) => Kind::Caller,
+            Error::ThreadedCaller { .. } | Error::HelperGone(_) | Error::Remote(_) | Error::Flag { .. } => Kind::Caller,
+            Error::Criu { .. } => Kind::Os,
         }
     }
 

@@ -11,6 +11,8 @@
 //! - `init`: everything that runs inside the new namespaces after the clone: the numbered init
 //!   steps, the root filesystem, credentials, capabilities, and the workload's execve.
 //! - [`spec`]: config.json loaded and validated as hostile input, the default spec, features.
+//! - `checkpoint`: `checkpoint` and `restore` of a container with CRIU ([`Runtime::checkpoint`],
+//!   [`Runtime::restore`]).
 //! - [`inspect`]: the isolation report of a container or a bundle (`moor inspect`), and its
 //!   check against the Kubernetes Pod Security Standards.
 //! - `sys`: system-call wrappers and fd, procfs and pty helpers both sides use.
@@ -87,6 +89,7 @@
 //! `listen_fds`), [`caller::seal_inherited`], [`set_log_sink`] (where warnings go; stderr until
 //! set).
 
+mod checkpoint;
 mod error;
 mod init;
 pub mod inspect;
@@ -95,6 +98,7 @@ mod spawn;
 pub mod spec;
 mod sys;
 
+pub use checkpoint::{CgroupsMode, CheckpointOptions, CriuOptions, RestoreOptions};
 pub use error::{report, Error, Kind as ErrorKind, Result};
 /// The types of [`Runtime::stats`] (typed cgroup v1/v2 statistics) and [`Runtime::oom_watcher`].
 pub use moor_cgroups::{self as cgroups, OomWatcher, Stats};

@@ -8,10 +8,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use moor::Runtime;
 
+use commands::checkpoint::CheckpointArgs;
 use commands::create::CreateArgs;
 use commands::exec::ExecArgs;
 use commands::inspect::InspectArgs;
 use commands::ps::ListFormat;
+use commands::restore::RestoreArgs;
 use commands::update::UpdateArgs;
 use log::{log, Logger, DEBUG, LOGGER};
 
@@ -52,6 +54,9 @@ struct Cli {
     /// Manage cgroups through systemd (cgroupsPath as slice:prefix:name).
     #[arg(long, global = true)]
     systemd_cgroup: bool,
+    /// The CRIU binary checkpoint and restore run.
+    #[arg(long, global = true, default_value = "criu")]
+    criu: PathBuf,
     /// Rootless cgroup handling: auto, true or false.
     #[arg(long, default_value = "auto")]
     rootless: moor::RootlessMode,
@@ -148,6 +153,10 @@ enum Command {
     /// credentials, capabilities, seccomp, mounts, devices, limits; --require checks a
     /// Kubernetes Pod Security Standard.
     Inspect(InspectArgs),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a checkpoint.
+    Restore(RestoreArgs),
     /// Write a default config.json.
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -233,6 +242,10 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Features => out!("{}", serde_json::to_string_pretty(&moor::spec::features())?),
         Command::Exec(args) => return commands::exec::exec(&rt, args),
         Command::Inspect(args) => return commands::inspect::inspect(&rt, &args),
+        Command::Checkpoint(args) => commands::checkpoint::checkpoint(&rt, &args, cli.criu)?,
+        Command::Restore(args) => {
+            return commands::restore::restore(&rt, &args, cli.criu, cli.systemd_cgroup, cli.rootless);
+        }
         Command::Spec { bundle, rootless } => commands::spec::spec(&bundle, rootless)?,
     }
     Ok(0)

@@ -290,6 +290,10 @@ fn steps(init: &Init) -> Result<Created> {
     // The console becomes our stdio before credentials change, so it is given to the user too.
     if let Some(slave) = &pty {
         pty::become_controlling(slave)?;
+    } else {
+        // A session of its own, as runc's init has: CRIU dumps a process tree only when its
+        // session leader is inside it.
+        nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
     }
     // The parent may exit once we are created: stop tying our life to it while prctl is surely
     // allowed (a user switch would clear it anyway).

@@ -421,7 +421,7 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 /// it; with the systemd driver systemd creates it around init, and `enter` applies them.
 /// Rootless, a cgroup the caller may not create is skipped with a warning, unless limits were
 /// asked for: then the error names the first one.
-fn make_cgroup(
+pub(crate) fn make_cgroup(
     id: &str,
     linux: &oci_spec::runtime::Linux,
     opts: &CreateOptions,
@@ -484,7 +484,11 @@ fn make_cgroup(
 
 /// The cgroup `make_cgroup` is about to make, for the record written before it exists. None
 /// when it cannot be worked out: `make_cgroup` then reports why (or goes without, rootless).
-fn plan_cgroup(id: &str, linux: &oci_spec::runtime::Linux, opts: &CreateOptions) -> Option<moor_cgroups::Cgroup> {
+pub(crate) fn plan_cgroup(
+    id: &str,
+    linux: &oci_spec::runtime::Linux,
+    opts: &CreateOptions,
+) -> Option<moor_cgroups::Cgroup> {
     let path = linux
         .cgroups_path()
         .as_ref()
@@ -499,7 +503,7 @@ fn plan_cgroup(id: &str, linux: &oci_spec::runtime::Linux, opts: &CreateOptions)
     .ok()
 }
 
-fn encode_cgroup(cg: Option<&moor_cgroups::Cgroup>) -> Result<Option<serde_json::Value>> {
+pub(crate) fn encode_cgroup(cg: Option<&moor_cgroups::Cgroup>) -> Result<Option<serde_json::Value>> {
     cg.map(serde_json::to_value)
         .transpose()
         .map_err(|e| Error::sys("encode cgroup", e))

@@ -53,7 +53,10 @@ pub fn features() -> Value {
             "org.opencontainers.runtime-spec.features": "moor",
             "io.github.moor.version": env!("CARGO_PKG_VERSION"),
             // `moor inspect` and the Pod Security Standard levels its --require checks.
-            "io.github.moor.inspect": "baseline,restricted"
+            "io.github.moor.inspect": "baseline,restricted",
+            // runc's key, which runc always sets: here it says whether CRIU is installed.
+            "org.opencontainers.runc.checkpoint.enabled":
+                crate::checkpoint::criu_available(std::path::Path::new("criu")).to_string()
         }
     })
 }

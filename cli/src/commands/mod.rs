@@ -2,12 +2,14 @@
 
 use anyhow::{Context, Result};
 
+pub mod checkpoint;
 pub mod create;
 pub mod events;
 pub mod exec;
 pub mod inspect;
 pub mod list;
 pub mod ps;
+pub mod restore;
 pub mod spec;
 pub mod update;
 
