@@ -317,7 +317,11 @@ pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
 impl ContainerState {
     /// The container's cgroup, when moor made one.
     pub fn cgroup(&self) -> Option<moor_cgroups::Cgroup> {
-        self.cgroup.clone().and_then(|v| serde_json::from_value(v).ok())
+        // Straight from the parsed record, without a deep copy of it: `list` asks this of every
+        // running container (whether it is paused).
+        self.cgroup
+            .as_ref()
+            .and_then(|v| moor_cgroups::Cgroup::deserialize(v).ok())
     }
 
     /// False when the container joined a cgroup its create did not make (another container's,
