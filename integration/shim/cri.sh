@@ -68,13 +68,11 @@ create() {
 }
 cstate() { cri ps -a 2>/dev/null | awk -v id="$1" '$1 == id {print $4}'; }
 wait_cstate() { # ID STATE
-	local i
-	for i in $(seq 50); do [ "$(cstate "$1")" = "$2" ] && return 0; sleep 0.1; done
+	for _ in $(seq 50); do [ "$(cstate "$1")" = "$2" ] && return 0; sleep 0.1; done
 	return 1
 }
 wait_file_has() { # FILE PATTERN
-	local i
-	for i in $(seq 50); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+	for _ in $(seq 50); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
 	return 1
 }
 
@@ -220,6 +218,7 @@ for s in $(cat "$T/sockets.seen" 2>/dev/null); do [ -e "$s" ] && left="${left}so
 [ -n "$(cri ps -a -q)" ] && left="${left}containers $(cri ps -a -q | xargs); "
 [ -n "$(cri pods -q)" ] && left="${left}pods $(cri pods -q | xargs); "
 for ns in $(cat "$T/netns.seen"); do [ -e "/var/run/netns/$ns" ] && left="${left}netns $ns; "; done
+# shellcheck disable=SC2011
 [ "$(ls "$TASKS_ROOT/k8s.io" 2>/dev/null | wc -l)" -eq 0 ] || left="${left}bundles $(ls "$TASKS_ROOT/k8s.io" | xargs); "
 awk -v t="$T/state" 'index($2, t) == 1' /proc/self/mounts | grep -q . && left="${left}mounts under state: $(awk -v t="$T/state" 'index($2, t) == 1 {print $2}' /proc/self/mounts | xargs); "
 if [ -z "$left" ]; then pass nothing-left-after-rmp; else fail nothing-left-after-rmp "$left"; fi

@@ -141,14 +141,12 @@ EOC
   ]
 }
 EOC
-	CRI_SOCK=$SOCK
 }
 
 ctrd_start() {
 	PATH=$T/bin:$PATH containerd --config "$T/config.toml" >>"$T/containerd.log" 2>&1 &
 	DAEMON_PID=$!
-	local i
-	for i in $(seq 150); do
+	for _ in $(seq 150); do
 		C version >/dev/null 2>&1 && break
 		kill -0 "$DAEMON_PID" 2>/dev/null || break
 		sleep 0.1
@@ -163,8 +161,7 @@ ctrd_start() {
 ctrd_stop() {
 	[ -n "$DAEMON_PID" ] || return 0
 	kill "$DAEMON_PID" 2>/dev/null
-	local i
-	for i in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+	for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
 	kill -9 "$DAEMON_PID" 2>/dev/null
 	wait "$DAEMON_PID" 2>/dev/null
 	DAEMON_PID=

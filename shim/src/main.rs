@@ -20,7 +20,6 @@ use error::Error;
 use flags::Flags;
 
 fn main() {
-    tune_malloc();
     let flags = match Flags::parse(std::env::args().skip(1)) {
         Ok(f) => f,
         Err(e) => fail(&e),
@@ -49,20 +48,6 @@ fn main() {
     };
     if let Err(e) = result {
         fail(&e);
-    }
-}
-
-/// One malloc arena, and fixed trim and mmap thresholds. Every ttrpc connection (containerd
-/// opens one per container) has its own threads, and glibc gives each thread an arena that kept
-/// about 1 MB after a request; the dynamic thresholds kept freed buffers in the heap. The helper,
-/// forked later, inherits the settings and gives back what a create allocated.
-fn tune_malloc() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets allocator parameters; no thread exists yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 
