@@ -477,13 +477,25 @@ fn a_restore_from_a_missing_image_path_fails_and_leaves_nothing() {
     b.save();
     let bundle = b.path().display().to_string();
     let missing = ctx.work_dir().join("no-such-images").display().to_string();
-    let (o, _p) = run_piped(
-        &ctx,
-        &["restore", "-d", "--bundle", &bundle, "--image-path", &missing, &id],
-    );
-    let o = o.fails();
-    assert!(o.stderr.contains("no-such-images"), "{o}");
-    assert_gone(&ctx, &id, &b.cgroups_path());
+    // `-no-subreaper` with one dash is how containerd's go-runc passes it: runc takes Go's syntax.
+    for extra in ["--no-pivot", "-no-subreaper"] {
+        let (o, _p) = run_piped(
+            &ctx,
+            &[
+                "restore",
+                "-d",
+                extra,
+                "--bundle",
+                &bundle,
+                "--image-path",
+                &missing,
+                &id,
+            ],
+        );
+        let o = o.fails();
+        assert!(o.stderr.contains("no-such-images"), "{extra}: {o}");
+        assert_gone(&ctx, &id, &b.cgroups_path());
+    }
 }
 
 #[test]
