@@ -97,7 +97,9 @@ fn run_piped(ctx: &Ctx, args: &[&str]) -> (Output, Pipes) {
     let (out_r, out_w) = pipe();
     let out_w2 = out_w.try_clone().expect("dup");
     let mut o = ctx.run_with(args, |c| {
-        c.stdin(Stdio::from(in_r))
+        // runc leaves CRIU's log of its version check (runc-criu-log-*) in its working directory.
+        c.current_dir(ctx.work_dir())
+            .stdin(Stdio::from(in_r))
             .stdout(Stdio::from(out_w))
             .stderr(Stdio::from(out_w2));
     });
