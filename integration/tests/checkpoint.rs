@@ -155,7 +155,9 @@ fn checkpoint_ok(ctx: &Ctx, id: &str, images: &Path, extra: &[&str]) {
     let mut args = vec!["checkpoint", "--image-path", &images_s];
     args.extend_from_slice(extra);
     args.push(id);
-    let o = ctx.run(&args);
+    let o = ctx.run_with(&args, |c| {
+        c.current_dir(ctx.work_dir());
+    });
     if !o.success() {
         let log = fs::read_to_string(images.join("dump.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
@@ -373,7 +375,8 @@ fn a_foreground_restore_waits_and_exits_with_the_container_status() {
     let bundle = b.path().display().to_string();
     let images_s = images.display().to_string();
     let (child, out) = ctx.spawn_with(&["restore", "--bundle", &bundle, "--image-path", &images_s, &id], |c| {
-        c.stdin(Stdio::from(in_r))
+        c.current_dir(ctx.work_dir())
+            .stdin(Stdio::from(in_r))
             .stdout(Stdio::from(out_w))
             .stderr(Stdio::from(out_w2));
     });
