@@ -168,7 +168,16 @@ enum Command {
 
 fn main() {
     moor::caller::note_inherited();
-    let cli = Cli::parse();
+    // Go's flag syntax, which runc accepts: containerd's go-runc passes restore's
+    // `-no-subreaper` with one dash.
+    let args = std::env::args_os().map(|a| {
+        if a == "-no-subreaper" {
+            "--no-subreaper".into()
+        } else {
+            a
+        }
+    });
+    let cli = Cli::parse_from(args);
     let file = cli
         .log
         .as_ref()

@@ -407,13 +407,13 @@ else
 	count() { C task exec "${FIFO[@]}" --exec-id "$1" $id cat /tmp/count 2>/dev/null | tr -d '\r'; }
 	C run "${FIFO[@]}" -d --runc-binary "$RT" --runc-root "$RROOT" --cgroup "$CG/$id" "$IMG" $id \
 		sh -c 'i=0; while :; do i=$((i+1)); echo $i >/tmp/count; sleep 0.1; done' >"$T/$id.out" 2>&1
-	if wait_status $id RUNNING && sleep 3 &&
+	# n1: the count just before the checkpoint, which the restored counter goes on from (from
+	# its own memory: a fresh rw layer has no /tmp/count until it writes again); a counter
+	# started anew would be far below it half a second after the restore.
+	if wait_status $id RUNNING && sleep 3 && n1=$(count c1) &&
 		C container checkpoint --task $id "$CKPT" >"$T/$id.ckpt" 2>&1 && wait_status $id RUNNING 20; then
 		pass checkpoint-leave-running
-		n1=$(count c1)
 		remove $id
-		# The restored counter goes on from its own memory (a fresh rw layer has no /tmp/count
-		# until it writes again): a counter started anew would be far below n1.
 		if C container restore --live $id "$CKPT" >"$T/$id.restore" 2>&1 && wait_status $id RUNNING &&
 			sleep 0.5 && n2=$(count c2) && [ -n "$n1" ] && [ "${n2:-0}" -gt "$n1" ]; then
 			pass restore-live

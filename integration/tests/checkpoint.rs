@@ -97,7 +97,9 @@ fn run_piped(ctx: &Ctx, args: &[&str]) -> (Output, Pipes) {
     let (out_r, out_w) = pipe();
     let out_w2 = out_w.try_clone().expect("dup");
     let mut o = ctx.run_with(args, |c| {
-        c.stdin(Stdio::from(in_r))
+        // runc leaves CRIU's log of its version check (runc-criu-log-*) in its working directory.
+        c.current_dir(ctx.work_dir())
+            .stdin(Stdio::from(in_r))
             .stdout(Stdio::from(out_w))
             .stderr(Stdio::from(out_w2));
     });
@@ -153,7 +155,9 @@ fn checkpoint_ok(ctx: &Ctx, id: &str, images: &Path, extra: &[&str]) {
     let mut args = vec!["checkpoint", "--image-path", &images_s];
     args.extend_from_slice(extra);
     args.push(id);
-    let o = ctx.run(&args);
+    let o = ctx.run_with(&args, |c| {
+        c.current_dir(ctx.work_dir());
+    });
     if !o.success() {
         let log = fs::read_to_string(images.join("dump.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
@@ -371,7 +375,8 @@ fn a_foreground_restore_waits_and_exits_with_the_container_status() {
     let bundle = b.path().display().to_string();
     let images_s = images.display().to_string();
     let (child, out) = ctx.spawn_with(&["restore", "--bundle", &bundle, "--image-path", &images_s, &id], |c| {
-        c.stdin(Stdio::from(in_r))
+        c.current_dir(ctx.work_dir())
+            .stdin(Stdio::from(in_r))
             .stdout(Stdio::from(out_w))
             .stderr(Stdio::from(out_w2));
     });
@@ -477,13 +482,25 @@ fn a_restore_from_a_missing_image_path_fails_and_leaves_nothing() {
     b.save();
     let bundle = b.path().display().to_string();
     let missing = ctx.work_dir().join("no-such-images").display().to_string();
-    let (o, _p) = run_piped(
-        &ctx,
-        &["restore", "-d", "--bundle", &bundle, "--image-path", &missing, &id],
-    );
-    let o = o.fails();
-    assert!(o.stderr.contains("no-such-images"), "{o}");
-    assert_gone(&ctx, &id, &b.cgroups_path());
+    // `-no-subreaper` with one dash is how containerd's go-runc passes it: runc takes Go's syntax.
+    for extra in ["--no-pivot", "-no-subreaper"] {
+        let (o, _p) = run_piped(
+            &ctx,
+            &[
+                "restore",
+                "-d",
+                extra,
+                "--bundle",
+                &bundle,
+                "--image-path",
+                &missing,
+                &id,
+            ],
+        );
+        let o = o.fails();
+        assert!(o.stderr.contains("no-such-images"), "{extra}: {o}");
+        assert_gone(&ctx, &id, &b.cgroups_path());
+    }
 }
 
 #[test]
