@@ -21,12 +21,14 @@ use crate::runtime::state::{ContainerState, StateDir, Status};
 use crate::runtime::Runtime;
 use crate::spawn::child::Child;
 
-/// CRIU's cgroup handling (`--manage-cgroups-mode`), runc's three.
+/// CRIU's cgroup handling (`--manage-cgroups-mode`): runc 1.1's three, and `ignore` (runc 1.2,
+/// CRIU leaves cgroups alone: the runtime puts the restored processes in the container's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CgroupsMode {
     Soft,
     Full,
     Strict,
+    Ignore,
 }
 
 impl std::str::FromStr for CgroupsMode {
@@ -36,9 +38,10 @@ impl std::str::FromStr for CgroupsMode {
             "soft" => Ok(CgroupsMode::Soft),
             "full" => Ok(CgroupsMode::Full),
             "strict" => Ok(CgroupsMode::Strict),
+            "ignore" => Ok(CgroupsMode::Ignore),
             _ => Err(Error::Flag {
                 flag: "--manage-cgroups-mode",
-                reason: format!("Invalid manage cgroups mode {s:?}: soft, full or strict"),
+                reason: format!("Invalid manage cgroups mode {s:?}: soft, full, strict or ignore"),
             }),
         }
     }
@@ -75,6 +78,10 @@ pub struct CheckpointOptions {
     pub status_fd: Option<i32>,
     /// ADDRESS:PORT of a CRIU page server to send the memory to.
     pub page_server: Option<String>,
+    /// Open files whose name was unlinked are saved through a link CRIU makes (runc 1.2).
+    pub link_remap: bool,
+    /// Connections still in a listener's accept queue are dropped, not dumped (runc 1.2).
+    pub tcp_skip_in_flight: bool,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +120,7 @@ impl CriuOptions {
             Some(CgroupsMode::Soft) => "--manage-cgroups=soft",
             Some(CgroupsMode::Full) => "--manage-cgroups=full",
             Some(CgroupsMode::Strict) => "--manage-cgroups=strict",
+            Some(CgroupsMode::Ignore) => "--manage-cgroups=ignore",
         });
         Ok(())
     }
@@ -203,7 +211,9 @@ impl Runtime {
         c.arg("--tree").arg(state.pid.to_string());
         c.arg("--root").arg(&state.rootfs);
         opts.criu.apply(&mut c)?;
-        c.flag(opts.leave_running && !opts.pre_dump, "--leave-running");
+        c.flag(opts.leave_running && !opts.pre_dump, "--leave-running")
+            .flag(opts.link_remap, "--link-remap")
+            .flag(opts.tcp_skip_in_flight, "--tcp-skip-in-flight");
         if let Some(cg) = freezer(&state) {
             c.arg("--freeze-cgroup").arg(cg);
         }

@@ -28,7 +28,7 @@ pub struct CriuArgs {
     /// Handle file locks.
     #[arg(long)]
     file_locks: bool,
-    /// CRIU's cgroup mode: soft (default), full or strict.
+    /// CRIU's cgroup mode: soft (default), full, strict or ignore.
     #[arg(long)]
     manage_cgroups_mode: Option<String>,
     /// Create a namespace but do not restore its properties (network only).
@@ -87,6 +87,12 @@ pub struct CheckpointArgs {
     /// ADDRESS:PORT of a CRIU page server.
     #[arg(long)]
     page_server: Option<String>,
+    /// Save open files whose name was unlinked, through a link CRIU makes.
+    #[arg(long)]
+    link_remap: bool,
+    /// Drop connections that are still in a listener's accept queue.
+    #[arg(long)]
+    tcp_skip_in_flight: bool,
 }
 
 pub fn checkpoint(rt: &Runtime, args: &CheckpointArgs, criu: PathBuf) -> Result<()> {
@@ -97,6 +103,8 @@ pub fn checkpoint(rt: &Runtime, args: &CheckpointArgs, criu: PathBuf) -> Result<
         pre_dump: args.pre_dump,
         status_fd: (args.status_fd >= 0).then_some(args.status_fd),
         page_server: args.page_server.clone().filter(|p| !p.is_empty()),
+        link_remap: args.link_remap,
+        tcp_skip_in_flight: args.tcp_skip_in_flight,
     };
     rt.checkpoint(&args.id, &opts)
         .with_context(|| format!("checkpoint {}", args.id))
