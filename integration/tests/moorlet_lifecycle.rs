@@ -231,3 +231,38 @@ fn reboot_restores_desired_state() {
     assert_ne!(new_pid, pid);
     assert!(alive(new_pid));
 }
+
+/// `exec -it` gives the command a terminal (run under script(1), which gives the client one).
+#[test]
+fn exec_with_a_terminal() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    agent.apply(&pod_yaml(
+        "tty",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", "trap 'exit 0' TERM; while true; do sleep 0.2; done")],
+    ));
+    agent.wait_running("tty");
+    let inner = format!(
+        "{} exec -it tty -- sh -c 'test -t 0 && test -t 1 && echo has-a-tty; exit 7'",
+        moorlet_bin().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("MOORLET_SOCKET", &agent.socket)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("has-a-tty"),
+        "exec -it: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(7), "exec's exit code is the command's");
+}
