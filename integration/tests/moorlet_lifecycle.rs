@@ -266,3 +266,55 @@ fn exec_with_a_terminal() {
     );
     assert_eq!(out.status.code(), Some(7), "exec's exit code is the command's");
 }
+
+/// Logs rotate (here at 4 KiB instead of 10 MiB, MOORLET_LOG_MAX_SIZE): at most 5 files, the
+/// oldest lines dropped, `logs` reading the rotated files in order.
+#[test]
+fn logs_rotate_and_keep_five_files() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start_with_env(None, &[("MOORLET_LOG_MAX_SIZE", "4096")]);
+    let image = agent.import_busybox();
+    let script =
+        "i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done; echo done; while true; do sleep 0.2; done";
+    agent.apply(&pod_yaml(
+        "loud",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", script)],
+    ));
+    let pod = agent.wait_running("loud");
+    moor_integration::poll_until(Duration::from_secs(20), "the last line", || {
+        agent.ok(&["logs", "loud"]).ends_with("done\n").then_some(())
+    });
+    let uid = pod["metadata"]["uid"].as_str().expect("uid");
+    let dir = agent.logs.join(format!("default_loud_{uid}/app"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("log dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["0.log", "0.log.1", "0.log.2", "0.log.3", "0.log.4"]);
+    for f in &files {
+        let size = std::fs::metadata(dir.join(f)).expect("size").len();
+        assert!(size <= 4096, "{f} has {size} bytes");
+    }
+    let logs = agent.ok(&["logs", "loud"]);
+    let numbers: Vec<u32> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("line-")?.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "lines out of order or missing"
+    );
+    assert!(
+        numbers[0] > 0 && numbers.last() == Some(&1999),
+        "want the newest lines only: {}..{:?}",
+        numbers[0],
+        numbers.last()
+    );
+}
