@@ -318,3 +318,34 @@ fn logs_rotate_and_keep_five_files() {
         numbers.last()
     );
 }
+
+/// lifecycle.stopSignal replaces SIGTERM.
+#[test]
+fn stop_signal_replaces_sigterm() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let mut yaml = pod_yaml(
+        "usr1",
+        &image,
+        "  terminationGracePeriodSeconds: 10\n  os:\n    name: linux\n",
+        &[(
+            "app",
+            "trap 'echo got-usr1; exit 0' USR1; trap '' TERM; while true; do sleep 0.1; done",
+        )],
+    );
+    yaml.push_str("    lifecycle:\n      stopSignal: SIGUSR1\n");
+    agent.apply(&yaml);
+    let pod = agent.wait_running("usr1");
+    let t = Instant::now();
+    agent.ok(&["delete", "pod", "usr1"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "delete waited {:?}: SIGUSR1 was not sent",
+        t.elapsed()
+    );
+    assert!(log_file(&agent, &pod, "app", 0).contains("got-usr1"));
+}
