@@ -349,3 +349,44 @@ fn stop_signal_replaces_sigterm() {
     );
     assert!(log_file(&agent, &pod, "app", 0).contains("got-usr1"));
 }
+
+/// An agent killed in the middle of a delete finishes it when it starts again.
+#[test]
+fn delete_interrupted_by_kill9_finishes_after_restart() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let mut agent = Agent::start(None);
+    let image = agent.import_busybox();
+    agent.apply(&pod_yaml(
+        "halfway",
+        &image,
+        "  terminationGracePeriodSeconds: 3\n",
+        &[("app", "trap '' TERM; while true; do sleep 0.1; done")],
+    ));
+    let pod = agent.wait_running("halfway");
+    let pid = agent.container_pid(&pod, "app");
+    let uid = pod["metadata"]["uid"].as_str().expect("uid").to_string();
+    let mut delete = Command::new(moorlet_bin())
+        .args(["delete", "pod", "halfway"])
+        .env("MOORLET_SOCKET", &agent.socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("delete");
+    std::thread::sleep(Duration::from_millis(800));
+    agent.kill9();
+    let _ = delete.wait();
+    agent.spawn();
+    moor_integration::poll_until(Duration::from_secs(15), "the pod to be gone", || {
+        (!agent.run(&["get", "pod", "halfway"]).status.success()).then_some(())
+    });
+    assert!(!alive(pid), "the container outlived the delete");
+    assert_eq!(
+        moor_integration::host::mounts_mentioning(&uid),
+        Vec::<String>::new(),
+        "mounts are left"
+    );
+    assert!(!agent.state.join("run").join(&uid).exists(), "the run dir is left");
+}
