@@ -390,3 +390,34 @@ fn delete_interrupted_by_kill9_finishes_after_restart() {
     );
     assert!(!agent.state.join("run").join(&uid).exists(), "the run dir is left");
 }
+
+/// An httpGet preStop handler: the GET reaches the pod (its server logs it) before SIGTERM.
+#[test]
+fn http_get_prestop() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let script = "mkdir -p /tmp/www && echo ok > /tmp/www/prestop; trap 'echo got-term; exit 0' TERM; \
+                  busybox httpd -f -vv -p 8080 -h /tmp/www 2>&1 & wait";
+    let mut yaml = pod_yaml(
+        "web",
+        &image,
+        "  terminationGracePeriodSeconds: 5\n",
+        &[("app", script)],
+    );
+    yaml.push_str("    ports:\n    - {name: http, containerPort: 8080}\n");
+    yaml.push_str("    lifecycle:\n      preStop:\n        httpGet:\n          path: /prestop\n          port: http\n");
+    agent.apply(&yaml);
+    let pod = agent.wait_running("web");
+    std::thread::sleep(Duration::from_millis(300));
+    agent.ok(&["delete", "pod", "web"]);
+    let log = log_file(&agent, &pod, "app", 0);
+    let (hit, term) = (log.find("url:/prestop"), log.find("got-term"));
+    assert!(
+        hit.is_some() && term.is_some() && hit < term,
+        "want the GET, then SIGTERM: {log}"
+    );
+}

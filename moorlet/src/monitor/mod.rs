@@ -12,6 +12,7 @@
 //! pod down, then exit.
 
 mod container;
+mod http;
 mod setup;
 mod status;
 mod stop;
