@@ -16,7 +16,6 @@ pub struct PodNet {
     pub namespaces: Option<PodNamespaces>,
     pub ip: Option<IpAddr>,
     pub etc: Option<EtcFiles>,
-    pub attached: bool,
     /// The pod's /dev/shm: one tmpfs for the containers that share its ipc namespace.
     pub shm: Option<PathBuf>,
 }
@@ -147,7 +146,6 @@ impl Monitor {
             anyhow::bail!("the pod's network vanished");
         };
         if !host_network {
-            self.net.attached = true;
             self.net.ip = network.attach(&pod, nss, &self.host_ports())?;
         }
         let peers = peers(&self.store, &self.pod);
