@@ -251,3 +251,50 @@ fn validate_lists_unhonoured_fields() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `apply -f DIR` applies every manifest of a directory; `delete -f FILE` removes what a file
+/// names; a Deployment is refused as not supported yet, by name.
+#[test]
+fn apply_a_directory_and_delete_by_file() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let dir = agent.dir.join("manifests");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("a-config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n",
+    )
+    .expect("write");
+    let pod = pod_yaml(
+        "fromdir",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", "trap 'exit 0' TERM; while true; do sleep 0.2; done")],
+    );
+    std::fs::write(dir.join("b-pod.yaml"), &pod).expect("write");
+    std::fs::write(dir.join("notes.txt"), "not a manifest").expect("write");
+    let out = agent.ok(&["apply", "-f", dir.to_str().expect("path")]);
+    assert_eq!(out, "configmap/c created\npod/fromdir created\n");
+    agent.wait_running("fromdir");
+    let out = agent.ok(&["delete", "-f", dir.join("b-pod.yaml").to_str().expect("path")]);
+    assert_eq!(out, "pod \"fromdir\" deleted\n");
+    assert!(
+        !agent.run(&["get", "pod", "fromdir"]).status.success(),
+        "the pod is still there"
+    );
+    let out = agent.ok(&["delete", "-f", dir.join("a-config.yaml").to_str().expect("path")]);
+    assert_eq!(out, "configmap \"c\" deleted\n");
+
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - {name: app, image: busybox}\n";
+    std::fs::write(dir.join("deploy.yaml"), deployment).expect("write");
+    let refused = agent.run(&["apply", "-f", dir.join("deploy.yaml").to_str().expect("path")]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("\"web\"") && err.contains("not supported yet"),
+        "{err}"
+    );
+}

@@ -231,3 +231,193 @@ fn reboot_restores_desired_state() {
     assert_ne!(new_pid, pid);
     assert!(alive(new_pid));
 }
+
+/// `exec -it` gives the command a terminal (run under script(1), which gives the client one).
+#[test]
+fn exec_with_a_terminal() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    agent.apply(&pod_yaml(
+        "tty",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", "trap 'exit 0' TERM; while true; do sleep 0.2; done")],
+    ));
+    agent.wait_running("tty");
+    let inner = format!(
+        "{} exec -it tty -- sh -c 'test -t 0 && test -t 1 && echo has-a-tty; exit 7'",
+        moorlet_bin().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("MOORLET_SOCKET", &agent.socket)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("has-a-tty"),
+        "exec -it: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(7), "exec's exit code is the command's");
+}
+
+/// Logs rotate (here at 4 KiB instead of 10 MiB, MOORLET_LOG_MAX_SIZE): at most 5 files, the
+/// oldest lines dropped, `logs` reading the rotated files in order.
+#[test]
+fn logs_rotate_and_keep_five_files() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start_with_env(None, &[("MOORLET_LOG_MAX_SIZE", "4096")]);
+    let image = agent.import_busybox();
+    let script =
+        "i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done; echo done; while true; do sleep 0.2; done";
+    agent.apply(&pod_yaml(
+        "loud",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", script)],
+    ));
+    let pod = agent.wait_running("loud");
+    moor_integration::poll_until(Duration::from_secs(20), "the last line", || {
+        agent.ok(&["logs", "loud"]).ends_with("done\n").then_some(())
+    });
+    let uid = pod["metadata"]["uid"].as_str().expect("uid");
+    let dir = agent.logs.join(format!("default_loud_{uid}/app"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("log dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["0.log", "0.log.1", "0.log.2", "0.log.3", "0.log.4"]);
+    for f in &files {
+        let size = std::fs::metadata(dir.join(f)).expect("size").len();
+        assert!(size <= 4096, "{f} has {size} bytes");
+    }
+    let logs = agent.ok(&["logs", "loud"]);
+    let numbers: Vec<u32> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("line-")?.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "lines out of order or missing"
+    );
+    assert!(
+        numbers[0] > 0 && numbers.last() == Some(&1999),
+        "want the newest lines only: {}..{:?}",
+        numbers[0],
+        numbers.last()
+    );
+}
+
+/// lifecycle.stopSignal replaces SIGTERM.
+#[test]
+fn stop_signal_replaces_sigterm() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let mut yaml = pod_yaml(
+        "usr1",
+        &image,
+        "  terminationGracePeriodSeconds: 10\n  os:\n    name: linux\n",
+        &[(
+            "app",
+            "trap 'echo got-usr1; exit 0' USR1; trap '' TERM; while true; do sleep 0.1; done",
+        )],
+    );
+    yaml.push_str("    lifecycle:\n      stopSignal: SIGUSR1\n");
+    agent.apply(&yaml);
+    let pod = agent.wait_running("usr1");
+    let t = Instant::now();
+    agent.ok(&["delete", "pod", "usr1"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "delete waited {:?}: SIGUSR1 was not sent",
+        t.elapsed()
+    );
+    assert!(log_file(&agent, &pod, "app", 0).contains("got-usr1"));
+}
+
+/// An agent killed in the middle of a delete finishes it when it starts again.
+#[test]
+fn delete_interrupted_by_kill9_finishes_after_restart() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let mut agent = Agent::start(None);
+    let image = agent.import_busybox();
+    agent.apply(&pod_yaml(
+        "halfway",
+        &image,
+        "  terminationGracePeriodSeconds: 3\n",
+        &[("app", "trap '' TERM; while true; do sleep 0.1; done")],
+    ));
+    let pod = agent.wait_running("halfway");
+    let pid = agent.container_pid(&pod, "app");
+    let uid = pod["metadata"]["uid"].as_str().expect("uid").to_string();
+    let mut delete = Command::new(moorlet_bin())
+        .args(["delete", "pod", "halfway"])
+        .env("MOORLET_SOCKET", &agent.socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("delete");
+    std::thread::sleep(Duration::from_millis(800));
+    agent.kill9();
+    let _ = delete.wait();
+    agent.spawn();
+    moor_integration::poll_until(Duration::from_secs(15), "the pod to be gone", || {
+        (!agent.run(&["get", "pod", "halfway"]).status.success()).then_some(())
+    });
+    assert!(!alive(pid), "the container outlived the delete");
+    assert_eq!(
+        moor_integration::host::mounts_mentioning(&uid),
+        Vec::<String>::new(),
+        "mounts are left"
+    );
+    assert!(!agent.state.join("run").join(&uid).exists(), "the run dir is left");
+}
+
+/// An httpGet preStop handler: the GET reaches the pod (its server logs it) before SIGTERM.
+#[test]
+fn http_get_prestop() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let script = "mkdir -p /tmp/www && echo ok > /tmp/www/prestop; trap 'echo got-term; exit 0' TERM; \
+                  busybox httpd -f -vv -p 8080 -h /tmp/www 2>&1 & wait";
+    let mut yaml = pod_yaml(
+        "web",
+        &image,
+        "  terminationGracePeriodSeconds: 5\n",
+        &[("app", script)],
+    );
+    yaml.push_str("    ports:\n    - {name: http, containerPort: 8080}\n");
+    yaml.push_str("    lifecycle:\n      preStop:\n        httpGet:\n          path: /prestop\n          port: http\n");
+    agent.apply(&yaml);
+    let pod = agent.wait_running("web");
+    std::thread::sleep(Duration::from_millis(300));
+    agent.ok(&["delete", "pod", "web"]);
+    let log = log_file(&agent, &pod, "app", 0);
+    let (hit, term) = (log.find("url:/prestop"), log.find("got-term"));
+    assert!(
+        hit.is_some() && term.is_some() && hit < term,
+        "want the GET, then SIGTERM: {log}"
+    );
+}

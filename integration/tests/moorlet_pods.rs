@@ -335,3 +335,43 @@ fn events_watch_streams() {
     let _ = watch.wait();
     assert!(seen.iter().any(|l| l.contains("Scheduled")), "{seen:?}");
 }
+
+/// The containers of a pod share one /dev/shm (they share the ipc namespace); another pod
+/// does not see it, and delete unmounts it.
+#[test]
+fn pod_shares_one_dev_shm() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    let loop_ = "trap 'exit 0' TERM; while true; do sleep 0.2; done";
+    agent.apply(&pod_yaml(
+        "shm",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[
+            ("writer", &format!("echo shared > /dev/shm/note; {loop_}")),
+            ("reader", loop_),
+        ],
+    ));
+    agent.apply(&pod_yaml(
+        "other",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n",
+        &[("app", loop_)],
+    ));
+    let pod = agent.wait_running("shm");
+    let other = agent.wait_running("other");
+    let note = |p: &serde_json::Value, c: &str| {
+        std::fs::read_to_string(format!("/proc/{}/root/dev/shm/note", agent.container_pid(p, c))).ok()
+    };
+    moor_integration::poll_until(Duration::from_secs(5), "the reader to see the note", || {
+        (note(&pod, "reader").as_deref() == Some("shared\n")).then_some(())
+    });
+    assert_eq!(note(&other, "app"), None, "another pod sees the pod's /dev/shm");
+    let uid = pod["metadata"]["uid"].as_str().expect("uid").to_string();
+    agent.ok(&["delete", "pod", "shm"]);
+    assert_eq!(moor_integration::host::mounts_mentioning(&uid), Vec::<String>::new());
+}

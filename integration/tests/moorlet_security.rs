@@ -107,3 +107,34 @@ fn pvc_survives_and_memory_empty_dir_has_its_limit() {
     let second = output(&agent);
     assert!(second.starts_with("2\n"), "the claim's data did not survive: {second}");
 }
+
+/// hostNetwork: the pod is in the host's network namespace; its /etc/hosts is the host's.
+#[test]
+fn host_network_pod() {
+    if moorlet_common::in_own_group() {
+        return;
+    }
+    require_root!();
+    let agent = Agent::start(None);
+    let image = agent.import_busybox();
+    agent.apply(&pod_yaml(
+        "onhost",
+        &image,
+        "  terminationGracePeriodSeconds: 1\n  hostNetwork: true\n",
+        &[("app", "trap 'exit 0' TERM; while true; do sleep 0.2; done")],
+    ));
+    let pod = agent.wait_running("onhost");
+    let pid = agent.container_pid(&pod, "app");
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).expect("netns");
+    assert_eq!(
+        ns(&pid.to_string()),
+        ns("self"),
+        "a hostNetwork pod has a netns of its own"
+    );
+    let hosts = std::fs::read_to_string(format!("/proc/{pid}/root/etc/hosts")).expect("hosts");
+    let host = std::fs::read_to_string("/etc/hosts").expect("host's hosts");
+    assert!(
+        hosts.contains(host.trim()),
+        "the pod's hosts file lacks the host's entries: {hosts}"
+    );
+}

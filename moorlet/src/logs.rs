@@ -31,6 +31,7 @@ impl CriLog {
         }
         let file = open_append(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        // For tests only: rotation at a few KiB instead of 10 MiB.
         let max_size = std::env::var("MOORLET_LOG_MAX_SIZE")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -41,6 +41,8 @@ pub struct Agent {
     pub bridge: String,
     pub cgroup_parent: String,
     pub backoff_scale: Option<f64>,
+    /// More environment for the agent (and so its monitors), e.g. MOORLET_LOG_MAX_SIZE.
+    pub env: Vec<(String, String)>,
     pub child: Option<Child>,
 }
 
@@ -76,8 +78,18 @@ impl Agent {
             bridge,
             cgroup_parent: format!("/moor-it/moorlet-{id}"),
             backoff_scale,
+            env: Vec::new(),
             child: None,
         };
+        a.spawn();
+        a
+    }
+
+    /// Like [`Agent::start`], with more environment for the agent.
+    pub fn start_with_env(backoff_scale: Option<f64>, env: &[(&str, &str)]) -> Agent {
+        let mut a = Agent::start(backoff_scale);
+        a.kill9();
+        a.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         a.spawn();
         a
     }
@@ -102,6 +114,7 @@ impl Agent {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         match self.backoff_scale {
             Some(s) => cmd.env("MOORLET_BACKOFF_SCALE", s.to_string()),
             None => cmd.env_remove("MOORLET_BACKOFF_SCALE"),

@@ -11,6 +11,14 @@ fn status_column(pod: &Value) -> String {
         return "Terminating".into();
     }
     let inits = st["initContainerStatuses"].as_array().cloned().unwrap_or_default();
+    if let Some(r) = inits.iter().find_map(|c| {
+        let t = &c["state"]["terminated"];
+        t["reason"]
+            .as_str()
+            .filter(|_| t["exitCode"].as_i64().is_some_and(|x| x != 0))
+    }) {
+        return format!("Init:{r}");
+    }
     if st["phase"] == "Pending" && !inits.is_empty() {
         let done = inits
             .iter()
@@ -32,9 +40,7 @@ fn status_column(pod: &Value) -> String {
             }
         }
         if let Some(r) = c["state"]["terminated"]["reason"].as_str() {
-            if st["phase"] != "Succeeded" {
-                return r.into();
-            }
+            return r.into();
         }
     }
     st["phase"].as_str().unwrap_or("Unknown").into()
@@ -293,6 +299,20 @@ pub fn images(data: &Value) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn status_column_as_kubectl() {
+        let pod = |st: serde_json::Value| serde_json::json!({"metadata": {}, "status": st});
+        let done = pod(serde_json::json!({"phase": "Succeeded", "containerStatuses": [
+            {"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}));
+        assert_eq!(super::status_column(&done), "Completed");
+        let init_failed = pod(serde_json::json!({"phase": "Failed", "initContainerStatuses": [
+            {"state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}));
+        assert_eq!(super::status_column(&init_failed), "Init:Error");
+        let crash = pod(serde_json::json!({"phase": "Running", "containerStatuses": [
+            {"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}));
+        assert_eq!(super::status_column(&crash), "CrashLoopBackOff");
+    }
+
     #[test]
     fn times() {
         assert_eq!(super::parse_time("1970-01-01T00:00:00Z"), Some(0));

@@ -317,11 +317,8 @@ impl Monitor {
         );
         let c = &mut self.ctrs[i];
         if restart && !super::STOP.load(std::sync::atomic::Ordering::SeqCst) {
-            if ran >= self.backoff.reset_after {
-                c.delay = self.backoff.initial;
-            }
-            let delay = c.delay;
-            c.delay = (delay * 2).min(self.backoff.max);
+            let (delay, next) = self.backoff.next(c.delay, ran);
+            c.delay = next;
             c.last = Some(term);
             c.state = State::Waiting {
                 reason: "CrashLoopBackOff".into(),

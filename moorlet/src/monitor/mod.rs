@@ -12,6 +12,7 @@
 //! pod down, then exit.
 
 mod container;
+mod http;
 mod setup;
 mod status;
 mod stop;
@@ -78,6 +79,13 @@ impl Backoff {
     }
     fn scaled(&self, d: Duration) -> Duration {
         d.mul_f64(self.scale)
+    }
+
+    /// The delay before the next restart of a container that ran for `ran` with `current` as
+    /// its pending delay, and the delay after that one.
+    pub fn next(&self, current: Duration, ran: Duration) -> (Duration, Duration) {
+        let delay = if ran >= self.reset_after { self.initial } else { current };
+        (delay, (delay * 2).min(self.max))
     }
 }
 
@@ -296,5 +304,30 @@ impl Monitor {
         if let Err(e) = crate::util::write_json(&self.run_dir.join("status.json"), &st, 0o644) {
             crate::log!("monitor {}: {e:#}", self.uid);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn kubelet_backoff() {
+        let b = super::Backoff::from_env();
+        let s = Duration::from_secs;
+        let mut current = b.initial;
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            let (delay, next) = b.next(current, s(1));
+            seen.push(delay.as_secs());
+            current = next;
+        }
+        assert_eq!(seen, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(
+            b.next(current, s(600)).0,
+            s(10),
+            "10 minutes of running reset the backoff"
+        );
+        assert_eq!(b.next(current, s(599)).0, s(300));
     }
 }

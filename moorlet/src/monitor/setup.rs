@@ -16,7 +16,25 @@ pub struct PodNet {
     pub namespaces: Option<PodNamespaces>,
     pub ip: Option<IpAddr>,
     pub etc: Option<EtcFiles>,
-    pub attached: bool,
+    /// The pod's /dev/shm: one tmpfs for the containers that share its ipc namespace.
+    pub shm: Option<PathBuf>,
+}
+
+/// A 64 MiB tmpfs (Docker's and containerd's default size) at `run_dir`/shm.
+fn mount_shm(run_dir: &std::path::Path) -> Result<PathBuf> {
+    use nix::mount::{mount, MsFlags};
+    let dir = run_dir.join("shm");
+    unmount_shm(run_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("shm"), &dir, Some("tmpfs"), flags, Some("mode=1777,size=65536k"))
+        .with_context(|| format!("cannot mount the pod's shm tmpfs on {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn unmount_shm(run_dir: &std::path::Path) {
+    let dir = run_dir.join("shm");
+    while nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
 }
 
 /// ConfigMaps and Secrets as the agent stored them, for env and volumes.
@@ -128,11 +146,13 @@ impl Monitor {
             anyhow::bail!("the pod's network vanished");
         };
         if !host_network {
-            self.net.attached = true;
             self.net.ip = network.attach(&pod, nss, &self.host_ports())?;
         }
         let peers = peers(&self.store, &self.pod);
         self.net.etc = Some(write_etc(&self.run_dir, &self.pod, self.net.ip, &peers)?);
+        if !spec.host_ipc.unwrap_or(false) {
+            self.net.shm = Some(mount_shm(&self.run_dir)?);
+        }
         self.volumes = crate::volume::prepare(
             &self.pod,
             &self.run_dir,
@@ -145,6 +165,7 @@ impl Monitor {
 
     /// Undoes `setup`; every step is idempotent and runs even when an earlier one failed.
     pub fn teardown_pod_resources(&mut self) {
+        unmount_shm(&self.run_dir);
         if let Err(e) = crate::volume::cleanup(&self.pod, &self.run_dir) {
             self.event(true, "FailedCleanup", &format!("volumes: {e}"));
         }
@@ -248,7 +269,7 @@ impl Monitor {
             env_sources: &objects,
             pod_ip: self.net.ip,
             cgroups_path: format!("{}/{}", self.cgroup_parent.trim_end_matches('/'), c.id),
-            shm: None,
+            shm: self.net.shm.as_deref(),
             seccomp_dir: Some(&seccomp_dir),
             termination_log: Some(&termination_log),
         };

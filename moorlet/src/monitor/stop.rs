@@ -44,6 +44,15 @@ impl Monitor {
                 let secs = u64::try_from(s.seconds).unwrap_or(0);
                 sleep_until = sleep_until.max(Instant::now() + Duration::from_secs(secs));
             }
+            if let Some(get) = &handler.http_get {
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(100));
+                if let Err(e) = super::http::get(get, &self.ctrs[i].spec, self.net.ip, left) {
+                    let msg = format!("PreStopHook failed in {}: {e:#}", self.ctrs[i].name);
+                    self.event(true, "FailedPreStopHook", &msg);
+                }
+            }
             let Some(cmd) = handler.exec.and_then(|e| e.command).filter(|c| !c.is_empty()) else {
                 continue;
             };
@@ -127,10 +136,17 @@ impl Monitor {
                 );
             }
         }
+        let name = self.ctrs[i].name.clone();
+        if let Some(get) = &handler.http_get {
+            if let Err(e) = super::http::get(get, &self.ctrs[i].spec, self.net.ip, Duration::from_secs(10)) {
+                self.event(true, "FailedPostStartHook", &format!("PostStartHook of {name}: {e:#}"));
+                let _ = self.rt.kill(&self.ctrs[i].id, libc::SIGKILL, true);
+                return;
+            }
+        }
         let Some(cmd) = handler.exec.and_then(|e| e.command).filter(|c| !c.is_empty()) else {
             return;
         };
-        let name = self.ctrs[i].name.clone();
         let failed = match self.exec_hook(i, cmd) {
             Ok(hook) => {
                 let fd = hook.pidfd.as_raw_fd();
