@@ -530,7 +530,8 @@ mod tests {
     #[test]
     fn flags_are_checked_with_runc_s_rules() {
         assert_eq!("full".parse::<CgroupsMode>().unwrap(), CgroupsMode::Full);
-        let e = "ignore".parse::<CgroupsMode>().unwrap_err().to_string();
+        assert_eq!("ignore".parse::<CgroupsMode>().unwrap(), CgroupsMode::Ignore);
+        let e = "none".parse::<CgroupsMode>().unwrap_err().to_string();
         assert!(e.starts_with("--manage-cgroups-mode"), "{e}");
         assert_eq!(page_server("10.0.0.1:27").unwrap(), ("10.0.0.1".into(), 27));
         assert_eq!(page_server("[::1]:27").unwrap(), ("::1".into(), 27));
