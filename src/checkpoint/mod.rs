@@ -213,7 +213,8 @@ impl Runtime {
         opts.criu.apply(&mut c)?;
         c.flag(opts.leave_running && !opts.pre_dump, "--leave-running")
             .flag(opts.link_remap, "--link-remap")
-            .flag(opts.tcp_skip_in_flight, "--tcp-skip-in-flight");
+            // CRIU's own name for runc's --tcp-skip-in-flight.
+            .flag(opts.tcp_skip_in_flight, "--skip-in-flight");
         if let Some(cg) = freezer(&state) {
             c.arg("--freeze-cgroup").arg(cg);
         }
