@@ -582,7 +582,11 @@ fn runc_1_2_checkpoint_flags_reach_criu() {
         skip!("runc 1.1 has none of these flags (added in runc 1.2)");
     }
     let ctx = Ctx::new("ckpt-12flags");
-    let (id, _b) = running(&ctx);
+    // A counter with its stdio on pipes: CRIU cannot dump an fd on the host's /dev/null (the
+    // stdio `running` leaves), whatever the flags.
+    let (id, b, data) = counter(&ctx);
+    let _pipes = run_detached(&ctx, &b, &id);
+    wait_count(&data, 1);
     let images = ctx.work_dir().join("images");
     let extra = [
         "--leave-running",
