@@ -122,6 +122,11 @@ pub mod caller {
     pub use crate::sys::fds::{listen_fds, note_inherited, seal_inherited};
 }
 
+/// Capability names and numbers, as the kernel numbers them (for a caller that builds specs).
+pub mod capabilities {
+    pub use crate::init::capabilities::{name, number_of};
+}
+
 /// The checks `create` makes on a spec before anything exists, for the config fuzzers
 /// (tests/fuzz_config.rs, fuzz/). Not a stable API.
 #[doc(hidden)]

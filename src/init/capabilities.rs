@@ -67,6 +67,15 @@ pub fn name(number: u32) -> Option<String> {
     NAMES.get(number as usize).map(|n| format!("CAP_{n}"))
 }
 
+/// The number of a capability named as the runtime-spec does ("CAP_CHOWN"); None if unknown.
+pub fn number_of(name: &str) -> Option<u32> {
+    let bare = name.strip_prefix("CAP_")?;
+    NAMES
+        .iter()
+        .position(|n| *n == bare)
+        .and_then(|i| u32::try_from(i).ok())
+}
+
 /// The highest capability the running kernel knows.
 pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")

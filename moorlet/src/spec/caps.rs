@@ -21,51 +21,6 @@ pub(crate) const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability, in number order.
-pub(crate) const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 fn cap_name(raw: &str) -> String {
     let upper = raw.trim().to_ascii_uppercase();
     if upper.starts_with("CAP_") {
@@ -92,11 +47,9 @@ pub(crate) fn runtime_caps() -> Vec<String> {
             .find_map(|l| l.strip_prefix("CapBnd:"))
             .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
     });
-    ALL_CAPS
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| bounding.is_none_or(|b| b & (1u64 << bit) != 0))
-        .map(|(_, c)| c.to_string())
+    (0..64u32)
+        .filter(|bit| bounding.is_none_or(|b| b & (1u64 << bit) != 0))
+        .filter_map(moor::capabilities::name)
         .collect()
 }
 
@@ -117,7 +70,7 @@ pub(crate) fn capabilities(cx: &Ctx) -> Result<Vec<String>, SpecError> {
             if name == "CAP_ALL" {
                 continue;
             }
-            if !ALL_CAPS.contains(&name.as_str()) {
+            if moor::capabilities::number_of(&name).is_none() {
                 let field = cx.field(&format!("securityContext.capabilities.{which}[{i}]"));
                 return Err(SpecError::invalid(field, format!("unknown capability {raw:?}")));
             }
