@@ -30,18 +30,8 @@ if ! command -v containerd >/dev/null 2>&1 || ! command -v ctr >/dev/null 2>&1; 
 fi
 ensure_pkgs umoci:umoci
 
-REFERENCE=${REFERENCE:-}
-if [ "$REFERENCE" = runc ]; then
-	SHIM_NAME=containerd-shim-runc-v2
-	SHIM=$(command -v $SHIM_NAME) || skip_group "no $SHIM_NAME for the reference run"
-	RTYPE=io.containerd.runc.v2
-	STATE_DIR=runc
-else
-	SHIM_NAME=containerd-shim-moor-v2
-	SHIM=${SHIM:-${CARGO_TARGET_DIR:-$(git -C "$(dirname "$0")" rev-parse --show-toplevel)/target}/debug/$SHIM_NAME}
-	RTYPE=io.containerd.moor.v2
-	STATE_DIR=moor
-fi
+# SHIM, SHIM_NAME, RTYPE, STATE_DIR, IMG, C and shim_pids, the daemon's config and start.
+. "$(dirname "$0")/lib-ctrd.sh"
 [ -x "$SHIM" ] || die "SHIM=$SHIM is not an executable file (cargo build -p containerd-shim-moor-v2)"
 
 LOGDIR=$LOG_ROOT/shim-containerd-$STATE_DIR
@@ -50,10 +40,8 @@ T=$(mktemp -d /tmp/moor-shim-ctrd.XXXXXX)
 NS=moorshim$$
 CG=/moor-shim/containerd-$$
 SOCK=$T/containerd.sock
-IMG=moor.local/busybox:latest
 TASKS=$T/state/io.containerd.runtime.v2.task/$NS
 MOOR_STATE=/run/containerd/$STATE_DIR/$NS
-DAEMON_PID=
 EVENTS_PID=
 # Every container id (its own group) the checks make: their sockets are removed at the end.
 GROUPS_MADE="stdin-pipe detached run-tty log-file log-binary"
@@ -67,16 +55,8 @@ mkdir -p "$T/bin" || die "cannot create $T/bin"
 cp "$SHIM" "$T/bin/$SHIM_NAME" || die "cannot copy $SHIM"
 info "shim: $SHIM ($("$T/bin/$SHIM_NAME" -v | sed -n 2p | xargs))"
 
-C() { to "$CMD_TIMEOUT" ctr -a "$SOCK" -n "$NS" "$@"; }
 FIFO=(--fifo-dir "$T/fifo")
 
-# Our shims carry our containerd socket on their command line.
-shim_pids() {
-	local p
-	for p in $(pgrep -f -- "-address $SOCK" 2>/dev/null); do
-		tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q "$SHIM_NAME .*-address $SOCK" && echo "$p"
-	done
-}
 
 cleanup() {
 	set +e
@@ -119,46 +99,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- daemon
-cat >"$T/config.toml" <<EOC
-version = 2
-root = "$T/root"
-state = "$T/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
-oom_score = 0
-
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[debug]
-  level = "debug"
-[metrics]
-  address = ""
-[cgroup]
-  path = ""
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = "$T/opt"
-  [plugins."io.containerd.runtime.v2.task"]
-    platforms = ["linux/amd64"]
-  [plugins."io.containerd.service.v1.diff-service"]
-    default = ["walking"]
-EOC
-
-PATH=$T/bin:$PATH containerd --config "$T/config.toml" >"$T/containerd.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 100); do
-	C version >/dev/null 2>&1 && break
-	kill -0 "$DAEMON_PID" 2>/dev/null || break
-	sleep 0.1
-done
-if ! C version >/dev/null 2>&1; then
-	tail -n 20 "$T/containerd.log" >&2
-	die "private containerd did not come up"
-fi
+CTRD_LOG_LEVEL=${CTRD_LOG_LEVEL:-debug} ctrd_config
+ctrd_start
 info "containerd $(containerd --version | awk '{print $3}') at $SOCK, namespace $NS, cgroups $CG"
 
 if build_busybox_image "$T/image" "$T/busybox-oci.tar" &&
